@@ -1,0 +1,63 @@
+"""Common contract of every segmentation network: logits out, total stride, halo, valid input sizes."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class SegmentationNet(nn.Module):
+    """Base class: maps images (N, in_channels, H, W) to logits (N, num_classes, H', W').
+
+    Subclasses set ``in_channels``, ``num_classes``, ``total_stride`` (the product of all pooling strides: tiles
+    must start on multiples of it for tiled and whole-image predictions to agree) and ``halo`` (context, in input
+    pixels on each side, that an output pixel needs: the receptive-field radius, or the valid-convolution border).
+    They override :meth:`output_size` when the output is smaller than the input (valid convolutions) and
+    :meth:`is_valid_size` when only some input sizes work.
+    """
+
+    in_channels: int
+    num_classes: int
+    total_stride: int
+    halo: int
+
+    def is_valid_size(self, size: int) -> bool:
+        """Whether one spatial input dimension of ``size`` pixels is accepted."""
+        return size >= 1
+
+    def output_size(self, size: int) -> int:
+        """Spatial output size for one input dimension of ``size`` pixels (same as input unless overridden)."""
+        return size
+
+    def nearest_valid_sizes(self, size: int, search: int = 4096) -> tuple[int | None, int | None]:
+        """The largest valid size ≤ ``size`` and the smallest valid size ≥ ``size`` (None where none is found)."""
+        below = next((s for s in range(size, max(size - search, 0), -1) if self.is_valid_size(s)), None)
+        above = next((s for s in range(size, size + search) if self.is_valid_size(s)), None)
+        return below, above
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise ``ValueError`` naming the nearest valid sizes if ``x`` (N, C, H, W) cannot go through the net."""
+        if x.ndim != 4:
+            raise ValueError(f"expected a 4-D tensor (N, C, H, W), got shape {tuple(x.shape)}")
+        if x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"{type(self).__name__} expects {self.in_channels} input channel(s), got {x.shape[1]}"
+            )
+        for axis, size in zip("HW", x.shape[2:]):
+            if not self.is_valid_size(int(size)):
+                below, above = self.nearest_valid_sizes(int(size))
+                options = " or ".join(str(s) for s in (below, above) if s is not None)
+                raise ValueError(
+                    f"{type(self).__name__} cannot take {axis}={size}; nearest valid sizes: {options}"
+                )
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_channels={self.in_channels}, num_classes={self.num_classes}, "
+            f"total_stride={self.total_stride}, halo={self.halo}"
+        )
+
+
+def count_parameters(net: nn.Module, trainable_only: bool = True) -> int:
+    """Number of (trainable) parameters of ``net``; BatchNorm running statistics are buffers, not counted."""
+    return sum(p.numel() for p in net.parameters() if p.requires_grad or not trainable_only)
