@@ -1,0 +1,33 @@
+"""Device choice: CUDA, then Apple's MPS, then the CPU, unless the caller names one."""
+
+from __future__ import annotations
+
+import torch
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """The device to run on: ``device`` if given (and available), else CUDA, MPS or CPU in that order."""
+    if device is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"unknown device {device!r}; use 'cpu', 'cuda', 'cuda:N' or 'mps'") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but PyTorch sees no CUDA GPU here; use 'cpu'")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("device 'mps' was asked for but is not available here; use 'cpu'")
+    return dev
+
+
+def describe(device: torch.device) -> str:
+    """A short human-readable name, e.g. 'CPU (2 threads)' or 'cuda:0 (NVIDIA H100)'."""
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"CPU ({torch.get_num_threads()} threads)"
+    return str(device)

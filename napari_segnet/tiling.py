@@ -1,0 +1,209 @@
+"""Overlap-tile prediction (U-Net paper): mirrored context, stride-aligned tiles, centre crop or blending."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .images import ImagePlanes, reflect_index
+from .models import SegmentationNet
+
+# Above this many pixels of context per side, tiles do not wait for full context: they overlap and blend.
+DEFAULT_MAX_CONTEXT = 256
+
+
+@dataclass(frozen=True)
+class AxisPlan:
+    """Tiling of one axis of ``size`` pixels.
+
+    Tile i reads input pixels [starts[i] − pad, starts[i] − pad + tile_in) of the mirror-extended image (every
+    tile start ≡ −pad mod the net's stride, as in a whole-image pass) and its output pixel j lies at image
+    position starts[i] − pad + offset + j, where offset = (tile_in − tile_out) / 2 is the valid-conv shrink.
+    It keeps output pixels [crop − overlap, crop + step + overlap), i.e. image [start − overlap,
+    start + step + overlap); overlap > 0 only when blending.
+    """
+
+    size: int
+    step: int
+    pad: int
+    tile_in: int
+    crop: int
+    overlap: int = 0
+
+    @property
+    def starts(self) -> range:
+        return range(0, self.size, self.step)
+
+
+@dataclass(frozen=True)
+class TileProgress:
+    """One progress update: ``done`` of ``total`` tiles (over all planes) are predicted."""
+
+    done: int
+    total: int
+
+
+def ceil_to(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def plan_axis(net: SegmentationNet, size: int, step: int, max_context: int = DEFAULT_MAX_CONTEXT) -> AxisPlan:
+    """Plan one axis for tiles that keep ``step`` output pixels (rounded up to the net's stride).
+
+    The context kept around each tile is the net's halo (exact results), or ``max_context`` when the halo is
+    larger: then neighbouring tiles overlap by half of it and are blended.
+    """
+    s = net.total_stride
+    step = max(s, ceil_to(min(step, ceil_to(size, s)), s))
+    probe = next(n for n in range(1, 100_000) if net.is_valid_size(n))
+    shrink = (probe - net.output_size(probe)) // 2  # valid convolutions: output pixel 0 sits at input `shrink`
+    margin = max(net.halo - shrink, 0)
+    blend = margin > max_context
+    margin = ceil_to(min(margin, max_context), s)
+    overlap = margin // 2 if blend else 0
+    pad = shrink + margin
+    tile_in = next(n for n in range(step + 2 * pad, step + 2 * pad + 100_000)
+                   if net.is_valid_size(n) and net.output_size(n) >= step + 2 * margin)
+    return AxisPlan(size, step, pad, tile_in, margin, overlap)
+
+
+def blend_window(plan: AxisPlan) -> np.ndarray:
+    """float32 (step + 2·overlap,): 1 in the middle, ramping linearly towards 0 across each overlap."""
+    n = plan.step + 2 * plan.overlap
+    if plan.overlap == 0:
+        return np.ones(n, np.float32)
+    ramp = (np.arange(n, dtype=np.float32) + 0.5) / (2 * plan.overlap)
+    return np.minimum(1, np.minimum(ramp, ramp[::-1]))
+
+
+def activation_bytes_per_pixel(net: SegmentationNet) -> float:
+    """Float32 bytes of all layer outputs per input pixel (an upper bound of inference memory), by a probe."""
+    size = next(n for n in range(4 * net.total_stride, 100_000) if net.is_valid_size(n))
+    total = 0
+
+    def count(_module, _inputs, output):
+        nonlocal total
+        total += output.numel() if torch.is_tensor(output) else 0
+
+    hooks = [m.register_forward_hook(count) for m in net.modules() if not list(m.children())]
+    try:
+        with torch.inference_mode():
+            net.eval()(torch.zeros(1, net.in_channels, size, size, device=next(net.parameters()).device))
+    finally:
+        for h in hooks:
+            h.remove()
+    return 4.0 * total / size**2
+
+
+def auto_step(net: SegmentationNet, device: torch.device, bytes_per_pixel: float) -> int:
+    """Output pixels per tile side that fit a memory budget: ¼ of free CPU memory (≤ 2 GiB, tiles ≤ 1024 px)
+    or ½ of free GPU memory (tiles ≤ 2048 px)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        budget, cap = free / 2, 2048
+    else:
+        import psutil
+
+        budget, cap = min(psutil.virtual_memory().available / 4, 2 * 2**30), 1024
+    side = min(int(math.sqrt(budget / bytes_per_pixel)), cap)
+    pad = plan_axis(net, 10**6, net.total_stride).pad
+    return max(net.total_stride, (side - 2 * pad) // net.total_stride * net.total_stride)
+
+
+class TiledPredictor:
+    """Predicts planes of an image tile by tile with ``net`` on ``device``; memory is bounded by the tile size.
+
+    Writes class ids into ``labels`` (n_planes, Y, X) and/or class probabilities into ``proba``
+    (n_planes, C, Y, X): preallocated arrays (NumPy, memory-mapped or zarr) that the caller owns.
+    """
+
+    def __init__(self, net: SegmentationNet, device: torch.device, normalize: Callable[[np.ndarray], np.ndarray],
+                 batch_size: int = 1, max_context: int = DEFAULT_MAX_CONTEXT):
+        self.net, self.device, self.normalize = net, device, normalize
+        self.batch_size, self.max_context = batch_size, max_context
+
+    def run(self, planes: ImagePlanes, step: tuple[int, int], labels=None, proba=None) -> Iterator[TileProgress]:
+        """Yield a :class:`TileProgress` after each batch of tiles; closing the generator stops between tiles."""
+        py, px = (plan_axis(self.net, n, k, self.max_context) for n, k in zip(planes.shape, step))
+        tiles = [(y, x) for y in py.starts for x in px.starts]
+        total, done = planes.n_planes * len(tiles), 0
+        for p in range(planes.n_planes):
+            blend = py.overlap or px.overlap
+            acc = np.zeros((self.net.num_classes, *planes.shape), np.float32) if blend else None
+            weight = np.zeros(planes.shape, np.float32) if blend else None
+            for i in range(0, len(tiles), self.batch_size):
+                batch = tiles[i : i + self.batch_size]
+                probs = self._forward(np.stack([self._read(planes, p, py, px, y, x) for y, x in batch]))
+                for (y, x), prob in zip(batch, probs):
+                    if blend:
+                        self._accumulate(acc, weight, prob, py, px, y, x)
+                    else:
+                        self._write(labels, proba, p, prob, py, px, y, x)
+                done += len(batch)
+                yield TileProgress(done, total)
+            if blend:
+                acc /= np.maximum(weight, 1e-12)
+                self._store(labels, proba, p, acc, slice(None), slice(None))
+
+    def _read(self, planes: ImagePlanes, p: int, py: AxisPlan, px: AxisPlan, y: int, x: int) -> np.ndarray:
+        """Normalised float32 (C, tile_in_y, tile_in_x), mirrored where the tile leaves the image."""
+        ys = reflect_index(np.arange(y - py.pad, y - py.pad + py.tile_in), py.size)
+        xs = reflect_index(np.arange(x - px.pad, x - px.pad + px.tile_in), px.size)
+        return self.normalize(planes.read(p, ys, xs))
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        """(B, C_in, h, w) → softmax probabilities float32 (B, C, h', w'), mixed precision on CUDA."""
+        x = torch.from_numpy(batch).to(self.device)
+        amp = self.device.type == "cuda"
+        dtype = torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype, enabled=amp):
+            logits = self.net(x)
+        return torch.softmax(logits.float(), dim=1).cpu().numpy()
+
+    @staticmethod
+    def _kept(plan: AxisPlan, start: int) -> tuple[slice, slice]:
+        """(slice in the tile output, slice in the image) of what one tile contributes along one axis."""
+        lo = max(start - plan.overlap, 0)
+        hi = min(start + plan.step + plan.overlap, plan.size)
+        first = plan.crop - (start - lo)
+        return slice(first, first + hi - lo), slice(lo, hi)
+
+    def _write(self, labels, proba, p, prob, py, px, y, x) -> None:
+        (ty, iy), (tx, ix) = self._kept(py, y), self._kept(px, x)
+        self._store(labels, proba, p, prob[:, ty, tx], iy, ix)
+
+    def _accumulate(self, acc, weight, prob, py, px, y, x) -> None:
+        (ty, iy), (tx, ix) = self._kept(py, y), self._kept(px, x)
+        wy = blend_window(py)[iy.start - (y - py.overlap) : iy.stop - (y - py.overlap)]
+        wx = blend_window(px)[ix.start - (x - px.overlap) : ix.stop - (x - px.overlap)]
+        w = wy[:, None] * wx[None, :]
+        acc[:, iy, ix] += prob[:, ty, tx] * w
+        weight[iy, ix] += w
+
+    @staticmethod
+    def _store(labels, proba, p, prob: np.ndarray, iy: slice, ix: slice) -> None:
+        if labels is not None:
+            labels[p, iy, ix] = prob.argmax(axis=0)
+        if proba is not None:
+            proba[p, :, iy, ix] = prob
+
+
+def run_with_oom_retry(make_run: Callable[[tuple[int, int]], Iterator[TileProgress]], step: tuple[int, int],
+                       minimum: int) -> Iterator[TileProgress]:
+    """Run ``make_run(step)``; on CUDA out-of-memory, warn and start again with tiles half the size."""
+    while True:
+        try:
+            yield from make_run(step)
+            return
+        except torch.cuda.OutOfMemoryError:
+            if min(step) <= minimum:
+                raise
+            torch.cuda.empty_cache()
+            step = tuple(max(minimum, k // 2) for k in step)
+            warnings.warn(f"CUDA ran out of memory; predicting again with {step[0]}×{step[1]} tiles",
+                          RuntimeWarning, stacklevel=2)

@@ -1,0 +1,115 @@
+"""Overlap-tile prediction: tiled and whole-image results agree; plans are stride-aligned; memory is bounded."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import smooth_image, tiny_segmenter
+
+from napari_segnet.images import reflect_index
+from napari_segnet.models import build_model
+from napari_segnet.tiling import TiledPredictor, blend_window, plan_axis
+
+IMAGE = smooth_image((1000, 1300))  # a multiple of nothing
+
+
+def test_valid_unet_tiled_equals_whole_image_bit_for_bit():
+    seg = tiny_segmenter(padding="valid", batch_norm=False)
+    with torch.no_grad():  # sharpen the random head so that the labels vary
+        seg.net.head.bias.zero_()
+        seg.net.head.weight.mul_(50)
+    whole = seg.predict(IMAGE, tile_shape=4096)
+    tiled = seg.predict(IMAGE, tile_shape=(200, 136))
+    assert whole.shape == IMAGE.shape and whole.dtype == np.uint8
+    assert len(np.unique(whole)) >= 2 and 0.05 < (whole == 1).mean() < 0.95  # a non-trivial prediction
+    np.testing.assert_array_equal(tiled, whole)
+
+
+def test_padded_unet_tiled_matches_whole_image():
+    seg = tiny_segmenter()
+    whole = seg.predict_proba(IMAGE, tile_shape=4096)
+    tiled = seg.predict_proba(IMAGE, tile_shape=160)
+    assert np.abs(whole - tiled).max() < 1e-4
+    assert (whole.argmax(0) == tiled.argmax(0)).mean() >= 0.9999
+    np.testing.assert_allclose(whole.sum(axis=0), 1, atol=1e-5)
+
+
+def test_fcn_and_blended_fc_densenet_are_seamless():
+    image = IMAGE[:200, :230]
+    fcn = tiny_segmenter("fcn8s", width=1 / 32, dropout=0.0)
+    np.testing.assert_allclose(fcn.predict_proba(image, tile_shape=64), fcn.predict_proba(image, 1024),
+                               atol=1e-4)
+    dense = tiny_segmenter("fc_densenet56", growth_rate=2, first_filters=4)
+    plan = plan_axis(dense.net, 230, 64)
+    assert plan.overlap > 0  # its halo (439 px) exceeds the context cap: tiles overlap and blend
+    whole, tiled = dense.predict_proba(image, tile_shape=10_000), dense.predict_proba(image, tile_shape=64)
+    assert (whole.argmax(0) == tiled.argmax(0)).mean() >= 0.999
+    assert np.abs(whole - tiled).max() < 1e-2
+
+
+def test_plans_start_on_stride_multiples_and_cover_the_image():
+    net = build_model("unet_paper")
+    plan = plan_axis(net, 1000, 300)
+    assert plan.step % 16 == 0 and plan.pad == 92 and plan.crop == 0
+    assert net.is_valid_size(plan.tile_in) and net.output_size(plan.tile_in) >= plan.step
+    assert list(plan.starts)[-1] < 1000 <= list(plan.starts)[-1] + plan.step
+    padded = plan_axis(build_model("unet"), 1000, 300)
+    assert padded.pad == padded.crop == 112 and padded.tile_in == padded.step + 224  # halo 107 → 112
+
+
+def test_reflect_index_mirrors_without_repeating_the_edge():
+    np.testing.assert_array_equal(reflect_index(np.arange(-3, 7), 4), [3, 2, 1, 0, 1, 2, 3, 2, 1, 0])
+    np.testing.assert_array_equal(reflect_index(np.arange(-2, 3), 1), [0] * 5)
+
+
+def test_blend_window_is_symmetric_and_flat_in_the_middle():
+    plan = plan_axis(tiny_segmenter("fc_densenet56", growth_rate=2).net, 2000, 512)
+    w = blend_window(plan)
+    assert len(w) == plan.step + 2 * plan.overlap == 768
+    np.testing.assert_allclose(w, w[::-1])
+    # each ramp spans the 2·overlap px two neighbours share, so two overlapping ramps sum to 1
+    assert w[2 * plan.overlap : -2 * plan.overlap].min() == 1 and w[0] < 0.01
+    np.testing.assert_allclose(w[: 2 * plan.overlap] + w[plan.step : plan.step + 2 * plan.overlap], 1)
+
+
+def test_image_smaller_than_one_tile_and_single_pixel_images():
+    seg = tiny_segmenter()
+    small = smooth_image((5, 7))
+    assert seg.predict(small).shape == (5, 7)
+    assert seg.predict(np.array([[3.0]])).shape == (1, 1)
+
+
+def test_tiles_are_read_one_at_a_time():
+    """Memory is bounded by the tile: the predictor never reads more than one tile's bounding box."""
+    seg = tiny_segmenter()
+    reads = []
+
+    class Spy(np.ndarray):
+        def __getitem__(self, key):
+            out = np.asarray(super().__getitem__(key))
+            reads.append(out.size)
+            return out
+
+    image = smooth_image((2400, 2400)).view(Spy)
+    seg.predict(image, tile_shape=512)
+    sample, tiles = reads[0], reads[1:]
+    assert sample <= 2**20 * 1.01  # the normalisation percentiles come from a strided grid of ≤ 1 M pixels
+    assert len(tiles) == 25 and max(tiles) <= (512 + 2 * 112) ** 2
+
+
+def test_batches_of_tiles_give_the_same_result():
+    seg = tiny_segmenter()
+    image = IMAGE[:300, :300]
+    np.testing.assert_array_equal(seg.predict(image, tile_shape=64, batch_size=4), seg.predict(image, 64))
+
+
+def test_predictor_uses_the_given_device():
+    seg = tiny_segmenter()
+    pred = TiledPredictor(seg.net, torch.device("cpu"), lambda t: t)
+    probs = pred._forward(np.zeros((2, 1, 16, 16), np.float32))
+    assert probs.shape == (2, 3, 16, 16) and probs.dtype == np.float32
+
+
+@pytest.mark.parametrize("tile_shape", [0, (64,), "big", (-1, 5)])
+def test_bad_tile_shapes(segmenter, tile_shape):
+    with pytest.raises(ValueError, match="tile_shape"):
+        segmenter.predict(IMAGE[:64, :64], tile_shape=tile_shape)
