@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import os
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +15,11 @@ import torch
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .devices import pick_device
 from .images import ImagePlanes
+from .metrics import confusion_matrix, scores_from_confusion
 from .models import SegmentationNet, build_model
+from .models.base import fold_batchnorm
 from .normalization import Normalization
+from .patches import TrainingImage
 from .tiling import (
     DEFAULT_MAX_CONTEXT,
     TiledPredictor,
@@ -22,10 +28,22 @@ from .tiling import (
     auto_step,
     run_with_oom_retry,
 )
+from .training import TrainProgress, TrainResult, TrainSettings, finetune_net
 
 
 class PredictionCancelled(RuntimeError):
     """Raised by :meth:`Segmenter.predict` when its progress callback returns ``False``."""
+
+
+@dataclass(frozen=True)
+class FinetuneFinished:
+    """The last update of a completed fine-tune: the new version, whether it became active, and why."""
+
+    version: int
+    accepted: bool
+    scores_before: dict | None
+    scores_after: dict | None
+    message: str
 
 
 class _Planes:
@@ -41,13 +59,19 @@ class _Planes:
 class Segmenter:
     """A segmentation network plus what it needs to be used on real images.
 
-    ``metadata`` holds: architecture, options, in_channels, num_classes, class_names, normalization.
+    ``metadata`` holds: architecture, options, in_channels, num_classes, class_names, normalization, versions
+    (one entry per model version: its parent, settings, scores) and active_version. The weights of every version
+    made or loaded in this session are kept (on the CPU) for :meth:`rollback`.
     """
 
     def __init__(self, net: SegmentationNet, metadata: dict):
         self.net = net
         self.metadata = metadata
+        self.metadata.setdefault("versions", [{"version": 0, "parent": None, "created": _now(), "note": "created"}])
+        self.metadata.setdefault("active_version", 0)
+        self._states = {self.active_version: _cpu_state(net)}
         self._bytes_per_pixel: float | None = None
+        self._folded: tuple[tuple, SegmentationNet] | None = None
 
     # ---- construction -------------------------------------------------------------------------------------
     @classmethod
@@ -83,6 +107,7 @@ class Segmenter:
                                   f"missing or misshapen {wrong[:3]}, unexpected {extra[:3]}")
         seg.net.load_state_dict(state)
         seg.metadata = {**seg.metadata, **meta}
+        seg._states = {seg.active_version: _cpu_state(seg.net)}
         return seg
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -105,6 +130,95 @@ class Segmenter:
     @property
     def device(self) -> torch.device:
         return next(self.net.parameters()).device
+
+    @property
+    def active_version(self) -> int:
+        return int(self.metadata["active_version"])
+
+    @property
+    def versions(self) -> list[dict]:
+        """One dict per version (version, parent, created, settings, scores, …), oldest first."""
+        return copy.deepcopy(self.metadata["versions"])
+
+    def rollback(self, version: int) -> None:
+        """Make ``version`` the active model (any version whose weights this session holds)."""
+        if version not in self._states:
+            known = sorted(self._states)
+            raise ValueError(f"the weights of version {version} are not available; available versions: {known}")
+        self.net.load_state_dict(self._states[version])
+        self.metadata["active_version"] = version
+
+    # ---- fine-tuning --------------------------------------------------------------------------------------
+    def finetune(self, images: Sequence, labels: Sequence, masks: Sequence | None = None, *,
+                 validation: tuple[Sequence, Sequence] | None = None, accept_worse: bool = False, device=None,
+                 channel_axis: int | None = None, **settings,
+                 ) -> Generator[TrainProgress | FinetuneFinished, None, None]:
+        """Fine-tune on (image, labels, mask) triples; a generator of :class:`TrainProgress` per step, then one
+        :class:`FinetuneFinished`.
+
+        images: 2-D images (any size; see :meth:`predict` for axes); labels: (Y, X) class ids each; masks:
+        bool (Y, X), True where the user reviewed the labels (None: every pixel). ``settings`` are those of
+        :class:`napari_segnet.training.TrainSettings` (loss, w0, sigma, class_weights, steps, lr, batch_size,
+        patch_size, augment, seed). The model changes only when the run completes; closing the generator (Stop)
+        or a diverging loss leaves it exactly as it was. A completed run becomes a new version; with
+        ``validation`` = (images, labels), a version that scores a lower mean IU than the active one is kept
+        but not made active unless ``accept_worse``. Inputs are checked before the generator is returned.
+        """
+        config = TrainSettings(**settings)
+        items = self._training_items(images, labels, masks, config, channel_axis)
+        if validation is not None and len(validation) != 2:
+            raise ValueError("validation must be a pair (images, labels)")
+        return self._finetune_run(items, config, validation, accept_worse, device, channel_axis)
+
+    def _training_items(self, images, labels, masks, config: TrainSettings, channel_axis) -> list[TrainingImage]:
+        images, labels = list(images), list(labels)
+        masks = [None] * len(images) if masks is None else list(masks)
+        if not images or not (len(images) == len(labels) == len(masks)):
+            raise ValueError(f"need as many labels and masks as images (at least one), got {len(images)} images, "
+                             f"{len(labels)} labels, {len(masks)} masks")
+        return [TrainingImage.prepare(im, lb, mk, self.metadata["in_channels"], self.num_classes,
+                                      self.normalization, channel_axis=channel_axis, **config.weight_map_args())
+                for im, lb, mk in zip(images, labels, masks)]
+
+    def _finetune_run(self, items, config, validation, accept_worse, device, channel_axis):
+        parent = self.active_version
+        self._states[parent] = _cpu_state(self.net)  # the active version is whatever the net holds now
+        before = self.score(*validation, device=device, channel_axis=channel_axis) if validation else None
+        result = None
+        for update in finetune_net(self.net, items, config, device):
+            if isinstance(update, TrainResult):
+                result = update
+            else:
+                yield update
+        version = max(v["version"] for v in self.metadata["versions"]) + 1
+        self._states[version] = result.state_dict
+        after = None
+        if validation:
+            self.net.load_state_dict(result.state_dict)
+            after = self.score(*validation, device=device, channel_axis=channel_axis)
+            self.net.load_state_dict(self._states[parent])
+        worse = before is not None and after["mean_iu"] < before["mean_iu"]
+        accepted = accept_worse or not worse
+        self.metadata["versions"].append({
+            "version": version, "parent": parent, "created": _now(), "settings": asdict(config),
+            "images": len(items), "reviewed_pixels": int(sum(it.reviewed.sum() for it in items)),
+            "final_loss": result.final_loss, "seconds": round(result.seconds, 2),
+            "scores": _plain(after) if after else None,
+        })
+        if accepted:
+            self.rollback(version)
+            message = f"version {version} is active (trained from version {parent})"
+        else:
+            message = (f"version {version} scores a lower mean IU ({after['mean_iu']:.3f}) than version {parent} "
+                       f"({before['mean_iu']:.3f}) on the validation set, so version {parent} stays active; "
+                       f"use rollback({version}) to use it anyway")
+        yield FinetuneFinished(version, accepted, before, after, message)
+
+    def score(self, images: Sequence, labels: Sequence, device=None, channel_axis: int | None = None) -> dict:
+        """FCN metrics of the active model's predictions over ``images`` against ``labels`` (summed confusion)."""
+        n = sum(confusion_matrix(self.predict(im, device=device, channel_axis=channel_axis), lb, self.num_classes)
+                for im, lb in zip(images, labels, strict=True))
+        return scores_from_confusion(n)
 
     # ---- prediction ---------------------------------------------------------------------------------------
     def predict(self, image, tile_shape: int | tuple[int, int] | None = None, device=None,
@@ -138,7 +252,7 @@ class Segmenter:
         planes = ImagePlanes(image, self.metadata["in_channels"], channel_axis)
         offset, scale = self.normalization.parameters(planes)
         dev = pick_device(device)
-        self.net.to(dev).eval()
+        net = self._inference_net(dev)
         spatial = ((planes.n_planes,) if planes.plane_axis is not None else ()) + planes.shape
         stacked = planes.plane_axis is not None
         labels = proba = None
@@ -149,13 +263,23 @@ class Segmenter:
         if want_proba:
             proba = np.zeros((self.num_classes, *spatial), np.float32)
         step = self._tile_step(tile_shape, planes.shape, dev)
-        predictor = TiledPredictor(self.net, dev, lambda t: Normalization.apply(t, offset, scale), batch_size,
+        predictor = TiledPredictor(net, dev, lambda t: Normalization.apply(t, offset, scale), batch_size,
                                    max_context)
         proba_view = None if proba is None else (np.moveaxis(proba, 0, 1) if stacked else proba[None])
         labels_view = None if labels is None else _Planes(labels, stacked)
         yield from run_with_oom_retry(lambda s: predictor.run(planes, s, labels_view, proba_view), step,
                                       self.net.total_stride)
         return labels, proba
+
+    def _inference_net(self, device: torch.device) -> SegmentationNet:
+        """The active weights with BatchNorm folded into the convolutions, channels_last, on ``device``;
+        rebuilt whenever a weight changes (load_state_dict, rollback, in-place edits bump tensor versions)."""
+        key = (device, tuple((t.data_ptr(), t._version) for t in self.net.state_dict().values()))
+        if self._folded is None or self._folded[0] != key:
+            # channels_last: 1.3–2× faster convolutions on the CPU here (benchmarks/predict.py), and on GPUs
+            net = fold_batchnorm(self.net).to(device, memory_format=torch.channels_last)
+            self._folded = (key, net)
+        return self._folded[1]
 
     def _label_dtype(self) -> np.dtype:
         return np.dtype(np.uint8 if self.num_classes <= 256 else np.uint16)
@@ -169,6 +293,23 @@ class Segmenter:
         if len(shape) != 2 or not all(isinstance(k, (int, np.integer)) and k >= 1 for k in shape):
             raise ValueError(f"tile_shape must be a positive int or a (Y, X) pair of them, got {tile_shape!r}")
         return tuple(min(int(k), n) for k, n in zip(shape, image_shape))
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _cpu_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+
+
+def _plain(scores: dict) -> dict:
+    """Scores as JSON-friendly floats and lists (NaN → None)."""
+    def conv(v):
+        arr = np.asarray(v, dtype=float)
+        return [None if np.isnan(x) else float(x) for x in arr.ravel()] if arr.ndim else (
+            None if np.isnan(arr) else float(arr))
+    return {k: conv(v) for k, v in scores.items() if k != "confusion"}
 
 
 def _drive(gen: Generator, progress: Callable[[int, int], bool | None] | None):

@@ -158,7 +158,7 @@ class TiledPredictor:
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         """(B, C_in, h, w) → softmax probabilities float32 (B, C, h', w'), mixed precision on CUDA."""
-        x = torch.from_numpy(batch).to(self.device)
+        x = torch.from_numpy(batch).to(self.device).contiguous(memory_format=torch.channels_last)
         amp = self.device.type == "cuda"
         dtype = torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype, enabled=amp):

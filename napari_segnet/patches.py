@@ -1,0 +1,77 @@
+"""Training patches: per-image targets and weight maps, patches sampled from reviewed pixels, augmentation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._validation import check_labels
+from .images import ImagePlanes, reflect_index
+from .normalization import Normalization
+from .weightmap import unet_weight_map
+
+
+@dataclass
+class TrainingImage:
+    """One image ready for patch sampling: normalised (C, Y, X) float32, labels (Y, X), weights, reviewed mask."""
+
+    image: np.ndarray
+    labels: np.ndarray
+    weights: np.ndarray
+    reviewed: np.ndarray
+
+    @classmethod
+    def prepare(cls, image, labels, mask, in_channels: int, num_classes: int, norm: Normalization,
+                w0: float, sigma: float, class_weights, channel_axis: int | None = None) -> TrainingImage:
+        """Check and prepare one (image, labels, mask) triple; the weight map is computed here, once."""
+        planes = ImagePlanes(image, in_channels, channel_axis)
+        if planes.n_planes != 1:
+            raise ValueError(f"training images must be single 2-D planes, got shape {tuple(np.shape(image))}; "
+                             "pass the slices of a stack as separate images")
+        labels = check_labels(labels, "labels", num_classes, ndim=(2,))
+        if labels.shape != planes.shape:
+            raise ValueError(f"labels of shape {labels.shape} do not match the image's {planes.shape}")
+        reviewed = np.ones(labels.shape, bool) if mask is None else np.asarray(mask, bool)
+        if reviewed.shape != labels.shape:
+            raise ValueError(f"mask of shape {reviewed.shape} does not match the labels' {labels.shape}")
+        offset, scale = norm.parameters(planes)
+        pixels = Normalization.apply(planes.block(0, slice(None), slice(None)).astype(np.float32), offset, scale)
+        weights = unet_weight_map(labels, w0=w0, sigma=sigma, class_weights=class_weights)
+        return cls(pixels, labels.astype(np.int64), weights, reviewed)
+
+
+def sample_patch(item: TrainingImage, size_in: int, size_out: int, rng: np.random.Generator
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A random patch whose output centre lies on a reviewed pixel.
+
+    Returns image (C, size_in, size_in), labels, weights and mask (size_out, size_out); pixels outside the image
+    are mirrored in the input and masked out of the target.
+    """
+    ys, xs = np.nonzero(item.reviewed)
+    k = rng.integers(len(ys))
+    shrink = (size_in - size_out) // 2
+    y0 = ys[k] - size_in // 2  # input rows [y0, y0 + size_in); output rows start at y0 + shrink
+    x0 = xs[k] - size_in // 2
+    h, w = item.labels.shape
+    iy = reflect_index(np.arange(y0, y0 + size_in), h)
+    ix = reflect_index(np.arange(x0, x0 + size_in), w)
+    oy_raw, ox_raw = np.arange(y0 + shrink, y0 + shrink + size_out), np.arange(x0 + shrink, x0 + shrink + size_out)
+    inside = ((oy_raw >= 0) & (oy_raw < h))[:, None] & ((ox_raw >= 0) & (ox_raw < w))[None, :]
+    oy, ox = reflect_index(oy_raw, h)[:, None], reflect_index(ox_raw, w)[None, :]
+    return (item.image[:, iy[:, None], ix[None, :]], item.labels[oy, ox], item.weights[oy, ox],
+            item.reviewed[oy, ox] & inside)
+
+
+def augment(image: np.ndarray, *targets: np.ndarray, rng: np.random.Generator, intensity: float = 0.1):
+    """Random flips, 90° rotations (applied alike to the image (C, H, W) and each (H, W) target) and intensity
+    jitter of the image: x·(1 ± intensity) ± intensity."""
+    k, flip = rng.integers(4), rng.random() < 0.5
+    image = np.rot90(image, k, axes=(1, 2))
+    targets = tuple(np.rot90(t, k) for t in targets)
+    if flip:
+        image, targets = image[:, :, ::-1], tuple(t[:, ::-1] for t in targets)
+    gain = 1 + rng.uniform(-intensity, intensity)
+    bias = rng.uniform(-intensity, intensity)
+    return (np.ascontiguousarray(image * gain + bias, dtype=np.float32),
+            *(np.ascontiguousarray(t) for t in targets))

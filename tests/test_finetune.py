@@ -1,0 +1,182 @@
+"""Fine-tuning: the loss falls, border weights separate touching objects, Stop/NaN/rollback/validation guard."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_segmenter
+from scipy import ndimage
+
+from napari_segnet.segmenter import FinetuneFinished, Segmenter
+from napari_segnet.training import TrainingAborted, TrainProgress
+
+
+def two_class_image(seed=0, size=64):
+    """Bright discs on a dark noisy background, and their labels."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    labels = np.zeros((size, size), np.uint8)
+    for _ in range(6):
+        cy, cx, r = rng.integers(8, size - 8), rng.integers(8, size - 8), rng.integers(4, 8)
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = 1
+    image = labels * 100.0 + rng.normal(0, 20, labels.shape)
+    return image.astype(np.float32), labels
+
+
+def run(gen):
+    updates = list(gen)
+    assert isinstance(updates[-1], FinetuneFinished)
+    return updates[:-1], updates[-1]
+
+
+def state(seg):
+    return {k: v.clone() for k, v in seg.net.state_dict().items()}
+
+
+def same_state(a, b):
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+FAST = {"steps": 30, "batch_size": 2, "patch_size": 32, "lr": 3e-3, "seed": 0}
+
+
+def test_loss_falls_and_accuracy_rises():
+    seg = tiny_segmenter(num_classes=2)
+    image, labels = two_class_image()
+    before = seg.score([image], [labels])["mean_iu"]
+    steps, done = run(seg.finetune([image], [labels], **{**FAST, "steps": 100, "lr": 1e-2}))
+    assert [s.step for s in steps] == list(range(1, 101)) and all(isinstance(s, TrainProgress) for s in steps)
+    first, last = np.mean([s.loss for s in steps[:10]]), np.mean([s.loss for s in steps[-10:]])
+    assert last < 0.4 * first  # measured: 0.685 → 0.104
+    assert done.accepted and done.version == 1 and seg.active_version == 1
+    assert before < 0.2 and seg.score([image], [labels])["mean_iu"] > 0.8  # measured: 0.05 → 0.92
+
+
+def test_border_weights_separate_touching_objects_that_plain_ce_merges():
+    """Two squares 1 px apart: the gap is a sliver of background. Border-weighted CE learns it."""
+    size = 48
+    labels = np.zeros((size, size), np.uint8)
+    labels[8:40, 6:23] = 1
+    labels[8:40, 24:42] = 1  # gap at column 23
+    rng = np.random.default_rng(0)
+    image = np.where(labels > 0, 100.0, 0.0).astype(np.float32)
+    image[:, 23] = 60.0  # the gap is only slightly darker than the objects
+    image += rng.normal(0, 5, image.shape).astype(np.float32)
+    settings = {"steps": 120, "batch_size": 2, "patch_size": 48, "lr": 3e-3, "seed": 1, "augment": False}
+    counts = {}
+    for loss in ("ce", "border_ce"):
+        seg = tiny_segmenter(num_classes=2, base_filters=4, depth=2)
+        run(seg.finetune([image], [labels], loss=loss, class_weights=None, **settings))
+        counts[loss] = ndimage.label(seg.predict(image) == 1)[1]
+    assert counts == {"ce": 1, "border_ce": 2}
+
+
+def test_masks_restrict_learning_to_reviewed_pixels():
+    seg = tiny_segmenter(num_classes=2)
+    image, labels = two_class_image()
+    nothing = np.zeros(labels.shape, bool)
+    with pytest.raises(ValueError, match="no reviewed pixels"):
+        list(seg.finetune([image], [labels], [nothing], **FAST))
+    wrong = np.ones_like(labels)  # all "foreground" outside the reviewed quarter: must be ignored
+    reviewed = np.zeros(labels.shape, bool)
+    reviewed[:32, :32] = True
+    mixed = np.where(reviewed, labels, wrong)
+    run(seg.finetune([image], [mixed], [reviewed], **{**FAST, "steps": 60}))
+    pred = seg.predict(image)
+    assert (pred[32:, 32:] == labels[32:, 32:]).mean() > 0.8  # it did not learn "everything is foreground"
+
+
+def test_stop_leaves_the_model_exactly_as_it_was():
+    seg = tiny_segmenter(num_classes=2)
+    image, labels = two_class_image()
+    before = state(seg)
+    gen = seg.finetune([image], [labels], **FAST)
+    for update in gen:
+        if update.step == 10:
+            break
+    gen.close()
+    assert same_state(before, state(seg)) and seg.active_version == 0 and len(seg.versions) == 1
+
+
+def test_nan_loss_aborts_and_restores():
+    seg = tiny_segmenter(num_classes=2)
+    image, labels = two_class_image()
+    before = state(seg)
+    with pytest.raises(TrainingAborted, match="left unchanged"):
+        list(seg.finetune([image], [labels], **{**FAST, "lr": 1e30}))
+    assert same_state(before, state(seg)) and len(seg.versions) == 1
+
+
+def test_rollback_and_version_history():
+    seg = tiny_segmenter(num_classes=2)
+    image, labels = two_class_image()
+    v0 = state(seg)
+    run(seg.finetune([image], [labels], **FAST))
+    v1 = state(seg)
+    run(seg.finetune([image], [labels], **FAST))
+    assert [v["version"] for v in seg.versions] == [0, 1, 2] and seg.versions[2]["parent"] == 1
+    assert seg.versions[2]["settings"]["loss"] == "border_ce" and seg.versions[2]["reviewed_pixels"] == 64 * 64
+    seg.rollback(0)
+    assert same_state(v0, state(seg)) and seg.active_version == 0
+    seg.rollback(1)
+    assert same_state(v1, state(seg))
+    with pytest.raises(ValueError, match="available versions: \\[0, 1, 2\\]"):
+        seg.rollback(7)
+
+
+def test_validation_guard_keeps_a_worse_version_inactive():
+    seg = tiny_segmenter(num_classes=2)
+    image, labels = two_class_image()
+    run(seg.finetune([image], [labels], **{**FAST, "steps": 60}))
+    good = state(seg)
+    inverted = 1 - labels  # train on wrong labels: the validation set exposes it
+    _, done = run(seg.finetune([image], [inverted], validation=([image], [labels]), **FAST))
+    assert not done.accepted and "stays active" in done.message
+    assert done.scores_after["mean_iu"] < done.scores_before["mean_iu"]
+    assert seg.active_version == 1 and same_state(good, state(seg)) and len(seg.versions) == 3
+    _, done = run(seg.finetune([image], [inverted], validation=([image], [labels]), accept_worse=True, **FAST))
+    assert done.accepted and seg.active_version == 3
+
+
+def test_deterministic_with_a_seed():
+    image, labels = two_class_image()
+    results = []
+    for _ in range(2):
+        seg = tiny_segmenter(num_classes=2)
+        steps, _ = run(seg.finetune([image], [labels], **FAST))
+        results.append([s.loss for s in steps])
+    assert results[0] == results[1]
+
+
+def test_images_of_different_sizes_and_all_losses():
+    seg = tiny_segmenter(num_classes=2)
+    (a, la), (b, lb) = two_class_image(0, 64), two_class_image(1, 40)
+    for loss in ("ce", "balanced_ce", "dice", "ce_dice"):
+        steps, done = run(seg.finetune([a, b[:40, :33]], [la, lb[:40, :33]], loss=loss, **{**FAST, "steps": 3}))
+        assert np.isfinite([s.loss for s in steps]).all() and done.accepted
+
+
+def test_saved_versions_survive_a_round_trip(tmp_path):
+    seg = tiny_segmenter(num_classes=2)
+    image, labels = two_class_image()
+    run(seg.finetune([image], [labels], **FAST))
+    loaded = Segmenter.load(seg.save(tmp_path / "m"))
+    assert loaded.active_version == 1 and [v["version"] for v in loaded.versions] == [0, 1]
+    np.testing.assert_array_equal(loaded.predict(image), seg.predict(image))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"labels": [np.zeros((10, 10), np.uint8)]}, "do not match"),
+    ({"labels": [np.full((64, 64), 5, np.uint8)]}, "class ids 0…1"),
+    ({"masks": [np.ones((3, 3), bool)]}, "mask of shape"),
+    ({"images": []}, "at least one"),
+    ({"loss": "hinge"}, "loss must be one of"),
+    ({"steps": 0}, "steps must be a positive integer"),
+    ({"lr": -1.0}, "lr must be"),
+    ({"images": [np.zeros((2, 64, 64))]}, "single 2-D planes"),
+])
+def test_bad_inputs_fail_before_training(kwargs, match):
+    seg = tiny_segmenter(num_classes=2)
+    image, labels = two_class_image()
+    args = {"images": [image], "labels": [labels], **kwargs}
+    with pytest.raises(ValueError, match=match):
+        seg.finetune(args.pop("images"), args.pop("labels"), args.pop("masks", None), **args)
