@@ -140,11 +140,31 @@ class Segmenter:
         """One dict per version (version, parent, created, settings, scores, …), oldest first."""
         return copy.deepcopy(self.metadata["versions"])
 
+    @property
+    def available_versions(self) -> list[int]:
+        """Versions whose weights this session holds (those :meth:`rollback` can activate)."""
+        return sorted(self._states)
+
+    def weights(self, version: int | None = None) -> dict[str, torch.Tensor]:
+        """CPU weights of ``version``; the active one (default) as the network holds them now."""
+        if version is None or version == self.active_version:
+            return _cpu_state(self.net)
+        if version not in self._states:
+            raise ValueError(f"the weights of version {version} are not available; available: "
+                             f"{self.available_versions}")
+        return self._states[version]
+
+    def add_weights(self, version: int, state: dict[str, torch.Tensor]) -> None:
+        """Make the weights of a recorded ``version`` (e.g. read back from a project folder) available."""
+        if version not in {v["version"] for v in self.metadata["versions"]}:
+            raise ValueError(f"version {version} is not in this model's history")
+        self._states[version] = state
+
     def rollback(self, version: int) -> None:
         """Make ``version`` the active model (any version whose weights this session holds)."""
         if version not in self._states:
-            known = sorted(self._states)
-            raise ValueError(f"the weights of version {version} are not available; available versions: {known}")
+            raise ValueError(f"the weights of version {version} are not available; available versions: "
+                             f"{self.available_versions}")
         self.net.load_state_dict(self._states[version])
         self.metadata["active_version"] = version
 

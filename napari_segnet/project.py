@@ -1,0 +1,138 @@
+"""A project folder: images, corrected labels and reviewed masks, every model version, and a JSON log."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from .checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from .segmenter import Segmenter
+
+LOG = "log.json"
+
+
+class ProjectSaveError(OSError):
+    """Saving to the project folder failed (read-only or full disk); everything in memory is intact."""
+
+
+class Project:
+    """A folder that holds a whole human-in-the-loop session and restores it when reopened::
+
+        folder/images/<name>.tif   folder/labels/<name>.tif   folder/masks/<name>.tif
+        folder/models/v0001.safetensors …   folder/log.json  (events, active model version)
+
+    Every write goes to a temporary file first and is renamed into place, so an interrupted save never
+    leaves a half-written file, and a failed one raises :class:`ProjectSaveError` without touching memory.
+    """
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        for sub in ("images", "labels", "masks", "models"):
+            path = self.folder / sub
+            self._guard(lambda p=path: p.mkdir(parents=True, exist_ok=True), path)
+        self._log = json.loads((self.folder / LOG).read_text()) if (self.folder / LOG).exists() else {
+            "events": [], "active_version": None}
+
+    # ---- images and corrections ---------------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        """Names of the images in the project, sorted."""
+        return sorted(p.stem for p in (self.folder / "images").glob("*.tif"))
+
+    def add_image(self, name: str, image) -> None:
+        """Store ``image`` (any array) as ``images/<name>.tif``."""
+        self._write_tif("images", name, np.asarray(image))
+        self.log("image added", name=name, shape=list(np.shape(image)))
+
+    def save_correction(self, name: str, labels, mask=None) -> None:
+        """Store the corrected labels (Y, X) and the reviewed mask (None: all reviewed) of image ``name``."""
+        if name not in self.names:
+            raise ValueError(f"no image named {name!r} in the project; add it first (images: {self.names})")
+        labels = np.asarray(labels)
+        mask = np.ones(labels.shape, bool) if mask is None else np.asarray(mask, bool)
+        if mask.shape != labels.shape:
+            raise ValueError(f"mask of shape {mask.shape} does not match labels of shape {labels.shape}")
+        self._write_tif("labels", name, labels)
+        self._write_tif("masks", name, mask.astype(np.uint8))
+        self.log("correction saved", name=name, reviewed_pixels=int(mask.sum()))
+
+    def image(self, name: str) -> np.ndarray:
+        return tifffile.imread(self._path("images", name))
+
+    def correction(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """(labels, mask) saved for image ``name``, or None if it has no correction yet."""
+        if not self._path("labels", name).exists():
+            return None
+        return tifffile.imread(self._path("labels", name)), tifffile.imread(self._path("masks", name)) > 0
+
+    def training_set(self) -> tuple[list, list, list]:
+        """(images, labels, masks) of every image that has a saved correction."""
+        triples = [(self.image(n), *self.correction(n)) for n in self.names if self.correction(n) is not None]
+        return tuple(list(t) for t in zip(*triples)) if triples else ([], [], [])
+
+    # ---- models -------------------------------------------------------------------------------------------
+    def save_model(self, segmenter: Segmenter) -> None:
+        """Write every version of ``segmenter`` not yet in ``models/`` (and the active one, which may have
+        changed) and record which version is active."""
+        active = segmenter.active_version
+        for version in segmenter.available_versions:
+            path = self._model_path(version)
+            if version == active or not path.exists():
+                meta = {**segmenter.metadata, "active_version": version}
+                self._guard(lambda p=path, v=version, m=meta: save_checkpoint(p, segmenter.weights(v), m), path)
+        self._log["active_version"] = active
+        self.log("model saved", active_version=active, versions=segmenter.available_versions)
+
+    def load_model(self) -> Segmenter | None:
+        """The segmenter as last saved, with the weights of all its saved versions available for rollback;
+        None if no model was saved yet."""
+        active = self._log.get("active_version")
+        if active is None:
+            return None
+        seg = Segmenter.load(self._model_path(active))
+        for path in sorted((self.folder / "models").glob("v*.safetensors")):
+            state, meta = load_checkpoint(path)
+            if meta["active_version"] != active:
+                seg.add_weights(int(meta["active_version"]), state)
+        return seg
+
+    # ---- log ----------------------------------------------------------------------------------------------
+    @property
+    def events(self) -> list[dict]:
+        return list(self._log["events"])
+
+    def log(self, event: str, **details) -> None:
+        """Append an event to ``log.json`` (rewritten atomically)."""
+        entry = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "event": event, **details}
+        self._log["events"].append(entry)
+        text = json.dumps(self._log, indent=1)
+        path = self.folder / LOG
+        self._guard(lambda: atomic_write(path, lambda tmp: Path(tmp).write_text(text)), path)
+
+    # ---- helpers ------------------------------------------------------------------------------------------
+    def _path(self, kind: str, name: str) -> Path:
+        if not re.fullmatch(r"[\w.\- ]+", name) or name.startswith("."):
+            raise ValueError(f"{name!r} is not usable as a file name: use letters, digits, spaces, '.', '_', '-'")
+        return self.folder / kind / f"{name}.tif"
+
+    def _model_path(self, version: int) -> Path:
+        return self.folder / "models" / f"v{version:04d}.safetensors"
+
+    def _write_tif(self, kind: str, name: str, array: np.ndarray) -> None:
+        path = self._path(kind, name)
+        self._guard(lambda: atomic_write(path, lambda tmp: tifffile.imwrite(tmp, array, compression="zlib")),
+                    path)
+
+    @staticmethod
+    def _guard(action, path: Path):
+        try:
+            return action()
+        except OSError as e:
+            raise ProjectSaveError(e.errno, f"could not save {path}: {e.strerror or e}. Nothing was lost: "
+                                   "your images, corrections and model are still open; free space or choose "
+                                   "another folder and save again") from e

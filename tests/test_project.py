@@ -1,0 +1,77 @@
+"""The project folder: reopening restores images, corrections and every model version; failed saves lose nothing."""
+
+import numpy as np
+import pytest
+from conftest import tiny_segmenter
+from test_finetune import FAST, run, two_class_image
+
+from napari_segnet import checkpoint
+from napari_segnet.project import Project, ProjectSaveError
+
+
+def test_reopening_restores_the_session(tmp_path):
+    project = Project(tmp_path / "p")
+    image, labels = two_class_image()
+    mask = np.zeros(labels.shape, bool)
+    mask[:40] = True
+    project.add_image("cells 1", image)
+    project.add_image("cells-2", image[:50])
+    project.save_correction("cells 1", labels, mask)
+    seg = tiny_segmenter(num_classes=2)
+    run(seg.finetune(*project.training_set(), **FAST))
+    run(seg.finetune(*project.training_set(), **FAST))
+    seg.rollback(1)
+    project.save_model(seg)
+
+    again = Project(tmp_path / "p")
+    assert again.names == ["cells 1", "cells-2"]
+    np.testing.assert_array_equal(again.image("cells 1"), image)
+    saved_labels, saved_mask = again.correction("cells 1")
+    np.testing.assert_array_equal(saved_labels, labels)
+    np.testing.assert_array_equal(saved_mask, mask)
+    assert again.correction("cells-2") is None
+    images, lbls, masks = again.training_set()
+    assert len(images) == len(lbls) == len(masks) == 1
+    restored = again.load_model()
+    assert restored.active_version == 1 and restored.available_versions == [0, 1, 2]
+    np.testing.assert_array_equal(restored.predict(image), seg.predict(image))
+    restored.rollback(2)
+    seg.rollback(2)
+    np.testing.assert_array_equal(restored.predict(image), seg.predict(image))
+    assert [e["event"] for e in again.events] == ["image added", "image added", "correction saved", "model saved"]
+
+
+def test_empty_project_has_no_model(tmp_path):
+    assert Project(tmp_path).load_model() is None and Project(tmp_path).training_set() == ([], [], [])
+
+
+def test_a_full_disk_raises_a_clear_error_and_keeps_the_previous_files(tmp_path, monkeypatch):
+    project = Project(tmp_path)
+    image, labels = two_class_image()
+    project.add_image("a", image)
+    project.save_correction("a", labels)
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint.os, "replace", full)
+    with pytest.raises(ProjectSaveError, match="No space left.*Nothing was lost"):
+        project.save_correction("a", 1 - labels)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(Project(tmp_path).correction("a")[0], labels)  # old correction intact
+    assert not [p for p in tmp_path.rglob("*.tmp")]
+
+
+@pytest.mark.parametrize("name", ["../escape", ".hidden", "a/b", ""])
+def test_unsafe_names_are_refused(tmp_path, name):
+    with pytest.raises(ValueError, match="not usable as a file name"):
+        Project(tmp_path).add_image(name, np.zeros((4, 4)))
+
+
+def test_correction_for_unknown_image_or_wrong_mask(tmp_path):
+    project = Project(tmp_path)
+    with pytest.raises(ValueError, match="no image named"):
+        project.save_correction("x", np.zeros((4, 4), np.uint8))
+    project.add_image("x", np.zeros((4, 4)))
+    with pytest.raises(ValueError, match="does not match"):
+        project.save_correction("x", np.zeros((4, 4), np.uint8), np.ones((3, 3), bool))
