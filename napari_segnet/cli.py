@@ -1,4 +1,4 @@
-"""The ``napari-segnet`` launcher: opens napari with the plugin's dock and, optionally, images."""
+"""The ``napari-segnet`` launcher: napari with the SegNet dock, the default model and an image."""
 
 from __future__ import annotations
 
@@ -8,13 +8,36 @@ import sys
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="napari-segnet", description=__doc__)
-    parser.add_argument("images", nargs="*", help="image files to open (TIFF, PNG, …)")
+    parser.add_argument("images", nargs="*", help="image files to open (TIFF, PNG, …); default: the nuclei sample")
+    parser.add_argument("--model", help="a .safetensors checkpoint to use instead of the shipped default model")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     return parser.parse_args(argv)
 
 
+def launch(args: argparse.Namespace):
+    """Open napari with the images (or the nuclei sample), the model and the SegNet dock; returns the viewer."""
+    import napari
+
+    from ._sample_data import nuclei_sample
+    from ._widgets.dock import SegNetWidget
+    from .segmenter import Segmenter
+
+    viewer = napari.Viewer(title="napari-segnet")
+    if args.images:
+        for path in args.images:
+            viewer.open(path)
+    else:
+        for data, kwargs, *kind in nuclei_sample():
+            getattr(viewer, f"add_{kind[0] if kind else 'image'}")(data, **kwargs)
+    widget = SegNetWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="SegNet", area="right")
+    widget.reset_choices()
+    widget.image_layer.value = next(layer for layer in viewer.layers if isinstance(layer, napari.layers.Image))
+    widget.set_model(Segmenter.load(args.model) if args.model else Segmenter.default())
+    return viewer
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Open a napari viewer with the given images; returns when the window closes."""
     args = parse_args(argv)
     if args.version:
         from . import __version__
@@ -23,9 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import napari
 
-    viewer = napari.Viewer(title="napari-segnet")
-    for path in args.images:
-        viewer.open(path)
+    launch(args)
     napari.run()
     return 0
 

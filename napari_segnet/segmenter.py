@@ -91,6 +91,14 @@ class Segmenter:
         return cls(net, metadata)
 
     @classmethod
+    def default(cls) -> Segmenter:
+        """The pretrained model shipped in the wheel (U-Net for nuclei; see the model card in README)."""
+        from importlib.resources import as_file, files
+
+        with as_file(files("napari_segnet") / "weights" / "default.safetensors") as path:
+            return cls.load(path)
+
+    @classmethod
     def load(cls, path: str | os.PathLike) -> Segmenter:
         """A model saved by :meth:`save`; ``CheckpointError`` (a ``ValueError``) for any other file."""
         state, meta = load_checkpoint(path)

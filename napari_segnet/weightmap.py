@@ -102,3 +102,25 @@ def unet_weight_map(labels, w0: float = 10.0, sigma: float = 5.0, class_weights=
     background = labels == 0
     weights[background] += border[background]
     return weights
+
+
+def separate_touching(instances, classes=None) -> np.ndarray:
+    """Semantic targets with a background gap between touching objects, as the U-Net paper prepares its data.
+
+    instances: (Y, X) ids (0 = background); classes: optional dict id → class (default: every object is
+    class 1). Returns uint8 class ids where pixels next to a different object are set to 0.
+    """
+    ids = check_labels(instances, "instances", ndim=(2,))
+    big = np.iinfo(ids.dtype).max if np.issubdtype(ids.dtype, np.integer) else ids.max() + 1
+    highest = ndimage.maximum_filter(ids, size=3)
+    lowest = ndimage.minimum_filter(np.where(ids == 0, big, ids), size=3)
+    touching = (ids > 0) & ((highest != ids) | (lowest != ids))
+    if classes is None:
+        out = (ids > 0).astype(np.uint8)
+    else:
+        table = np.zeros(int(ids.max()) + 1, np.uint8)
+        for k, c in classes.items():
+            table[k] = c
+        out = table[ids]
+    out[touching] = 0
+    return out

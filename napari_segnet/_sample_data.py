@@ -1,0 +1,22 @@
+"""File › Open Sample: the nuclei slices with ground truth, and a synthetic multi-class image."""
+
+from __future__ import annotations
+
+from .sample_data import HELD_OUT, nuclei
+from .synthetic import CLASS_NAMES, synthetic_image
+
+
+def nuclei_sample() -> list[tuple]:
+    """One held-out nuclei slice (256², uint16) and its ground-truth labels."""
+    image, labels = nuclei()
+    z = HELD_OUT[len(HELD_OUT) // 2]
+    return [(image[z], {"name": "nuclei"}),
+            (labels[z], {"name": "nuclei ground truth", "opacity": 0.4}, "labels")]
+
+
+def synthetic_sample() -> list[tuple]:
+    """A 512² synthetic image with cells, rods and vesicles, and its labels."""
+    image, labels, _ = synthetic_image((512, 512), n_objects=160, seed=1)
+    return [(image, {"name": "synthetic"}),
+            (labels, {"name": "synthetic ground truth", "opacity": 0.4,
+                      "metadata": {"class_names": CLASS_NAMES}}, "labels")]

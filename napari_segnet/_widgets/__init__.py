@@ -1,0 +1,1 @@
+"""napari widgets: thin magicgui/Qt wiring of the core; every action delegates to it."""

@@ -1,0 +1,76 @@
+"""The prediction Labels layer: one per image, reused; pixels the user painted are tracked and kept."""
+
+from __future__ import annotations
+
+import numpy as np
+from napari.layers import Image, Labels
+
+PAINTED = "segnet_painted"  # layer.metadata key: bool mask of pixels the user painted
+
+
+def prediction_name(image: Image) -> str:
+    return f"{image.name} prediction"
+
+
+def mark_painted(painted: np.ndarray, atoms) -> None:
+    """Set ``painted`` True where a napari paint/fill event's history atoms changed pixels."""
+    for atom in atoms:
+        if hasattr(atom, "slice_key"):  # a masked atom: a bounding box and the changed pixels in it
+            region = painted[atom.slice_key]
+            if atom.mask is None:
+                region[...] = True
+            else:
+                region[atom.mask] = True
+        else:  # (indices, old values, new value)
+            painted[atom[0]] = True
+
+
+def track_paint(layer: Labels) -> np.ndarray:
+    """The layer's painted-pixel mask, creating it and connecting to its paint events the first time."""
+    if PAINTED not in layer.metadata:
+        layer.metadata[PAINTED] = np.zeros(layer.data.shape, bool)
+        layer.events.paint.connect(lambda event: mark_painted(layer.metadata[PAINTED], event.value))
+    return layer.metadata[PAINTED]
+
+
+def merge_keeping_painted(layer: Labels, prediction: np.ndarray, region: tuple = ()) -> np.ndarray:
+    """``prediction`` with the user's painted pixels of ``layer`` (within ``region``) kept as they are."""
+    painted = track_paint(layer)[region]
+    return np.where(painted, np.asarray(layer.data)[region], prediction)
+
+
+def show_prediction(viewer, image: Image, labels: np.ndarray, class_names: list[str],
+                    region: tuple = ()) -> Labels:
+    """Write ``labels`` into the image's prediction layer (created once, then reused), keeping painted pixels.
+
+    ``region`` indexes a part of the layer (e.g. the current slice of a stack); () means all of it.
+    """
+    name = prediction_name(image)
+    if name in viewer.layers and isinstance(viewer.layers[name], Labels) \
+            and viewer.layers[name].data.shape == image_spatial_shape(image, labels, region):
+        layer = viewer.layers[name]
+        merged = merge_keeping_painted(layer, labels, region)
+        if region:
+            layer.data[region] = merged
+        else:
+            layer.data = merged.astype(layer.data.dtype)
+        layer.refresh()
+    else:
+        data = labels if not region else _full(image, labels, region)
+        layer = viewer.add_labels(data, name=name, scale=image.scale[-data.ndim:],
+                                  translate=image.translate[-data.ndim:], opacity=0.5)
+        track_paint(layer)
+    layer.features = {"index": list(range(len(class_names))), "class": class_names}
+    return layer
+
+
+def image_spatial_shape(image: Image, labels: np.ndarray, region: tuple) -> tuple:
+    return _full(image, labels, region).shape if region else labels.shape
+
+
+def _full(image: Image, labels: np.ndarray, region: tuple) -> np.ndarray:
+    """A zero array of the image's stack shape with ``labels`` written at ``region``."""
+    shape = tuple(image.data.shape[: len(region)]) + labels.shape
+    out = np.zeros(shape, labels.dtype)
+    out[region] = labels
+    return out

@@ -1,0 +1,137 @@
+"""The napari dock, driven as a user would: predict, paint a correction, fine-tune, predict again, evaluate."""
+
+import time
+
+import numpy as np
+import pytest
+from conftest import tiny_segmenter
+from test_finetune import two_class_image
+
+from napari_segnet._widgets import runner
+from napari_segnet._widgets.dock import SegNetWidget
+from napari_segnet.metrics import segmentation_scores
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    """Messages the dock shows as error notifications."""
+    shown = []
+    monkeypatch.setattr(runner, "show_error", shown.append)
+    return shown
+
+
+@pytest.fixture
+def dock(make_napari_viewer, monkeypatch):
+    monkeypatch.setenv(runner.SYNC_ENV, "1")
+    viewer = make_napari_viewer()
+    image, truth = two_class_image(size=96)
+    viewer.add_image(image, name="cells")
+    viewer.add_labels(truth, name="truth")
+    widget = SegNetWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.reset_choices()
+    widget.image_layer.value = viewer.layers["cells"]
+    widget.set_model(tiny_segmenter(num_classes=2, class_names=["background", "cell"]))
+    widget.steps.value, widget.lr.value = 60, 1e-2
+    return viewer, widget, truth
+
+
+def test_one_full_round(dock, errors):
+    viewer, widget, truth = dock
+    widget.predict()
+    layer = viewer.layers["cells prediction"]
+    assert layer.data.shape == truth.shape
+    first = segmentation_scores(layer.data, truth, 2)["mean_iu"]
+
+    layer.data = truth.copy()  # the user's corrections (by default the whole image counts as reviewed)
+    layer.brush_size = 5
+    layer.paint((3, 3), 1)  # and one brush stroke, labelled "cell" on purpose: it must survive re-prediction
+    stroke = layer.metadata["segnet_painted"].copy()
+    assert 10 < stroke.sum() < 40 and (layer.data[stroke] == 1).all()
+
+    widget.finetune()
+    assert not errors, errors
+    assert widget.segmenter.active_version == 1 and widget.versions.value == "1"
+    assert len(widget.loss_plot.values) == 60
+    assert [layer.name for layer in viewer.layers].count("cells prediction") == 1  # reused, not a new layer
+    refreshed = viewer.layers["cells prediction"].data
+    assert (refreshed[stroke] == 1).all()  # painted pixels survive re-prediction
+    new = widget.segmenter.predict(viewer.layers["cells"].data)
+    np.testing.assert_array_equal(refreshed[~stroke], new[~stroke])  # the rest is the new version's prediction
+    widget.truth_layer.value = viewer.layers["truth"]
+    widget.evaluate()
+    assert widget.scores["mean_iu"] == pytest.approx(segmentation_scores(refreshed, truth, 2)["mean_iu"])
+    assert widget.scores["mean_iu"] > max(first, 0.6)
+    assert widget.table.rowCount() == 6 and widget.table.item(2, 0).text() == "mean iu"
+
+
+def test_user_errors_are_notifications_not_tracebacks(dock, errors):
+    viewer, widget, _ = dock
+    widget.finetune()  # nothing predicted yet
+    assert "predict 'cells' first" in errors[-1]
+    widget.evaluate()
+    assert "predict first" in errors[-1]
+    widget.predict()
+    viewer.layers["cells prediction"].data[0, 0] = 5  # a class the model does not have
+    widget.finetune()
+    assert "holds class 5" in errors[-1]
+    viewer.layers.remove("cells")  # the image is gone
+    widget.reset_choices()
+    widget.predict()
+    assert "open an image first" in errors[-1]
+    widget.load_file.value = __file__  # not a checkpoint
+    assert "not a napari-segnet checkpoint" in errors[-1]
+    assert widget.segmenter.active_version == 0  # nothing was lost
+
+
+def test_rollback_and_weight_map(dock):
+    viewer, widget, truth = dock
+    widget.predict()
+    widget.steps.value = 5
+    widget.finetune()
+    widget.versions.value = "0"
+    widget.rollback()
+    assert widget.segmenter.active_version == 0
+    viewer.layers["cells prediction"].data = truth.copy()  # corrected labels: touching discs → border weights
+    widget.show_weight_map()
+    weights = viewer.layers["cells weight map"].data
+    assert weights.shape == truth.shape and weights.max() > 1
+
+
+def test_viewer_stays_responsive_while_fine_tuning(dock, qtbot, monkeypatch):
+    """Threaded run: the largest gap between 10-ms Qt timer ticks stays under 200 ms."""
+    from qtpy.QtCore import QTimer
+
+    monkeypatch.delenv(runner.SYNC_ENV)
+    viewer, widget, _ = dock
+    widget.predict()
+    qtbot.waitUntil(lambda: widget.job.done, timeout=20_000)
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(10)
+    widget.steps.value = 80
+    widget.finetune()
+    qtbot.waitUntil(lambda: widget.job.done and widget.segmenter.active_version == 1, timeout=60_000)
+    qtbot.waitUntil(lambda: widget.job.done, timeout=20_000)  # the refresh prediction
+    timer.stop()
+    gaps = np.diff(ticks)
+    assert len(ticks) > 20 and gaps.max() < 0.2, f"largest gap {gaps.max():.3f} s"
+
+
+def test_stop_leaves_the_model_unchanged(dock, qtbot, monkeypatch):
+    monkeypatch.delenv(runner.SYNC_ENV)
+    viewer, widget, _ = dock
+    widget.predict()
+    qtbot.waitUntil(lambda: widget.job.done, timeout=20_000)
+    before = {k: v.clone() for k, v in widget.segmenter.net.state_dict().items()}
+    widget.steps.value = 5000
+    widget.finetune()
+    qtbot.waitUntil(lambda: len(widget.loss_plot.values) >= 3, timeout=20_000)
+    widget.stop()
+    qtbot.waitUntil(lambda: widget.job.done, timeout=20_000)
+    after = widget.segmenter.net.state_dict()
+    assert all((before[k] == after[k]).all() for k in before)
+    assert widget.segmenter.active_version == 0 and widget.train_button.enabled
