@@ -15,7 +15,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def launch(args: argparse.Namespace):
-    """Open napari with the images (or the nuclei sample), the model and the SegNet dock; returns the viewer."""
+    """Open napari with the images (or the nuclei sample), the model and the SegNet dock; returns
+    (viewer, dock)."""
     import napari
 
     from ._sample_data import nuclei_sample
@@ -34,7 +35,7 @@ def launch(args: argparse.Namespace):
     widget.reset_choices()
     widget.image_layer.value = next(layer for layer in viewer.layers if isinstance(layer, napari.layers.Image))
     widget.set_model(Segmenter.load(args.model) if args.model else Segmenter.default())
-    return viewer
+    return viewer, widget
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -135,3 +135,16 @@ def test_stop_leaves_the_model_unchanged(dock, qtbot, monkeypatch):
     after = widget.segmenter.net.state_dict()
     assert all((before[k] == after[k]).all() for k in before)
     assert widget.segmenter.active_version == 0 and widget.train_button.enabled
+
+
+def test_launcher_opens_sample_default_model_and_dock(qtbot):
+    from napari_segnet.cli import launch, parse_args
+
+    viewer, widget = launch(parse_args([]))
+    try:
+        assert [layer.name for layer in viewer.layers] == ["nuclei", "nuclei ground truth"]
+        assert widget.image_layer.value is viewer.layers["nuclei"]
+        assert widget.segmenter.class_names == ["background", "nucleus"]
+        assert widget.segmenter.versions[0]["note"].startswith("default model")
+    finally:
+        viewer.close()
