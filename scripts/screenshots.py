@@ -24,10 +24,18 @@ def shot(viewer, name: str) -> None:
     viewer.window._qt_window.resize(1500, 950)
     QApplication.processEvents()
     viewer.screenshot(str(OUT / name), canvas_only=False, flash=False)
+    from PIL import Image
+
+    with Image.open(OUT / name) as img:  # keep the repository light: 1000 px wide, 128 colours
+        img = img.convert("RGB").resize((1000, round(img.height * 1000 / img.width)), Image.LANCZOS)
+        img.quantize(128).save(OUT / name, optimize=True)
     print("wrote", OUT / name)
 
 
 def main() -> None:
+    from napari.settings import get_settings
+
+    get_settings().application.gui_notification_level = "none"  # no toasts over the screenshots
     viewer, widget = launch(parse_args([]))
     viewer.layers["nuclei ground truth"].visible = False
     shot(viewer, "1_open.png")
@@ -36,10 +44,11 @@ def main() -> None:
     shot(viewer, "2_predict.png")
     layer = viewer.layers["nuclei prediction"]
     truth = viewer.layers["nuclei ground truth"].data
-    layer.data = np.where(truth > 0, layer.data, 0)  # the user erases false positives…
-    layer.brush_size = 9
-    for y, x in zip(*np.nonzero((truth > 0) & (layer.data == 0))):
-        layer.paint((y, x), 1, refresh=False)  # …and paints missed nucleus pixels
+    layer.brush_size = 1
+    wrong = np.argwhere(layer.data != truth)
+    for y, x in wrong:  # the user paints every wrong pixel with the right class (brush and eraser)
+        layer.paint((y, x), int(truth[y, x]), refresh=False)
+    print(f"corrected {len(wrong)} pixels")
     layer.refresh()
     viewer.layers.selection.active = layer
     layer.mode = "paint"

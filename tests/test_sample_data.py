@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from napari_segnet.sample_data import HELD_OUT, TRAIN, nuclei, nuclei_instances
 
 from napari_segnet._sample_data import nuclei_sample, synthetic_sample
-from napari_segnet.sample_data import HELD_OUT, TRAIN, nuclei, nuclei_instances
 from napari_segnet.synthetic import CLASS_NAMES, synthetic_image
 from napari_segnet.weightmap import separate_touching
 

@@ -111,7 +111,9 @@ class SegNetWidget(QWidget):
         self.eval_box = Container(label="Evaluate", widgets=[self.truth_layer, self.eval_button])
         self.table = QTableWidget(0, 2)
         self.table.setHorizontalHeaderLabels(["metric", "value"])
-        self.table.setMinimumHeight(120)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setMinimumHeight(200)
 
         self.new_button.changed.connect(self.use_model)
         self.load_file.changed.connect(self.load_model)
@@ -319,6 +321,7 @@ class SegNetWidget(QWidget):
         for r, (k, v) in enumerate(rows):
             self.table.setItem(r, 0, QTableWidgetItem(k))
             self.table.setItem(r, 1, QTableWidgetItem("—" if np.isnan(v) else f"{v:.4f}"))
+        self.table.resizeColumnToContents(0)
         self.scores = scores
 
     # ---- jobs ---------------------------------------------------------------------------------------------
