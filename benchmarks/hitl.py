@@ -125,6 +125,7 @@ def main() -> None:
         ax.plot(r[:, 0], r[:, 3], "o-", label="U-Net + border-weighted CE (held-out)")
         ax.plot(r[:, 0], r[:, 5], "s--", label="random forest, ilastik-style (held-out)")
         ax.plot(r[:, 0], r[:, 2], "o:", alpha=0.5, label="U-Net (working slices)")
+        ax.set_xticks(r[:, 0])
         ax.set_xlabel("round (one 128² tile corrected per round)")
         ax.set_ylabel("nucleus IoU")
         ax.set_ylim(0, 1)

@@ -111,7 +111,7 @@ def separate_touching(instances, classes=None) -> np.ndarray:
     class 1). Returns uint8 class ids where pixels next to a different object are set to 0.
     """
     ids = check_labels(instances, "instances", ndim=(2,))
-    big = np.iinfo(ids.dtype).max if np.issubdtype(ids.dtype, np.integer) else ids.max() + 1
+    big = np.iinfo(ids.dtype).max
     highest = ndimage.maximum_filter(ids, size=3)
     lowest = ndimage.minimum_filter(np.where(ids == 0, big, ids), size=3)
     touching = (ids > 0) & ((highest != ids) | (lowest != ids))

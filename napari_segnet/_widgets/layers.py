@@ -47,7 +47,7 @@ def show_prediction(viewer, image: Image, labels: np.ndarray, class_names: list[
     """
     name = prediction_name(image)
     if name in viewer.layers and isinstance(viewer.layers[name], Labels) \
-            and viewer.layers[name].data.shape == image_spatial_shape(image, labels, region):
+            and viewer.layers[name].data.shape == layer_shape(image, labels, region):
         layer = viewer.layers[name]
         merged = merge_keeping_painted(layer, labels, region)
         if region:
@@ -64,13 +64,13 @@ def show_prediction(viewer, image: Image, labels: np.ndarray, class_names: list[
     return layer
 
 
-def image_spatial_shape(image: Image, labels: np.ndarray, region: tuple) -> tuple:
-    return _full(image, labels, region).shape if region else labels.shape
+def layer_shape(image: Image, labels: np.ndarray, region: tuple) -> tuple:
+    """Shape of the whole prediction layer: the stack axes of ``image`` indexed by ``region``, then labels'."""
+    return tuple(image.data.shape[: len(region)]) + labels.shape
 
 
 def _full(image: Image, labels: np.ndarray, region: tuple) -> np.ndarray:
-    """A zero array of the image's stack shape with ``labels`` written at ``region``."""
-    shape = tuple(image.data.shape[: len(region)]) + labels.shape
-    out = np.zeros(shape, labels.dtype)
+    """A zero array of the layer's shape with ``labels`` written at ``region``."""
+    out = np.zeros(layer_shape(image, labels, region), labels.dtype)
     out[region] = labels
     return out
