@@ -114,6 +114,12 @@ class Project:
         path = self.folder / LOG
         self._guard(lambda: atomic_write(path, lambda tmp: Path(tmp).write_text(text)), path)
 
+    @staticmethod
+    def safe_name(name: str) -> str:
+        """``name`` with characters unusable in file names replaced by '_' (e.g. a napari layer name)."""
+        cleaned = re.sub(r"[^\w.\- ]", "_", name).lstrip(".")
+        return cleaned or "image"
+
     # ---- helpers ------------------------------------------------------------------------------------------
     def _path(self, kind: str, name: str) -> Path:
         if not re.fullmatch(r"[\w.\- ]+", name) or name.startswith("."):

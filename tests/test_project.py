@@ -75,3 +75,9 @@ def test_correction_for_unknown_image_or_wrong_mask(tmp_path):
     project.add_image("x", np.zeros((4, 4)))
     with pytest.raises(ValueError, match="does not match"):
         project.save_correction("x", np.zeros((4, 4), np.uint8), np.ones((3, 3), bool))
+
+
+def test_layer_names_become_safe_file_names(tmp_path):
+    assert Project.safe_name("cells: day 1/2") == "cells_ day 1_2"
+    assert Project.safe_name("..hidden") == "hidden" and Project.safe_name("") == "image"
+    Project(tmp_path).add_image(Project.safe_name("a/b"), np.zeros((2, 2)))

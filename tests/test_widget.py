@@ -148,3 +148,22 @@ def test_launcher_opens_sample_default_model_and_dock(qtbot):
         assert widget.segmenter.versions[0]["note"].startswith("default model")
     finally:
         viewer.close()
+
+
+def test_project_folder_is_saved_after_fine_tuning_and_restores_the_session(dock, make_napari_viewer, tmp_path,
+                                                                           errors):
+    viewer, widget, truth = dock
+    widget.project_dir.value = tmp_path / "proj"
+    widget.predict()
+    viewer.layers["cells prediction"].data = truth.copy()
+    widget.steps.value = 5
+    widget.finetune()
+    assert not errors, errors
+    again = make_napari_viewer()
+    restored = SegNetWidget(again)
+    again.window.add_dock_widget(restored)
+    restored.project_dir.value = tmp_path / "proj"
+    assert restored.segmenter.active_version == 1 and restored.segmenter.available_versions == [0, 1]
+    np.testing.assert_array_equal(again.layers["cells prediction"].data, truth)
+    np.testing.assert_array_equal(again.layers["cells"].data, viewer.layers["cells"].data)
+    assert list(restored.training_set) == ["cells"]

@@ -22,6 +22,7 @@ from qtpy.QtWidgets import QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 from ..devices import describe, pick_device
 from ..metrics import segmentation_scores
 from ..models import list_models
+from ..project import Project
 from ..segmenter import FinetuneFinished, Segmenter
 from ..training import LOSSES, TrainProgress
 from ..weightmap import unet_weight_map
@@ -52,6 +53,7 @@ class SegNetWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.segmenter: Segmenter | None = None
+        self.project: Project | None = None
         self.training_set: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.job: Job | None = None
         self._build()
@@ -76,9 +78,12 @@ class SegNetWidget(QWidget):
         self.versions = ComboBox(label="version", choices=[])
         self.rollback_button = PushButton(text="Roll back to this version")
         self.device_label = Label(value="")
+        self.project_dir = FileEdit(label="project", mode="d",
+                                    tooltip="a folder that keeps images, corrections and every model version; "
+                                            "saved after each fine-tune, restored when opened again")
         self.model_box = Container(label="Model", widgets=[
-            self.architecture, self.class_names, self.new_button, self.load_file, self.save_file,
-            self.save_button, self.versions, self.rollback_button, self.device_label])
+            self.project_dir, self.architecture, self.class_names, self.new_button, self.load_file,
+            self.save_file, self.save_button, self.versions, self.rollback_button, self.device_label])
 
         self.image_layer = create_widget(annotation=Image, label="image")
         self.open_file = FileEdit(label="open file", mode="r", filter="*.tif *.tiff *.png *.zarr")
@@ -115,6 +120,7 @@ class SegNetWidget(QWidget):
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setMinimumHeight(200)
 
+        self.project_dir.changed.connect(self.open_project)
         self.new_button.changed.connect(self.use_model)
         self.load_file.changed.connect(self.load_model)
         self.save_button.changed.connect(self.save_model)
@@ -178,6 +184,33 @@ class SegNetWidget(QWidget):
         seg = self.segmenter
         self.versions.choices = [str(v) for v in seg.available_versions]
         self.versions.value = str(seg.active_version)
+
+    # ---- project folder -----------------------------------------------------------------------------------
+    @guarded
+    def open_project(self, *_) -> None:
+        """Open (or start) the project folder and restore its images, corrections and model."""
+        self.project = Project(self.project_dir.value)
+        for name in self.project.names:
+            if name not in self.viewer.layers:
+                self.viewer.add_image(self.project.image(name), name=name)
+            saved = self.project.correction(name)
+            if saved is not None:
+                labels, reviewed = saved
+                layer_name = prediction_name(self.viewer.layers[name])
+                if layer_name not in self.viewer.layers:
+                    self.viewer.add_labels(labels, name=layer_name, opacity=0.5)
+                self.training_set[name] = (self.project.image(name), labels, reviewed)
+        model = self.project.load_model()
+        if model is not None:
+            self.set_model(model)
+        show_info(f"project {self.project.folder}: {len(self.project.names)} image(s), "
+                  f"{'model version ' + str(model.active_version) if model else 'no model yet'}")
+
+    def _save_to_project(self, image: Image, labels: np.ndarray, reviewed: np.ndarray) -> None:
+        name = Project.safe_name(image.name)
+        if name not in self.project.names:
+            self.project.add_image(name, np.asarray(image.data))
+        self.project.save_correction(name, labels, reviewed)
 
     # ---- image and prediction -----------------------------------------------------------------------------
     @guarded
@@ -253,6 +286,8 @@ class SegNetWidget(QWidget):
     def finetune(self, *_) -> None:
         image = self.current_image()
         self.training_set[image.name] = self.corrections(image)
+        if self.project is not None:
+            self._save_to_project(image, *self.training_set[image.name][1:])
         seg = self.model()
         images, labels, masks = self.training_lists()
         gen = seg.finetune(images, labels, masks, loss=self.loss.value, w0=self.w0.value, sigma=self.sigma.value,
@@ -270,6 +305,11 @@ class SegNetWidget(QWidget):
             return
         self._refresh_versions()
         (show_info if finished.accepted else show_warning)(finished.message)
+        if self.project is not None:
+            try:
+                self.project.save_model(self.segmenter)
+            except OSError as e:
+                notify(e)
         self._predict_after = finished.accepted
 
     def _on_train_end(self) -> None:
