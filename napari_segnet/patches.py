@@ -37,7 +37,7 @@ class TrainingImage:
             raise ValueError(f"mask of shape {reviewed.shape} does not match the labels' {labels.shape}")
         offset, scale = norm.parameters(planes)
         pixels = Normalization.apply(planes.block(0, slice(None), slice(None)).astype(np.float32), offset, scale)
-        weights = unet_weight_map(labels, w0=w0, sigma=sigma, class_weights=class_weights)
+        weights = unet_weight_map(labels, w0=w0, sigma=sigma, class_weights=class_weights, mask=reviewed)
         return cls(pixels, labels.astype(np.int64), weights, reviewed)
 
 

@@ -13,19 +13,20 @@ from ._validation import check_labels, check_same_shape
 TOLERANCE = 1e-6
 
 
-def class_weight_map(labels: np.ndarray, class_weights=None) -> np.ndarray:
+def class_weight_map(labels: np.ndarray, class_weights=None, mask: np.ndarray | None = None) -> np.ndarray:
     """w_c(x) (same shape as labels, float32): 1 for ``None``; for ``"balanced"`` N / (K·n_k) for class k
-    with n_k pixels among N, K classes present (rare classes weigh more, the mean weight is 1); or
-    ``class_weights[labels]`` for a sequence with one weight per class."""
+    with n_k pixels among N, K classes present (rare classes weigh more, the mean weight is 1), counted over
+    the pixels where ``mask`` is True (default all); or ``class_weights[labels]`` for one weight per class."""
     if class_weights is None:
         return np.ones(labels.shape, np.float32)
     if isinstance(class_weights, str):
         if class_weights != "balanced":
             raise ValueError(f"class_weights must be None, 'balanced' or a sequence, got {class_weights!r}")
-        counts = np.bincount(labels.ravel())
+        counted = labels if mask is None else labels[mask]
+        counts = np.bincount(counted.ravel(), minlength=int(labels.max()) + 1)
         present = counts > 0
-        table = np.zeros(counts.shape, np.float64)
-        table[present] = labels.size / (present.sum() * counts[present])
+        table = np.ones(counts.shape, np.float64)
+        table[present] = counted.size / (present.sum() * counts[present])
     else:
         table = np.asarray(class_weights, dtype=np.float64)
         if table.ndim != 1 or len(table) <= labels.max():
@@ -78,21 +79,29 @@ def nearest_two_distances(objects: np.ndarray, reach: float) -> tuple[np.ndarray
     return d1, d2
 
 
-def unet_weight_map(labels, w0: float = 10.0, sigma: float = 5.0, class_weights=None, instances=None) -> np.ndarray:
+def unet_weight_map(labels, w0: float = 10.0, sigma: float = 5.0, class_weights=None, instances=None,
+                    mask=None) -> np.ndarray:
     """The U-Net paper's pixel weights for labels (Y, X) (any ndim) → float32 map of the same shape.
 
     w(x) = w_c(x) + w0·exp(−(d1(x) + d2(x))² / (2σ²)) on background pixels (label 0), w_c(x) elsewhere, as the
     authors' reference implementation does; d1/d2 are the distances to the nearest / second-nearest object.
     Background pixels in thin gaps between objects get the highest weights (w_c + w0·exp(−4/(2σ²)) for a
     1-px gap). ``class_weights``: None (w_c = 1), ``"balanced"`` or one weight per class; ``instances``:
-    optional instance ids, same shape, used as the objects instead of connected components.
+    optional instance ids, same shape, used as the objects instead of connected components. ``mask``: bool,
+    same shape, True where the labels are known (reviewed); objects and class frequencies then come from those
+    pixels only, so labels elsewhere have no influence at all.
     """
     labels = check_labels(labels, "labels", ndim=(2, 3))
+    if mask is not None:
+        mask = np.asarray(mask, bool)
+        check_same_shape(mask, labels, "mask", "labels")
+        labels = np.where(mask, labels, 0)
+        instances = None if instances is None else np.where(mask, instances, 0)
     if not (w0 >= 0 and math.isfinite(w0)):
         raise ValueError(f"w0 must be a finite number ≥ 0, got {w0}")
     if not (sigma > 0 and math.isfinite(sigma)):
         raise ValueError(f"sigma must be a finite number > 0, got {sigma}")
-    weights = class_weight_map(labels, class_weights)
+    weights = class_weight_map(labels, class_weights, mask)
     if w0 == 0:
         return weights
     # w0·exp(−r²/(2σ²)) < TOLERANCE once r > σ·sqrt(2·ln(w0/TOLERANCE)).

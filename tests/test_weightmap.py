@@ -77,6 +77,19 @@ def test_balanced_class_weights():
     assert w[0, 0] == 3 and w[7, 7] == 0.5
 
 
+def test_mask_hides_unreviewed_labels_from_objects_and_class_counts():
+    labels = np.zeros((20, 21), np.uint8)
+    labels[5:15, 3:10] = 1
+    labels[5:15, 11:18] = 1
+    mask = np.zeros(labels.shape, bool)
+    mask[:, :11] = True  # the right square is not reviewed
+    w = unet_weight_map(labels, mask=mask, class_weights="balanced")
+    n_fg, n = 70, 20 * 11  # class counts over the 220 reviewed pixels only
+    assert w[10, 5] == pytest.approx(n / (2 * n_fg))
+    # with only one object left there is no second-nearest object: no border term at the gap
+    assert w[10, 10] == pytest.approx(n / (2 * (n - n_fg)))
+
+
 def test_w0_and_sigma_enter_the_formula():
     labels = np.zeros((10, 13), np.uint8)
     labels[:, :6], labels[:, 7:] = 1, 2  # two classes, 1-px gap
