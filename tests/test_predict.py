@@ -125,3 +125,13 @@ def test_wrong_out_shape_and_device(segmenter):
         segmenter.predict(IMAGE, out=np.zeros((5, 5), np.uint8))
     with pytest.raises(ValueError, match="device"):
         segmenter.predict(IMAGE, device="tpu")
+
+
+def test_zarr_input_and_zarr_output(segmenter, tmp_path):
+    import zarr
+    source = zarr.open_array(str(tmp_path / "in.zarr"), mode="w", shape=IMAGE.shape, chunks=(32, 32),
+                             dtype=IMAGE.dtype)
+    source[:] = IMAGE
+    out = zarr.open_array(str(tmp_path / "out.zarr"), mode="w", shape=IMAGE.shape, chunks=(48, 48), dtype="u1")
+    segmenter.predict(source, tile_shape=48, out=out)
+    np.testing.assert_array_equal(out[:], segmenter.predict(IMAGE, tile_shape=48))

@@ -167,3 +167,42 @@ def test_project_folder_is_saved_after_fine_tuning_and_restores_the_session(dock
     np.testing.assert_array_equal(again.layers["cells prediction"].data, truth)
     np.testing.assert_array_equal(again.layers["cells"].data, viewer.layers["cells"].data)
     assert list(restored.training_set) == ["cells"]
+
+
+def test_current_slice_of_a_stack_and_uncertainty(dock):
+    viewer, widget, truth = dock
+    stack = np.stack([two_class_image(seed=s, size=96)[0] for s in range(3)])
+    viewer.add_image(stack, name="stack")
+    widget.reset_choices()
+    widget.image_layer.value = viewer.layers["stack"]
+    viewer.dims.set_current_step(0, 2)
+    widget.slice_only.value, widget.uncertainty.value = True, True
+    widget.predict()
+    layer = viewer.layers["stack prediction"]
+    assert layer.data.shape == stack.shape
+    expected = widget.segmenter.predict(stack[2])
+    np.testing.assert_array_equal(layer.data[2], expected)
+    assert not layer.data[:2].any()  # other slices untouched
+    uncertainty = viewer.layers["stack uncertainty"].data
+    proba = widget.segmenter.predict_proba(stack[2])
+    np.testing.assert_allclose(uncertainty, 1 - proba.max(axis=0), atol=1e-6)
+    assert 0 <= uncertainty.min() and uncertainty.max() <= 0.5  # two classes: 1 − max p ≤ ½
+
+
+def test_corrections_of_several_images_accumulate(dock):
+    viewer, widget, truth = dock
+    widget.steps.value = 3
+    widget.predict()
+    widget.finetune()
+    other, other_truth = two_class_image(seed=5, size=80)
+    viewer.add_image(other, name="other")
+    widget.reset_choices()
+    widget.image_layer.value = viewer.layers["other"]
+    widget.predict()
+    viewer.layers["other prediction"].data = other_truth
+    widget.finetune()
+    assert list(widget.training_set) == ["cells", "other"]
+    images, labels, masks = widget.training_lists()
+    assert [im.shape for im in images] == [(96, 96), (80, 80)]
+    np.testing.assert_array_equal(labels[1], other_truth)
+    assert widget.segmenter.versions[-1]["images"] == 2 and widget.segmenter.active_version == 2
