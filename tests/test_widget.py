@@ -206,3 +206,22 @@ def test_corrections_of_several_images_accumulate(dock):
     assert [im.shape for im in images] == [(96, 96), (80, 80)]
     np.testing.assert_array_equal(labels[1], other_truth)
     assert widget.segmenter.versions[-1]["images"] == 2 and widget.segmenter.active_version == 2
+
+
+def test_architecture_options_from_the_dock(dock, errors):
+    viewer, widget, _ = dock
+    widget.architecture.value = "fcn8s"
+    assert widget.options.value == "width=1.0, dropout=0.5"
+    widget.options.value = "width=0.0625, dropout=0.0"
+    widget.class_names.value = "background, cell, debris"
+    widget.use_model()
+    assert not errors and widget.segmenter.metadata["architecture"] == "fcn8s"
+    assert widget.segmenter.metadata["options"] == {"width": 0.0625, "dropout": 0.0}
+    assert widget.segmenter.num_classes == 3 and widget.training_set == {}
+    widget.options.value = "widht=2"
+    widget.use_model()
+    assert "unknown option(s) ['widht']" in errors[-1]
+    widget.options.value = "width"
+    widget.use_model()
+    assert "cannot read the option 'width'" in errors[-1]
+    assert widget.segmenter.metadata["options"] == {"width": 0.0625, "dropout": 0.0}  # unchanged

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+
 import numpy as np
 from magicgui.widgets import (
     CheckBox,
@@ -21,7 +23,7 @@ from qtpy.QtWidgets import QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from ..devices import describe, pick_device
 from ..metrics import segmentation_scores
-from ..models import list_models
+from ..models import list_models, model_options
 from ..project import Project
 from ..segmenter import FinetuneFinished, Segmenter
 from ..training import LOSSES, TrainProgress
@@ -69,6 +71,8 @@ class SegNetWidget(QWidget):
     # ---- layout -------------------------------------------------------------------------------------------
     def _build(self) -> None:
         self.architecture = ComboBox(label="architecture", choices=[DEFAULT, *list_models()], value=DEFAULT)
+        self.options = LineEdit(label="options", value="",
+                                tooltip="the architecture's options as name=value, comma-separated")
         self.class_names = LineEdit(label="classes", value="background, nucleus",
                                     tooltip="class names, comma-separated; the first is the background (0)")
         self.new_button = PushButton(text="Use this model")
@@ -82,7 +86,7 @@ class SegNetWidget(QWidget):
                                     tooltip="a folder that keeps images, corrections and every model version; "
                                             "saved after each fine-tune, restored when opened again")
         self.model_box = Container(label="Model", widgets=[
-            self.project_dir, self.architecture, self.class_names, self.new_button, self.load_file,
+            self.project_dir, self.architecture, self.options, self.class_names, self.new_button, self.load_file,
             self.save_file, self.save_button, self.versions, self.rollback_button, self.device_label])
 
         self.image_layer = create_widget(annotation=Image, label="image")
@@ -121,6 +125,7 @@ class SegNetWidget(QWidget):
         self.table.setMinimumHeight(200)
 
         self.project_dir.changed.connect(self.open_project)
+        self.architecture.changed.connect(self._show_options)
         self.new_button.changed.connect(self.use_model)
         self.load_file.changed.connect(self.load_model)
         self.save_button.changed.connect(self.save_model)
@@ -154,7 +159,27 @@ class SegNetWidget(QWidget):
             raise ValueError("give at least two class names, e.g. 'background, nucleus'")
         image = self.image_layer.value
         channels = 3 if image is not None and image.rgb else 1
-        self.set_model(Segmenter.create(self.architecture.value, channels, len(names), class_names=names))
+        self.set_model(Segmenter.create(self.architecture.value, channels, len(names), class_names=names,
+                                        **self.parse_options()))
+
+    def _show_options(self, *_) -> None:
+        """Fill the options field with the chosen architecture's defaults."""
+        name = self.architecture.value
+        defaults = {} if name == DEFAULT else model_options(name)
+        self.options.value = ", ".join(f"{k}={v!r}" for k, v in defaults.items())
+
+    def parse_options(self) -> dict:
+        """``name=value, …`` → dict; values are Python literals (numbers, strings, True/False)."""
+        options = {}
+        for part in filter(None, (p.strip() for p in self.options.value.split(","))):
+            key, sep, value = part.partition("=")
+            try:
+                if not sep:
+                    raise ValueError
+                options[key.strip()] = ast.literal_eval(value.strip())
+            except (ValueError, SyntaxError):
+                raise ValueError(f"cannot read the option {part!r}; write name=value, e.g. depth=3") from None
+        return options
 
     def set_model(self, segmenter: Segmenter) -> None:
         previous, self.segmenter = self.segmenter, segmenter
