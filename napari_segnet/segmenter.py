@@ -17,7 +17,7 @@ from .devices import pick_device
 from .images import ImagePlanes
 from .metrics import confusion_matrix, scores_from_confusion
 from .models import SegmentationNet, build_model
-from .models.base import fold_batchnorm
+from .models.base import cpu_state, fold_batchnorm
 from .normalization import Normalization
 from .patches import TrainingImage
 from .tiling import (
@@ -60,8 +60,9 @@ class Segmenter:
     """A segmentation network plus what it needs to be used on real images.
 
     ``metadata`` holds: architecture, options, in_channels, num_classes, class_names, normalization, versions
-    (one entry per model version: its parent, settings, scores) and active_version. The weights of every version
-    made or loaded in this session are kept (on the CPU) for :meth:`rollback`.
+    (one entry per model version: its parent, settings, scores) and active_version. The active version's weights
+    are the network's; those of every other version made or loaded in this session are kept on the CPU for
+    :meth:`rollback`.
     """
 
     def __init__(self, net: SegmentationNet, metadata: dict):
@@ -69,7 +70,7 @@ class Segmenter:
         self.metadata = metadata
         self.metadata.setdefault("versions", [{"version": 0, "parent": None, "created": _now(), "note": "created"}])
         self.metadata.setdefault("active_version", 0)
-        self._states = {self.active_version: _cpu_state(net)}
+        self._states: dict[int, dict[str, torch.Tensor]] = {}  # inactive versions only
         self._bytes_per_pixel: float | None = None
         self._folded: tuple[tuple, SegmentationNet] | None = None
 
@@ -115,7 +116,6 @@ class Segmenter:
                                   f"missing or misshapen {wrong[:3]}, unexpected {extra[:3]}")
         seg.net.load_state_dict(state)
         seg.metadata = {**seg.metadata, **meta}
-        seg._states = {seg.active_version: _cpu_state(seg.net)}
         return seg
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -136,10 +136,6 @@ class Segmenter:
         return Normalization.from_dict(self.metadata["normalization"])
 
     @property
-    def device(self) -> torch.device:
-        return next(self.net.parameters()).device
-
-    @property
     def active_version(self) -> int:
         return int(self.metadata["active_version"])
 
@@ -151,14 +147,14 @@ class Segmenter:
     @property
     def available_versions(self) -> list[int]:
         """Versions whose weights this session holds (those :meth:`rollback` can activate)."""
-        return sorted(self._states)
+        return sorted({*self._states, self.active_version})
 
     def weights(self, version: int | None = None) -> dict[str, torch.Tensor]:
         """CPU weights of ``version``; the active one (default) as the network holds them now."""
         if version is None or version == self.active_version:
-            return _cpu_state(self.net)
+            return cpu_state(self.net)
         if version not in self._states:
-            raise ValueError(f"the weights of version {version} are not available; available: "
+            raise ValueError(f"the weights of version {version} are not available; available versions: "
                              f"{self.available_versions}")
         return self._states[version]
 
@@ -169,11 +165,14 @@ class Segmenter:
         self._states[version] = state
 
     def rollback(self, version: int) -> None:
-        """Make ``version`` the active model (any version whose weights this session holds)."""
-        if version not in self._states:
-            raise ValueError(f"the weights of version {version} are not available; available versions: "
-                             f"{self.available_versions}")
-        self.net.load_state_dict(self._states[version])
+        """Make ``version`` the active model (any version whose weights this session holds); the weights the
+        network holds now are kept as those of the version that was active."""
+        if version == self.active_version:
+            return
+        state = self.weights(version)
+        self._states[self.active_version] = cpu_state(self.net)
+        self.net.load_state_dict(state)
+        del self._states[version]
         self.metadata["active_version"] = version
 
     # ---- fine-tuning --------------------------------------------------------------------------------------
@@ -210,7 +209,6 @@ class Segmenter:
 
     def _finetune_run(self, items, config, validation, accept_worse, device, channel_axis):
         parent = self.active_version
-        self._states[parent] = _cpu_state(self.net)  # the active version is whatever the net holds now
         before = self.score(*validation, device=device, channel_axis=channel_axis) if validation else None
         result = None
         for update in finetune_net(self.net, items, config, device):
@@ -220,13 +218,11 @@ class Segmenter:
                 yield update
         version = max(v["version"] for v in self.metadata["versions"]) + 1
         self._states[version] = result.state_dict
-        after = None
-        if validation:
-            self.net.load_state_dict(result.state_dict)
-            after = self.score(*validation, device=device, channel_axis=channel_axis)
-            self.net.load_state_dict(self._states[parent])
-        worse = before is not None and after["mean_iu"] < before["mean_iu"]
-        accepted = accept_worse or not worse
+        self.rollback(version)
+        after = self.score(*validation, device=device, channel_axis=channel_axis) if validation else None
+        accepted = accept_worse or before is None or after["mean_iu"] >= before["mean_iu"]
+        if not accepted:
+            self.rollback(parent)
         self.metadata["versions"].append({
             "version": version, "parent": parent, "created": _now(), "settings": asdict(config),
             "images": len(items), "reviewed_pixels": int(sum(it.reviewed.sum() for it in items)),
@@ -234,7 +230,6 @@ class Segmenter:
             "scores": _plain(after) if after else None,
         })
         if accepted:
-            self.rollback(version)
             message = f"version {version} is active (trained from version {parent})"
         else:
             message = (f"version {version} scores a lower mean IU ({after['mean_iu']:.3f}) than version {parent} "
@@ -325,10 +320,6 @@ class Segmenter:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _cpu_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
 
 
 def _plain(scores: dict) -> dict:

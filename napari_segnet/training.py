@@ -14,6 +14,7 @@ import torch
 from .devices import pick_device
 from .losses import ce_dice_loss, soft_dice_loss, weighted_cross_entropy
 from .models import SegmentationNet
+from .models.base import cpu_state
 from .patches import TrainingImage, augment, sample_patch
 
 LOSSES = ("border_ce", "ce", "balanced_ce", "dice", "ce_dice")
@@ -139,5 +140,4 @@ def finetune_net(net: SegmentationNet, items: Sequence[TrainingImage], settings:
         elapsed = time.perf_counter() - start
         yield TrainProgress(step, settings.steps, losses[-1], float(np.mean(losses[-20:])),
                             elapsed / step * (settings.steps - step))
-    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    yield TrainResult(state, settings.steps, float(np.mean(losses[-10:])), time.perf_counter() - start)
+    yield TrainResult(cpu_state(model), settings.steps, float(np.mean(losses[-10:])), time.perf_counter() - start)

@@ -63,6 +63,11 @@ def count_parameters(net: nn.Module, trainable_only: bool = True) -> int:
     return sum(p.numel() for p in net.parameters() if p.requires_grad or not trainable_only)
 
 
+def cpu_state(net: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of ``net``'s state dict (weights and buffers)."""
+    return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+
+
 def fold_batchnorm(net: nn.Module) -> nn.Module:
     """An inference copy of ``net`` (in eval mode) with every Conv2d → BatchNorm2d pair inside an
     ``nn.Sequential`` merged into one convolution: y = γ·(Wx + b − μ)/σ + β = W'x + b'. Same outputs (to
