@@ -38,13 +38,6 @@ def check_labels(x, name: str = "labels", num_classes: int | None = None, ndim: 
     return arr
 
 
-def check_finite(arr: np.ndarray, name: str) -> np.ndarray:
-    """``arr`` unchanged, or ``ValueError`` if it holds NaN or ±inf."""
-    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return arr
-
-
 def check_same_shape(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
     """``ValueError`` unless ``a`` and ``b`` have the same shape."""
     if a.shape != b.shape:

@@ -72,7 +72,8 @@ class Project:
 
     def training_set(self) -> tuple[list, list, list]:
         """(images, labels, masks) of every image that has a saved correction."""
-        triples = [(self.image(n), *self.correction(n)) for n in self.names if self.correction(n) is not None]
+        saved = {n: self.correction(n) for n in self.names}
+        triples = [(self.image(n), *c) for n, c in saved.items() if c is not None]
         return tuple(list(t) for t in zip(*triples)) if triples else ([], [], [])
 
     # ---- models -------------------------------------------------------------------------------------------

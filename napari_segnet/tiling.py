@@ -132,8 +132,9 @@ class TiledPredictor:
         py, px = (plan_axis(self.net, n, k, self.max_context) for n, k in zip(planes.shape, step))
         tiles = [(y, x) for y in py.starts for x in px.starts]
         total, done = planes.n_planes * len(tiles), 0
+        blend = py.overlap or px.overlap
+        windows = (blend_window(py), blend_window(px)) if blend else None
         for p in range(planes.n_planes):
-            blend = py.overlap or px.overlap
             acc = np.zeros((self.net.num_classes, *planes.shape), np.float32) if blend else None
             weight = np.zeros(planes.shape, np.float32) if blend else None
             for i in range(0, len(tiles), self.batch_size):
@@ -141,7 +142,7 @@ class TiledPredictor:
                 probs = self._forward(np.stack([self._read(planes, p, py, px, y, x) for y, x in batch]))
                 for (y, x), prob in zip(batch, probs):
                     if blend:
-                        self._accumulate(acc, weight, prob, py, px, y, x)
+                        self._accumulate(acc, weight, prob, windows, py, px, y, x)
                     else:
                         self._write(labels, proba, p, prob, py, px, y, x)
                 done += len(batch)
@@ -177,10 +178,10 @@ class TiledPredictor:
         (ty, iy), (tx, ix) = self._kept(py, y), self._kept(px, x)
         self._store(labels, proba, p, prob[:, ty, tx], iy, ix)
 
-    def _accumulate(self, acc, weight, prob, py, px, y, x) -> None:
+    def _accumulate(self, acc, weight, prob, windows, py, px, y, x) -> None:
         (ty, iy), (tx, ix) = self._kept(py, y), self._kept(px, x)
-        wy = blend_window(py)[iy.start - (y - py.overlap) : iy.stop - (y - py.overlap)]
-        wx = blend_window(px)[ix.start - (x - px.overlap) : ix.stop - (x - px.overlap)]
+        wy = windows[0][iy.start - (y - py.overlap) : iy.stop - (y - py.overlap)]
+        wx = windows[1][ix.start - (x - px.overlap) : ix.stop - (x - px.overlap)]
         w = wy[:, None] * wx[None, :]
         acc[:, iy, ix] += prob[:, ty, tx] * w
         weight[iy, ix] += w

@@ -216,15 +216,16 @@ class SegNetWidget(QWidget):
         """Open (or start) the project folder and restore its images, corrections and model."""
         self.project = Project(self.project_dir.value)
         for name in self.project.names:
+            image = self.project.image(name)
             if name not in self.viewer.layers:
-                self.viewer.add_image(self.project.image(name), name=name)
+                self.viewer.add_image(image, name=name)
             saved = self.project.correction(name)
             if saved is not None:
                 labels, reviewed = saved
                 layer_name = prediction_name(self.viewer.layers[name])
                 if layer_name not in self.viewer.layers:
                     self.viewer.add_labels(labels, name=layer_name, opacity=0.5)
-                self.training_set[name] = (self.project.image(name), labels, reviewed)
+                self.training_set[name] = (image, labels, reviewed)
         model = self.project.load_model()
         if model is not None:
             self.set_model(model)
