@@ -1,0 +1,116 @@
+"""Zero-shot scores of models on the domain-shift set (napari_segnet.domain_shift): data no model trained on.
+
+Per model × subset: nucleus pixel IoU (summed confusion), object F1 and AP (TP / (TP + FP + FN)) at IoU 0.5,
+and prediction seconds. Predicted instances are the 4-connected components of the nucleus class (the gaps the
+border-weighted loss learns separate them), objects under ``MIN_SIZE`` px dropped; they are matched one-to-one
+to the true instances by IoU > 0.5 (unique at that threshold, so greedy = optimal).
+
+``--rescale`` adds rows where each image is first zoomed so its nuclei have the model's training size (the
+"object size" option: the factor is the model's median nucleus diameter over the image's, measured on its ground
+truth as "estimate from this labels layer" would), predicted, and the labels zoomed back with order 0.
+
+Run: python benchmarks/domain_shift.py [--old /tmp/old_default.safetensors] [--model path ...] [--rescale]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from skimage.measure import label, regionprops
+from skimage.transform import rescale, resize
+
+from napari_segnet.domain_shift import domain_shift_set
+from napari_segnet.metrics import confusion_matrix, scores_from_confusion
+from napari_segnet.segmenter import Segmenter
+
+MIN_SIZE = 10
+
+
+def instances_of(pred: np.ndarray) -> np.ndarray:
+    """Instance ids (Y, X) int32: 4-connected components of class 1, small ones removed."""
+    ids = label(pred == 1, connectivity=1)
+    small = np.bincount(ids.ravel()) < MIN_SIZE
+    small[0] = False
+    ids[small[ids]] = 0
+    return ids.astype(np.int32)
+
+
+def match_counts(pred_ids: np.ndarray, true_ids: np.ndarray, threshold: float = 0.5) -> tuple[int, int, int]:
+    """(TP, FP, FN): objects paired one-to-one by IoU > threshold (pairs are unique for threshold ≥ 0.5)."""
+    _, t = np.unique(true_ids, return_inverse=True)
+    _, p = np.unique(pred_ids, return_inverse=True)
+    nt, np_ = t.max() + 1, p.max() + 1
+    pairs = np.bincount(t.ravel() * np_ + p.ravel(), minlength=nt * np_).reshape(nt, np_)
+    inter = pairs[1:, 1:]
+    union = pairs.sum(1)[1:, None] + pairs.sum(0)[None, 1:] - inter
+    tp = int((inter / np.maximum(union, 1) > threshold).sum())
+    return tp, np_ - 1 - tp, nt - 1 - tp
+
+
+def median_diameter(instances: np.ndarray) -> float:
+    """Median equivalent diameter (px) of the objects in ``instances`` (Y, X)."""
+    return float(np.median([r.equivalent_diameter_area for r in regionprops(instances)]))
+
+
+def predict(seg: Segmenter, image: np.ndarray, factor: float) -> np.ndarray:
+    """Labels (Y, X) of ``image``, predicted at ``factor`` × its size and zoomed back with order 0."""
+    if factor == 1.0:
+        return seg.predict(image)
+    zoomed = rescale(image.astype(np.float32), factor, order=1, anti_aliasing=factor < 1, preserve_range=True)
+    return resize(seg.predict(zoomed), image.shape, order=0, preserve_range=True, anti_aliasing=False)
+
+
+def evaluate(seg: Segmenter, cases, model_diameter: float | None) -> dict[str, dict]:
+    """{subset: {iou, f1, ap, seconds, objects}} of ``seg`` on ``cases``; rescaled when ``model_diameter``."""
+    rows: dict[str, dict] = {}
+    seg.predict(cases[0].image)  # warm-up: the first call builds the inference network and measures memory
+    for case in cases:
+        factor = 1.0 if model_diameter is None else model_diameter / median_diameter(case.instances)
+        start = time.perf_counter()
+        pred = predict(seg, case.image, factor).astype(np.uint8)
+        seconds = time.perf_counter() - start
+        for subset in (case.subset, "all"):
+            row = rows.setdefault(subset, {"n": np.zeros((2, 2), np.int64), "counts": np.zeros(3, int), "s": 0.0})
+            row["n"] += confusion_matrix(pred, case.labels, 2)
+            row["counts"] += match_counts(instances_of(pred), case.instances)
+            row["s"] += seconds
+    out = {}
+    for subset, row in sorted(rows.items(), key=lambda item: item[0] == "all"):
+        tp, fp, fn = row["counts"]
+        out[subset] = {"iou": float(scores_from_confusion(row["n"])["iu"][1]), "f1": 2 * tp / (2 * tp + fp + fn),
+                       "ap": tp / (tp + fp + fn), "seconds": row["s"], "objects": int(tp + fn)}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--old", help="checkpoint of the previous default, e.g. /tmp/old_default.safetensors "
+                                      "(git show main~N:napari_segnet/weights/default.safetensors > it)")
+    parser.add_argument("--model", nargs="*", default=[], help="more checkpoints to compare")
+    parser.add_argument("--rescale", action="store_true", help="also rows with the image zoomed to the model's "
+                                                               "object size")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    models = {"new default": Segmenter.default()}
+    if args.old:
+        models = {"old default": Segmenter.load(args.old), **models}
+    models.update({path: Segmenter.load(path) for path in args.model})
+    cases = domain_shift_set()
+    print(f"{len(cases)} images, {sum(c.image.size for c in cases) / 1e6:.2f} MP, torch threads "
+          f"{torch.get_num_threads()}\n")
+    print("| model | object size | data | objects | pixel IoU | object F1@0.5 | AP@0.5 | seconds |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, seg in models.items():
+        diameter = seg.metadata["versions"][0].get("training", {}).get("object_diameter")
+        for size in [None] + ([diameter or 35.0] if args.rescale else []):
+            label_size = "as is" if size is None else f"zoom to {size:.0f} px"
+            for subset, r in evaluate(seg, cases, size).items():
+                print(f"| {name} | {label_size} | {subset} | {r['objects']} | {r['iou']:.3f} | {r['f1']:.3f} | "
+                      f"{r['ap']:.3f} | {r['seconds']:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
