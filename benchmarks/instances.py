@@ -4,7 +4,8 @@ Predicts the 6 held-out 256² slices (and, as a check that the choices are not t
 training slices) once, turns class ids into instances with ``label_instances`` under each setting and scores
 them against the sample's true instances (slice by slice) with ``object_scores``. The "training targets" rows
 score the targets themselves (true instances with the U-Net gap cut between touching nuclei): what grow-back
-restores when the network is perfect. Prints Markdown tables. Run: python benchmarks/instances.py
+restores when the network is perfect. A last table splits the 4-class synthetic targets (cells, elongated
+rods, vesicles) with and without the waist criterion. Prints Markdown tables. Run: python benchmarks/instances.py
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import time
 import numpy as np
 from napari_segnet.sample_data import HELD_OUT, TRAIN, nuclei, nuclei_instances
 
-from napari_segnet.instances import label_instances, typical_area
+from napari_segnet import instances
+from napari_segnet.instances import instance_classes, label_instances, typical_area
 from napari_segnet.metrics import object_scores
 
 HEADER = ("| class ids | min_size | split (min_distance) | grow-back | objects (pred / true) | F1 @ 0.5 | AP @ 0.5 | "
@@ -61,13 +63,38 @@ def table(title: str, slices: list[int], segmenter, image, targets, instances) -
         print(row("default model", size, predicted, truth, options))
 
 
+def synthetic_table(seeds=(0, 1, 2)) -> None:
+    """Split or not on the synthetic targets (true gaps): a split of every object cuts the rods."""
+    from napari_segnet.synthetic import synthetic_image
+
+    data = [synthetic_image((256, 256), seed=s)[1:] for s in seeds]
+    truth = instances.unique_per_slice(np.stack([ids for _, ids in data]))
+    print(f"\nSynthetic targets, seeds {seeds}: split of every object vs of objects with a waist (solidity < "
+          f"{instances.SPLIT_SOLIDITY})\n\n| split | objects (pred / true) | rods (pred / true) | F1 @ 0.5 | "
+          "mean matched IoU @ 0.5 |\n|---|---|---|---|---|")
+    labels = np.stack([lab for lab, _ in data])
+    true_rods = sum(c == 2 for c in instance_classes(truth, labels).values())
+    for name, split, solidity in (("no", False, None), ("every object", True, 1.01),
+                                  ("objects with a waist (default)", True, instances.SPLIT_SOLIDITY)):
+        default, instances.SPLIT_SOLIDITY = instances.SPLIT_SOLIDITY, solidity or instances.SPLIT_SOLIDITY
+        try:
+            pred = label_instances(labels, split=split)
+        finally:
+            instances.SPLIT_SOLIDITY = default
+        rods = sum(c == 2 for c in instance_classes(pred, labels).values())
+        s = object_scores(pred, truth, true_is_semantic=False)[0]
+        print(f"| {name} | {s['n_pred']} / {s['n_true']} | {rods} / {true_rods} | {s['f1']:.3f} | "
+              f"{s['mean_matched_iou']:.4f} |")
+
+
 def main() -> None:
     from napari_segnet.segmenter import Segmenter
 
     image, targets = nuclei()
-    instances, segmenter = nuclei_instances(), Segmenter.default()
-    table("Held-out slices", list(HELD_OUT), segmenter, image, targets, instances)
-    table("Training slices (seen by the model)", list(TRAIN), segmenter, image, targets, instances)
+    true_ids, segmenter = nuclei_instances(), Segmenter.default()
+    table("Held-out slices", list(HELD_OUT), segmenter, image, targets, true_ids)
+    table("Training slices (seen by the model)", list(TRAIN), segmenter, image, targets, true_ids)
+    synthetic_table()
 
 
 if __name__ == "__main__":
