@@ -140,7 +140,8 @@ def object_scores(pred_instances, true_instances, thresholds=THRESHOLDS, *, true
 
     pred_instances: instance ids (Y, X) or (Z, Y, X), 0 = background (e.g. ``label_instances(pred)``).
     true_instances: the same shape, instance ids or — ``true_is_semantic=True`` — class ids, which become their
-    face-connected components (``label_instances(..., min_size=0, grow=0)``, slice by slice). ``None`` decides
+    face-connected components as drawn (``label_instances(..., min_size=0, split=False, grow=0)``, slice by
+    slice, whatever ``per_slice``). ``None`` decides
     with ``looks_semantic``: semantic if some id covers two separate regions of comparable size (≥ 10 % of
     its largest); stray specks of an instance do not count. Pass it explicitly when you know.
     ``per_slice`` (default): a stack is scored as 2-D slices (ids spanning slices, like 3-D nuclei, name one
@@ -160,7 +161,7 @@ def object_scores(pred_instances, true_instances, thresholds=THRESHOLDS, *, true
     if true_is_semantic is None:
         true_is_semantic = looks_semantic(true, per_slice)
     if true_is_semantic:
-        true = label_instances(true, min_size=0, grow=0)
+        true = label_instances(true, min_size=0, split=False, grow=0)
     elif per_slice:
         true = unique_per_slice(true)
     if per_slice:

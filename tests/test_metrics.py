@@ -129,6 +129,11 @@ def test_semantic_truth_becomes_its_connected_components():
     check(at(object_scores(TWO, semantic), 0.9), tp=2, fp=0, fn=0, iou=1.0)  # auto: semantic
     # read as instances it is one 46-px object, which pred object 2 (30 px) covers with IoU 30/46
     check(at(object_scores(TWO, semantic, true_is_semantic=False), 0.5), tp=1, fp=1, fn=0, iou=30 / 46)
+    dumbbell = np.zeros((10, 30), np.uint8)
+    dumbbell[:, :10] = dumbbell[:, 20:] = 1
+    dumbbell[4:6, 10:20] = 1  # one drawn object with a waist: not split, unlike label_instances' default
+    dumbbell[0, 12] = 1  # and a second, separate object of the class
+    assert at(object_scores(dumbbell.astype(np.int32), dumbbell, true_is_semantic=True), 0.5)["n_true"] == 2
     specks = TWO.copy()
     specks[9, 0] = 1  # a stray pixel of object 1 (1/16 of it) does not make the truth semantic
     assert not looks_semantic(specks)
