@@ -1,6 +1,7 @@
 """Checkpoints: round trip, atomic writes, and refusal of pickles and foreign files (no code ever runs)."""
 
 import pickle
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ def test_round_trip_keeps_weights_metadata_and_predictions(tmp_path):
     assert path.name == "model.safetensors"
     loaded = Segmenter.load(path)
     assert loaded.class_names == ["background", "nucleus", "border"]
-    assert loaded.metadata["options"] == {"base_filters": 4, "depth": 3}
+    assert loaded.metadata.options == {"base_filters": 4, "depth": 3}
     image = smooth_image((64, 80))
     np.testing.assert_array_equal(loaded.predict_proba(image), seg.predict_proba(image))
 
@@ -57,11 +58,11 @@ def test_foreign_safetensors_and_missing_files_are_refused(tmp_path):
 
 def test_weights_that_do_not_fit_the_architecture_are_refused(tmp_path):
     seg = tiny_segmenter()
-    meta = {**seg.metadata, "options": {"base_filters": 8, "depth": 3}}  # claims a wider net
+    meta = replace(seg.metadata, options={"base_filters": 8, "depth": 3})  # claims a wider net
     path = checkpoint.save_checkpoint(tmp_path / "m", seg.net.state_dict(), meta)
     with pytest.raises(CheckpointError, match="does not fit a unet network"):
         Segmenter.load(path)
-    meta = {**seg.metadata, "architecture": "segnet"}
+    meta = replace(seg.metadata, architecture="segnet")
     path = checkpoint.save_checkpoint(tmp_path / "m2", seg.net.state_dict(), meta)
     with pytest.raises(CheckpointError, match="cannot build"):
         Segmenter.load(path)

@@ -2,8 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import tiny_segmenter
-from test_finetune import FAST, run, two_class_image
+from conftest import FAST, run, tiny_segmenter, two_class_image
 
 from napari_segnet import checkpoint
 from napari_segnet.project import Project, ProjectSaveError

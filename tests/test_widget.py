@@ -4,12 +4,12 @@ import time
 
 import numpy as np
 import pytest
-from conftest import tiny_segmenter
-from test_finetune import two_class_image
+from conftest import tiny_segmenter, two_class_image
 
 from napari_segnet._widgets import runner
 from napari_segnet._widgets.dock import SegNetWidget
 from napari_segnet.metrics import segmentation_scores
+from napari_segnet.training_set import training_planes
 
 pytestmark = pytest.mark.gui
 
@@ -202,9 +202,9 @@ def test_corrections_of_several_images_accumulate(dock):
     viewer.layers["other prediction"].data = other_truth
     widget.finetune()
     assert list(widget.training_set) == ["cells", "other"]
-    images, labels, masks = widget.training_lists()
-    assert [im.shape for im in images] == [(96, 96), (80, 80)]
-    np.testing.assert_array_equal(labels[1], other_truth)
+    planes = training_planes(*zip(*widget.training_set.values()))  # what the fine-tune learns from
+    assert [p.image.shape for p in planes] == [(96, 96), (80, 80)]
+    np.testing.assert_array_equal(planes[1].labels, other_truth)
     assert widget.segmenter.versions[-1]["images"] == 2 and widget.segmenter.active_version == 2
 
 
@@ -215,8 +215,8 @@ def test_architecture_options_from_the_dock(dock, errors):
     widget.options.value = "width=0.0625, dropout=0.0"
     widget.class_names.value = "background, cell, debris"
     widget.use_model()
-    assert not errors and widget.segmenter.metadata["architecture"] == "fcn8s"
-    assert widget.segmenter.metadata["options"] == {"width": 0.0625, "dropout": 0.0}
+    assert not errors and widget.segmenter.metadata.architecture == "fcn8s"
+    assert widget.segmenter.metadata.options == {"width": 0.0625, "dropout": 0.0}
     assert widget.segmenter.num_classes == 3 and widget.training_set == {}
     widget.options.value = "widht=2"
     widget.use_model()
@@ -224,4 +224,4 @@ def test_architecture_options_from_the_dock(dock, errors):
     widget.options.value = "width"
     widget.use_model()
     assert "cannot read the option 'width'" in errors[-1]
-    assert widget.segmenter.metadata["options"] == {"width": 0.0625, "dropout": 0.0}  # unchanged
+    assert widget.segmenter.metadata.options == {"width": 0.0625, "dropout": 0.0}  # unchanged
