@@ -194,7 +194,7 @@ class Segmenter:
         (images, labels) when given, else the reviewed pixels it was trained on. ``accept_worse`` activates it
         regardless; otherwise :meth:`rollback` to it later.
         """
-        config = TrainSettings(**settings)
+        config = TrainSettings.of(**settings)
         planes = training_planes(images, labels, masks, in_channels=self.in_channels,
                                  num_classes=self.num_classes, channel_axis=channel_axis)
         if validation is not None and len(validation) != 2:

@@ -6,7 +6,7 @@ import copy
 import math
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
 import numpy as np
@@ -56,6 +56,14 @@ class TrainSettings:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number, got {self.lr}")
+
+    @classmethod
+    def of(cls, **settings) -> TrainSettings:
+        """Settings from keyword arguments; ``ValueError`` naming the valid ones for an unknown name."""
+        unknown = sorted(set(settings) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown fine-tune setting(s) {unknown}; valid: {[f.name for f in fields(cls)]}")
+        return cls(**settings)
 
     def weight_map_args(self) -> dict:
         """w0, sigma and class weights of the per-pixel weights this loss uses."""

@@ -1,6 +1,8 @@
 """Checkpoints: round trip, atomic writes, and refusal of pickles and foreign files (no code ever runs)."""
 
+import os
 import pickle
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -97,3 +99,18 @@ def _current_umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_a_killed_save_leaves_no_lasting_debris(tmp_path):
+    """A save killed with kill -9 leaves its temporary file; the next save of the same target removes it."""
+    seg = tiny_segmenter()
+    dead = tmp_path / ".m.safetensors.k2j3h.tmp"
+    dead.write_bytes(b"x" * 1000)
+    os.utime(dead, (time.time() - 3600,) * 2)
+    live = tmp_path / ".m.safetensors.zz9.tmp"  # a save of the same file in progress right now: kept
+    live.write_bytes(b"y")
+    other = tmp_path / ".other.safetensors.abc.tmp"  # another target's: not ours to judge
+    other.write_bytes(b"z")
+    os.utime(other, (time.time() - 3600,) * 2)
+    seg.save(tmp_path / "m.safetensors")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name, "m.safetensors"])

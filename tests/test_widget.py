@@ -9,6 +9,7 @@ from conftest import tiny_segmenter, two_class_image
 from napari_segnet._widgets import runner
 from napari_segnet._widgets.dock import SegNetWidget
 from napari_segnet.metrics import segmentation_scores
+from napari_segnet.training import TrainSettings
 from napari_segnet.training_set import training_planes
 
 pytestmark = pytest.mark.gui
@@ -143,6 +144,7 @@ def test_launcher_opens_sample_default_model_and_dock(qtbot):
     viewer, widget = launch(parse_args([]))
     try:
         assert [layer.name for layer in viewer.layers] == ["nuclei", "nuclei ground truth"]
+        assert viewer.layers["nuclei"].visible and not viewer.layers["nuclei ground truth"].visible
         assert widget.image_layer.value is viewer.layers["nuclei"]
         assert widget.segmenter.class_names == ["background", "nucleus"]
         assert widget.segmenter.versions[0]["note"].startswith("default model")
@@ -225,3 +227,46 @@ def test_architecture_options_from_the_dock(dock, errors):
     widget.use_model()
     assert "cannot read the option 'width'" in errors[-1]
     assert widget.segmenter.metadata.options == {"width": 0.0625, "dropout": 0.0}  # unchanged
+
+
+def test_weight_map_is_the_one_the_selected_loss_trains_with(dock):
+    viewer, widget, truth = dock
+    widget.predict()
+    viewer.layers["cells prediction"].data = truth.copy()
+    for loss in ("border_ce", "balanced_ce", "ce"):
+        widget.loss.value = loss
+        widget.show_weight_map()
+        shown = viewer.layers["cells weight map"].data
+        np.testing.assert_array_equal(shown, TrainSettings(loss=loss).weight_map(truth, np.ones(truth.shape, bool)))
+        assert (shown == 1).all() == (loss == "ce")  # plain CE: every pixel weighs 1
+
+
+def test_a_version_the_guard_rejects_can_be_activated_from_its_notification(dock, monkeypatch):
+    from napari_segnet._widgets import dock as dock_module
+
+    viewer, widget, truth = dock
+    shown = []
+    monkeypatch.setattr(dock_module.notification_manager, "dispatch", shown.append)
+    widget.predict()
+    viewer.layers["cells prediction"].data = truth.copy()
+    widget.steps.value, widget.lr.value = 100, 1e-2
+    widget.finetune()
+    assert widget.segmenter.active_version == 1
+    widget.steps.value, widget.lr.value = 20, 1.0  # a learning rate that ruins the model
+    widget.finetune()
+    assert widget.segmenter.active_version == 1 and sorted(widget.versions.choices) == ["0", "1", "2"]
+    warning = shown[-1]
+    assert "stays active" in warning.message and warning.actions[0][0] == "Activate anyway"
+    warning.actions[0][1](None)
+    assert widget.segmenter.active_version == 2 and widget.versions.value == "2"
+
+
+def test_a_bug_is_not_dressed_up_as_a_user_error(dock, errors):
+    def broken():
+        yield runner.Progress(1, 2)
+        raise RuntimeError("a bug in torch")
+
+    job = runner.Job(broken(), "Broken", lambda u: None, lambda o: None)
+    with pytest.raises(RuntimeError, match="a bug in torch"):
+        job.start()
+    assert not errors and job.done
