@@ -7,16 +7,17 @@ from .synthetic import CLASS_NAMES, synthetic_image
 
 
 def nuclei_sample() -> list[tuple]:
-    """One held-out nuclei slice (256², uint16) and its ground-truth labels."""
+    """One held-out nuclei slice (256², uint16) and its ground-truth labels (hidden: the first screen should
+    show the raw image, not what looks like a segmentation already done)."""
     image, labels = nuclei()
     z = HELD_OUT[len(HELD_OUT) // 2]
     return [(image[z], {"name": "nuclei"}),
-            (labels[z], {"name": "nuclei ground truth", "opacity": 0.4}, "labels")]
+            (labels[z], {"name": "nuclei ground truth", "opacity": 0.4, "visible": False}, "labels")]
 
 
 def synthetic_sample() -> list[tuple]:
-    """A 512² synthetic image with cells, rods and vesicles, and its labels."""
+    """A 512² synthetic image with cells, rods and vesicles, and its labels (hidden)."""
     image, labels, _ = synthetic_image((512, 512), n_objects=160, seed=1)
     return [(image, {"name": "synthetic"}),
-            (labels, {"name": "synthetic ground truth", "opacity": 0.4,
+            (labels, {"name": "synthetic ground truth", "opacity": 0.4, "visible": False,
                       "metadata": {"class_names": CLASS_NAMES}}, "labels")]

@@ -1,15 +1,19 @@
-"""Checkpoints: tensors in safetensors, metadata as JSON in its header; atomic writes; never unpickled."""
+"""Checkpoints: tensors in safetensors, typed metadata as JSON in its header; atomic writes; never unpickled."""
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
+
+from .fileio import atomic_write
+from .metadata import ModelMetadata, Version
+from .normalization import Normalization
 
 FORMAT = "napari-segnet"
 FORMAT_VERSION = 1
@@ -20,34 +24,37 @@ class CheckpointError(ValueError):
     """A file that is not a valid napari-segnet checkpoint (or does not fit the model)."""
 
 
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)``, then rename the temporary file over ``path``: a reader never sees half a file,
-    and a failure (full or read-only disk) leaves any previous file intact."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())  # not mkstemp's 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def metadata_to_json(meta: ModelMetadata) -> str:
+    """The JSON text stored in a checkpoint's header."""
+    d = asdict(meta)
+    d["class_names"] = list(meta.class_names)
+    d["normalization"] = meta.normalization.to_dict()
+    return json.dumps(d)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def metadata_from_json(text: str) -> ModelMetadata:
+    """Parse :func:`metadata_to_json`'s text; unknown keys of a version record go to its ``details``.
+    Raises ``KeyError``/``TypeError``/``ValueError`` for text that does not describe a model."""
+    d = json.loads(text)
+    known = {f.name for f in fields(Version)} - {"details"}
+    versions = tuple(
+        Version(**{k: v for k, v in r.items() if k in known},
+                details={**r.get("details", {}), **{k: v for k, v in r.items() if k not in known | {"details"}}})
+        for r in d.pop("versions", [{"version": 0, "note": "created"}]))
+    return ModelMetadata(architecture=d["architecture"], in_channels=int(d["in_channels"]),
+                         num_classes=int(d["num_classes"]), class_names=tuple(d["class_names"]),
+                         options=dict(d.get("options", {})),
+                         normalization=Normalization.from_dict(d.get("normalization", {})),
+                         versions=versions, active_version=int(d.get("active_version", 0)))
 
 
-def save_checkpoint(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], metadata: dict) -> Path:
-    """Write ``state_dict`` and JSON-serialisable ``metadata`` to ``path`` (``.safetensors`` appended if
-    missing) atomically. Raises ``OSError`` with the path if the disk refuses."""
+def save_checkpoint(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], metadata: ModelMetadata) -> Path:
+    """Write ``state_dict`` and ``metadata`` to ``path`` (``.safetensors`` appended if missing) atomically.
+    Raises ``OSError`` with the path if the disk refuses."""
     path = Path(path)
     if path.suffix != SUFFIX:
         path = path.with_name(path.name + SUFFIX)
-    header = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "metadata": json.dumps(metadata)}
+    header = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "metadata": metadata_to_json(metadata)}
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
     try:
         atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=header))
@@ -56,7 +63,7 @@ def save_checkpoint(path: str | os.PathLike, state_dict: dict[str, torch.Tensor]
     return path
 
 
-def read_metadata(path: str | os.PathLike) -> dict:
+def read_metadata(path: str | os.PathLike) -> ModelMetadata:
     """The metadata of a checkpoint, without loading its tensors; ``CheckpointError`` for anything else."""
     path = Path(path)
     if not path.is_file():
@@ -74,12 +81,15 @@ def read_metadata(path: str | os.PathLike) -> dict:
     if int(header.get("format_version", 0)) > FORMAT_VERSION:
         raise CheckpointError(f"{path.name} was written by a newer napari-segnet; please upgrade")
     try:
-        return json.loads(header["metadata"])
-    except (KeyError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path.name} has damaged metadata") from e
+        return metadata_from_json(header["metadata"])
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise CheckpointError(f"{path.name} has damaged metadata ({type(e).__name__}: {e})") from e
 
 
-def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], ModelMetadata]:
     """(state_dict on the CPU, metadata) of a checkpoint written by :func:`save_checkpoint`."""
     metadata = read_metadata(path)
-    return load_file(str(path), device="cpu"), metadata
+    try:
+        return load_file(str(path), device="cpu"), metadata
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{Path(path).name} has damaged weights ({e})") from e

@@ -31,3 +31,11 @@ def describe(device: torch.device) -> str:
     if device.type == "cpu":
         return f"CPU ({torch.get_num_threads()} threads)"
     return str(device)
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The mixed-precision dtype for ``device``: bf16 on CUDA GPUs that support it, else fp16 on CUDA; None
+    (full fp32) elsewhere. The one place prediction and training decide this."""
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16

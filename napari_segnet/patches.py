@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._validation import check_labels
-from .images import ImagePlanes, reflect_index
+from .images import reflect_index
 from .normalization import Normalization
-from .weightmap import unet_weight_map
+from .training_set import TrainingPlane
+
+if TYPE_CHECKING:
+    from .training import TrainSettings
 
 
 @dataclass
 class TrainingImage:
-    """One image ready for patch sampling: normalised (C, Y, X) float32, labels (Y, X), weights, reviewed mask."""
+    """One plane ready for patch sampling: normalised (C, Y, X) float32, labels (Y, X), weights, reviewed mask."""
 
     image: np.ndarray
     labels: np.ndarray
@@ -22,23 +25,14 @@ class TrainingImage:
     reviewed: np.ndarray
 
     @classmethod
-    def prepare(cls, image, labels, mask, in_channels: int, num_classes: int, norm: Normalization,
-                w0: float, sigma: float, class_weights, channel_axis: int | None = None) -> TrainingImage:
-        """Check and prepare one (image, labels, mask) triple; the weight map is computed here, once."""
-        planes = ImagePlanes(image, in_channels, channel_axis)
-        if planes.n_planes != 1:
-            raise ValueError(f"training images must be single 2-D planes, got shape {tuple(np.shape(image))}; "
-                             "pass the slices of a stack as separate images")
-        labels = check_labels(labels, "labels", num_classes, ndim=(2,))
-        if labels.shape != planes.shape:
-            raise ValueError(f"labels of shape {labels.shape} do not match the image's {planes.shape}")
-        reviewed = np.ones(labels.shape, bool) if mask is None else np.asarray(mask, bool)
-        if reviewed.shape != labels.shape:
-            raise ValueError(f"mask of shape {reviewed.shape} does not match the labels' {labels.shape}")
-        offset, scale = norm.parameters(planes)
-        pixels = Normalization.apply(planes.block(0, slice(None), slice(None)).astype(np.float32), offset, scale)
-        weights = unet_weight_map(labels, w0=w0, sigma=sigma, class_weights=class_weights, mask=reviewed)
-        return cls(pixels, labels.astype(np.int64), weights, reviewed)
+    def prepare(cls, plane: TrainingPlane, norm: Normalization, settings: TrainSettings,
+                norm_parameters: tuple[np.ndarray, np.ndarray] | None = None) -> TrainingImage:
+        """Normalise the plane (with ``norm_parameters`` of its whole image, or computed here) and compute its
+        weight map once, from the reviewed pixels only."""
+        offset, scale = norm_parameters if norm_parameters is not None else norm.parameters(plane.image)
+        raw = plane.image.block(plane.index, slice(None), slice(None)).astype(np.float32)
+        weights = settings.weight_map(plane.labels, plane.reviewed)
+        return cls(Normalization.apply(raw, offset, scale), plane.labels.astype(np.int64), weights, plane.reviewed)
 
 
 def sample_patch(item: TrainingImage, size_in: int, size_out: int, rng: np.random.Generator

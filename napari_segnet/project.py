@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
 import tifffile
 
-from .checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, read_metadata
+from .fileio import atomic_write
+from .metadata import now
 from .segmenter import Segmenter
 
 LOG = "log.json"
@@ -32,11 +35,37 @@ class Project:
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
+        #: Problems met while opening (a damaged log or model file): what was kept and what was skipped.
+        self.problems: list[str] = []
         for sub in ("images", "labels", "masks", "models"):
             path = self.folder / sub
             self._guard(lambda p=path: p.mkdir(parents=True, exist_ok=True), path)
-        self._log = json.loads((self.folder / LOG).read_text()) if (self.folder / LOG).exists() else {
-            "events": [], "active_version": None}
+        self._log = self._read_log()
+
+    def _read_log(self) -> dict:
+        """``log.json``, or a new log if there is none. A damaged one is copied aside (never overwritten
+        without a copy), reported in :attr:`problems` and as a warning, and replaced by a new log whose active
+        version is the newest saved model."""
+        path = self.folder / LOG
+        if not path.exists():
+            return {"events": [], "active_version": None}
+        try:
+            log = json.loads(path.read_text())
+            if not isinstance(log, dict) or not isinstance(log.get("events"), list):
+                raise ValueError("it is not a napari-segnet project log")
+            return log
+        except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
+            copy = path.with_name(f"{LOG}.broken-{now().replace(':', '')}")
+            self._guard(lambda: shutil.copy2(path, copy), copy)
+            versions = self._saved_versions()
+            self._warn(f"{path} is damaged ({e}); a copy was kept as {copy.name} and a new log started. Images, "
+                       f"corrections and models are read from their folders; the active model is the newest "
+                       f"saved one ({f'version {versions[-1]}' if versions else 'none yet'}).")
+            return {"events": [], "active_version": versions[-1] if versions else None}
+
+    def _warn(self, message: str) -> None:
+        self.problems.append(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
 
     # ---- images and corrections ---------------------------------------------------------------------------
     @property
@@ -84,23 +113,34 @@ class Project:
         for version in segmenter.available_versions:
             path = self._model_path(version)
             if version == active or not path.exists():
-                meta = {**segmenter.metadata, "active_version": version}
-                self._guard(lambda p=path, v=version, m=meta: save_checkpoint(p, segmenter.weights(v), m), path)
+                self._guard(lambda p=path, v=version: segmenter.save(p, version=v), path)
         self._log["active_version"] = active
         self.log("model saved", active_version=active, versions=segmenter.available_versions)
 
     def load_model(self) -> Segmenter | None:
         """The segmenter as last saved, with the weights of all its saved versions available for rollback;
-        None if no model was saved yet."""
+        None if no model was saved yet. A damaged version file is skipped (see :attr:`problems`)."""
         active = self._log.get("active_version")
         if active is None:
             return None
         seg = Segmenter.load(self._model_path(active))
-        for path in sorted((self.folder / "models").glob("v*.safetensors")):
-            state, meta = load_checkpoint(path)
-            if meta["active_version"] != active:
-                seg.add_weights(int(meta["active_version"]), state)
+        for version in self._saved_versions():
+            if version != active:
+                try:
+                    seg.add_weights(version, load_checkpoint(self._model_path(version))[0])
+                except CheckpointError as e:
+                    self._warn(f"model version {version} could not be read and is skipped: {e}")
         return seg
+
+    def _saved_versions(self) -> list[int]:
+        """Version numbers of the readable model files in ``models/``, sorted."""
+        found = []
+        for path in sorted((self.folder / "models").glob("v*.safetensors")):
+            try:
+                found.append(read_metadata(path).active_version)
+            except CheckpointError:
+                continue
+        return sorted(found)
 
     # ---- log ----------------------------------------------------------------------------------------------
     @property
@@ -109,7 +149,7 @@ class Project:
 
     def log(self, event: str, **details) -> None:
         """Append an event to ``log.json`` (rewritten atomically)."""
-        entry = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "event": event, **details}
+        entry = {"time": now(), "event": event, **details}
         self._log["events"].append(entry)
         text = json.dumps(self._log, indent=1)
         path = self.folder / LOG

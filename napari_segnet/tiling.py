@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import math
 import warnings
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 
+from .devices import autocast_dtype
 from .images import ImagePlanes, reflect_index
 from .models import SegmentationNet
+from .progress import Outcome, Progress
 
 # Above this many pixels of context per side, tiles do not wait for full context: they overlap and blend.
 DEFAULT_MAX_CONTEXT = 256
@@ -41,11 +45,18 @@ class AxisPlan:
 
 
 @dataclass(frozen=True)
-class TileProgress:
-    """One progress update: ``done`` of ``total`` tiles (over all planes) are predicted."""
+class TileProgress(Progress):
+    """``done`` of ``total`` tiles (over all planes) are predicted."""
 
-    done: int
-    total: int
+    unit: ClassVar[str] = "tiles"
+
+
+@dataclass(frozen=True)
+class PredictionResult(Outcome):
+    """The outcome of a prediction: class ids (spatial shape) and/or probabilities (C, *spatial), or None."""
+
+    labels: np.ndarray | None
+    proba: np.ndarray | None
 
 
 def ceil_to(value: int, multiple: int) -> int:
@@ -60,15 +71,13 @@ def plan_axis(net: SegmentationNet, size: int, step: int, max_context: int = DEF
     """
     s = net.total_stride
     step = max(s, ceil_to(min(step, ceil_to(size, s)), s))
-    probe = next(n for n in range(1, 100_000) if net.is_valid_size(n))
-    shrink = (probe - net.output_size(probe)) // 2  # valid convolutions: output pixel 0 sits at input `shrink`
+    shrink = net.shrink  # valid convolutions: output pixel 0 sits at input `shrink`
     margin = max(net.halo - shrink, 0)
     blend = margin > max_context
     margin = ceil_to(min(margin, max_context), s)
     overlap = margin // 2 if blend else 0
     pad = shrink + margin
-    tile_in = next(n for n in range(step + 2 * pad, step + 2 * pad + 100_000)
-                   if net.is_valid_size(n) and net.output_size(n) >= step + 2 * margin)
+    tile_in = net.valid_size(step + 2 * pad, min_output=step + 2 * margin)
     return AxisPlan(size, step, pad, tile_in, margin, overlap)
 
 
@@ -83,7 +92,7 @@ def blend_window(plan: AxisPlan) -> np.ndarray:
 
 def activation_bytes_per_pixel(net: SegmentationNet) -> float:
     """Float32 bytes of all layer outputs per input pixel (an upper bound of inference memory), by a probe."""
-    size = next(n for n in range(4 * net.total_stride, 100_000) if net.is_valid_size(n))
+    size = net.valid_size(4 * net.total_stride)
     total = 0
 
     def count(_module, _inputs, output):
@@ -100,9 +109,14 @@ def activation_bytes_per_pixel(net: SegmentationNet) -> float:
     return 4.0 * total / size**2
 
 
-def auto_step(net: SegmentationNet, device: torch.device, bytes_per_pixel: float) -> int:
+_BYTES_PER_PIXEL: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def auto_step(net: SegmentationNet, device: torch.device) -> int:
     """Output pixels per tile side that fit a memory budget: ¼ of free CPU memory (≤ 2 GiB, tiles ≤ 1024 px)
     or ½ of free GPU memory (tiles ≤ 2048 px)."""
+    if net not in _BYTES_PER_PIXEL:
+        _BYTES_PER_PIXEL[net] = activation_bytes_per_pixel(net)
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         budget, cap = free / 2, 2048
@@ -110,9 +124,62 @@ def auto_step(net: SegmentationNet, device: torch.device, bytes_per_pixel: float
         import psutil
 
         budget, cap = min(psutil.virtual_memory().available / 4, 2 * 2**30), 1024
-    side = min(int(math.sqrt(budget / bytes_per_pixel)), cap)
+    side = min(int(math.sqrt(budget / _BYTES_PER_PIXEL[net])), cap)
     pad = plan_axis(net, 10**6, net.total_stride).pad
     return max(net.total_stride, (side - 2 * pad) // net.total_stride * net.total_stride)
+
+
+def tile_step(net: SegmentationNet, tile_shape, image_shape: tuple[int, int], device: torch.device
+              ) -> tuple[int, int]:
+    """Output pixels per tile (Y, X): ``tile_shape`` (an int or a pair; larger than the image means one pass)
+    checked and clipped to the image, or picked from free memory when None."""
+    if tile_shape is None:
+        return (auto_step(net, device),) * 2
+    shape = (tile_shape,) * 2 if np.isscalar(tile_shape) else tuple(tile_shape)
+    if len(shape) != 2 or not all(isinstance(k, (int, np.integer)) and k >= 1 for k in shape):
+        raise ValueError(f"tile_shape must be a positive int or a (Y, X) pair of them, got {tile_shape!r}")
+    return tuple(min(int(k), n) for k, n in zip(shape, image_shape))
+
+
+def predict_tiled(net: SegmentationNet, planes: ImagePlanes, normalize: Callable[[np.ndarray], np.ndarray],
+                  device: torch.device, *, tile_shape=None, want_labels: bool = True, want_proba: bool = False,
+                  labels_out=None, batch_size: int = 1, max_context: int = DEFAULT_MAX_CONTEXT,
+                  ) -> Iterator[TileProgress | PredictionResult]:
+    """Tiled prediction of every plane of ``planes``, the one entry point: checks the arguments, then returns
+    a generator that yields :class:`TileProgress` after each batch of tiles and finally a
+    :class:`PredictionResult`.
+
+    The tile comes from ``tile_shape`` (see :func:`tile_step`); on CUDA out-of-memory the run starts again with
+    tiles half the size (with a warning). Labels (``planes``' spatial shape: (Y, X), or (n_planes, Y, X) for
+    stacks; uint8 up to 256 classes) go into ``labels_out`` when given (NumPy, memory-mapped, zarr), else a new
+    array; probabilities float32 (C, *spatial) when ``want_proba``.
+    """
+    step = tile_step(net, tile_shape, planes.shape, device)
+    stacked = planes.plane_axis is not None
+    spatial = ((planes.n_planes,) if stacked else ()) + planes.shape
+    labels = proba = None
+    if want_labels or labels_out is not None:
+        dtype = np.uint8 if net.num_classes <= 256 else np.uint16
+        labels = labels_out if labels_out is not None else np.zeros(spatial, dtype)
+        if tuple(labels.shape) != spatial:
+            raise ValueError(f"out must have the image's spatial shape {spatial}, got {tuple(labels.shape)}")
+    if want_proba:
+        proba = np.zeros((net.num_classes, *spatial), np.float32)
+    predictor = TiledPredictor(net, device, normalize, batch_size, max_context)
+    proba_view = None if proba is None else (np.moveaxis(proba, 0, 1) if stacked else proba[None])
+    labels_view = None if labels is None else _Planes(labels, stacked)
+    return _with_oom_retry(lambda s: predictor.run(planes, s, labels_view, proba_view), step, net.total_stride,
+                           PredictionResult(labels, proba))
+
+
+class _Planes:
+    """Index an output with or without a plane axis as (plane, ...): ``out[p, ...]`` → ``out[...]``."""
+
+    def __init__(self, array, has_planes: bool):
+        self.array, self.has_planes = array, has_planes
+
+    def __setitem__(self, key, value):
+        self.array[key if self.has_planes else key[1:]] = value
 
 
 class TiledPredictor:
@@ -160,9 +227,8 @@ class TiledPredictor:
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         """(B, C_in, h, w) → softmax probabilities float32 (B, C, h', w'), mixed precision on CUDA."""
         x = torch.from_numpy(batch).to(self.device).contiguous(memory_format=torch.channels_last)
-        amp = self.device.type == "cuda"
-        dtype = torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype, enabled=amp):
+        dtype = autocast_dtype(self.device)
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
             logits = self.net(x)
         return torch.softmax(logits.float(), dim=1).cpu().numpy()
 
@@ -194,13 +260,14 @@ class TiledPredictor:
             proba[p, :, iy, ix] = prob
 
 
-def run_with_oom_retry(make_run: Callable[[tuple[int, int]], Iterator[TileProgress]], step: tuple[int, int],
-                       minimum: int) -> Iterator[TileProgress]:
-    """Run ``make_run(step)``; on CUDA out-of-memory, warn and start again with tiles half the size."""
+def _with_oom_retry(make_run: Callable[[tuple[int, int]], Iterator[TileProgress]], step: tuple[int, int],
+                    minimum: int, outcome: PredictionResult) -> Iterator[TileProgress | PredictionResult]:
+    """Run ``make_run(step)``, then yield ``outcome``; on CUDA out-of-memory, warn and start again with tiles
+    half the size."""
     while True:
         try:
             yield from make_run(step)
-            return
+            break
         except torch.cuda.OutOfMemoryError:
             if min(step) <= minimum:
                 raise
@@ -208,3 +275,4 @@ def run_with_oom_retry(make_run: Callable[[tuple[int, int]], Iterator[TileProgre
             step = tuple(max(minimum, k // 2) for k in step)
             warnings.warn(f"CUDA ran out of memory; predicting again with {step[0]}×{step[1]} tiles",
                           RuntimeWarning, stacklevel=2)
+    yield outcome

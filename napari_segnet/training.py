@@ -5,23 +5,31 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Generator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, fields
+from typing import ClassVar
 
 import numpy as np
 import torch
 
-from .devices import pick_device
+from .devices import autocast_dtype, pick_device
 from .losses import ce_dice_loss, soft_dice_loss, weighted_cross_entropy
 from .models import SegmentationNet
 from .models.base import cpu_state
 from .patches import TrainingImage, augment, sample_patch
+from .progress import Outcome, Progress
+from .weightmap import unet_weight_map
 
 LOSSES = ("border_ce", "ce", "balanced_ce", "dice", "ce_dice")
 
+#: A run has diverged when the mean of its last 3 losses exceeds this multiple of its first loss (the loss of
+#: the untouched model; at least 0.1). Healthy runs start at their highest loss and fall; lr = 1e6 reaches
+#: ~1e12 within a few steps.
+DIVERGENCE_FACTOR = 100.0
+
 
 class TrainingAborted(RuntimeError):
-    """A run stopped because training diverged (NaN/inf loss); the model is left as it was."""
+    """A run stopped because training diverged (NaN/inf or exploding loss); the model is left as it was."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,14 @@ class TrainSettings:
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number, got {self.lr}")
 
+    @classmethod
+    def of(cls, **settings) -> TrainSettings:
+        """Settings from keyword arguments; ``ValueError`` naming the valid ones for an unknown name."""
+        unknown = sorted(set(settings) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown fine-tune setting(s) {unknown}; valid: {[f.name for f in fields(cls)]}")
+        return cls(**settings)
+
     def weight_map_args(self) -> dict:
         """w0, sigma and class weights of the per-pixel weights this loss uses."""
         border = self.loss in ("border_ce",)
@@ -56,21 +72,30 @@ class TrainSettings:
         return {"w0": self.w0 if border else 0.0, "sigma": self.sigma,
                 "class_weights": self.class_weights if balanced else None}
 
-
-@dataclass(frozen=True)
-class TrainProgress:
-    """After each optimisation step: the batch loss, a running mean and the estimated seconds left."""
-
-    step: int
-    total: int
-    loss: float
-    mean_loss: float
-    seconds_left: float
+    def weight_map(self, labels: np.ndarray, reviewed: np.ndarray | None = None) -> np.ndarray:
+        """float32 (Y, X): the per-pixel weights this loss trains with on ``labels`` (Y, X), computed from the
+        ``reviewed`` pixels only — exactly what a fine-tune uses (and the dock's "Show weight map" shows)."""
+        return unet_weight_map(labels, mask=reviewed, **self.weight_map_args())
 
 
 @dataclass(frozen=True)
-class TrainResult:
-    """The last update of a completed run: the trained weights (CPU) and what happened to them."""
+class TrainProgress(Progress):
+    """After each optimisation step (``done`` of ``total``): the batch loss, a running mean, seconds left."""
+
+    loss: float = float("nan")
+    mean_loss: float = float("nan")
+    seconds_left: float = float("nan")
+    unit: ClassVar[str] = "steps"
+
+    @property
+    def step(self) -> int:
+        """The step just finished (= ``done``)."""
+        return self.done
+
+
+@dataclass(frozen=True)
+class TrainResult(Outcome):
+    """The outcome of a completed run: the trained weights (CPU) and what happened to them."""
 
     state_dict: dict[str, torch.Tensor] = field(repr=False)
     steps: int
@@ -89,20 +114,29 @@ def compute_loss(name: str, logits: torch.Tensor, target: torch.Tensor, weight: 
 
 
 def patch_sizes(net: SegmentationNet, patch_size: int) -> tuple[int, int]:
-    """(input, output) patch sides: the smallest valid input ≥ patch_size (≥ the output for valid nets)."""
-    size_in = next(n for n in range(patch_size, patch_size + 10_000) if net.is_valid_size(n)
-                   and net.output_size(n) >= min(patch_size, n))
+    """(input, output) patch sides: the smallest valid input ≥ patch_size (for a valid net, the smallest
+    whose output is ≥ patch_size)."""
+    size_in = net.valid_size(patch_size, min_output=patch_size if net.shrink else 0)
     return size_in, net.output_size(size_in)
 
 
 def finetune_net(net: SegmentationNet, items: Sequence[TrainingImage], settings: TrainSettings, device=None
-                 ) -> Generator[TrainProgress | TrainResult, None, None]:
-    """Train a copy of ``net`` on patches of ``items``; yield :class:`TrainProgress` per step and finally a
-    :class:`TrainResult`. ``net`` itself is never modified: closing the generator discards the copy.
+                 ) -> Iterator[TrainProgress | TrainResult]:
+    """Check the inputs, then return a generator that trains a copy of ``net`` on patches of ``items``: it
+    yields :class:`TrainProgress` per step and finally a :class:`TrainResult`. ``net`` itself is never
+    modified: closing the generator discards the copy.
 
-    Raises :class:`TrainingAborted` if the loss becomes NaN or infinite.
+    The generator raises :class:`TrainingAborted` if the loss becomes NaN/inf or explodes
+    (:data:`DIVERGENCE_FACTOR`), or the trained weights are not finite.
     """
-    dev = pick_device(device)
+    usable = [it for it in items if it.reviewed.any()]
+    if not usable:
+        raise ValueError("no reviewed pixels to learn from: mark at least part of an image as reviewed")
+    return _train(net, usable, settings, pick_device(device))
+
+
+def _train(net: SegmentationNet, usable: list[TrainingImage], settings: TrainSettings, dev: torch.device
+           ) -> Iterator[TrainProgress | TrainResult]:
     seed = settings.seed if settings.seed is not None else int(torch.randint(0, 2**31, ()).item())
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
@@ -110,34 +144,50 @@ def finetune_net(net: SegmentationNet, items: Sequence[TrainingImage], settings:
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     # cosine decay to 5 % of lr: a run ends on settled weights instead of wherever the last large step left them
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, settings.steps, eta_min=settings.lr / 20)
-    amp = dev.type == "cuda"
-    amp_dtype = torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=amp and amp_dtype == torch.float16)
-    size_in, size_out = patch_sizes(model, settings.patch_size)
-    usable = [it for it in items if it.reviewed.any()]
-    if not usable:
-        raise ValueError("no reviewed pixels to learn from: mark at least part of an image as reviewed")
+    amp_dtype = autocast_dtype(dev)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    sizes = patch_sizes(model, settings.patch_size)
     areas = np.array([it.reviewed.sum() for it in usable], np.float64)
     start, losses = time.perf_counter(), []
     for step in range(1, settings.steps + 1):
-        picks = rng.choice(len(usable), size=settings.batch_size, p=areas / areas.sum())
-        batch = [sample_patch(usable[i], size_in, size_out, rng) for i in picks]
-        if settings.augment:
-            batch = [augment(*b, rng=rng) for b in batch]
-        x, y, w, m = (torch.from_numpy(np.stack(a)).to(dev) for a in zip(*batch))
-        with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp):
+        x, y, w, m = _batch(usable, areas / areas.sum(), sizes, settings, rng, dev)
+        with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             logits = model(x)
         loss = compute_loss(settings.loss, logits.float(), y, w, m)
-        if not torch.isfinite(loss):
-            raise TrainingAborted(f"the loss became {loss.item()} at step {step}; the model was left unchanged. "
-                                  "Try a lower learning rate or check the image for extreme values.")
+        losses.append(loss.item())
+        _check_divergence(losses)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
         schedule.step()
-        losses.append(loss.item())
         elapsed = time.perf_counter() - start
         yield TrainProgress(step, settings.steps, losses[-1], float(np.mean(losses[-20:])),
                             elapsed / step * (settings.steps - step))
-    yield TrainResult(cpu_state(model), settings.steps, float(np.mean(losses[-10:])), time.perf_counter() - start)
+    state = cpu_state(model)
+    if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
+        raise TrainingAborted("training produced non-finite weights; the model was left unchanged. "
+                              "Try a lower learning rate.")
+    yield TrainResult(state, settings.steps, float(np.mean(losses[-10:])), time.perf_counter() - start)
+
+
+def _batch(usable: list[TrainingImage], p: np.ndarray, sizes: tuple[int, int], settings: TrainSettings,
+           rng: np.random.Generator, dev: torch.device) -> tuple[torch.Tensor, ...]:
+    """One batch: image (B, C, s_in, s_in) float32, target (B, s_out, s_out) int64, weights, mask."""
+    picks = rng.choice(len(usable), size=settings.batch_size, p=p)
+    batch = [sample_patch(usable[i], *sizes, rng) for i in picks]
+    if settings.augment:
+        batch = [augment(*b, rng=rng) for b in batch]
+    return tuple(torch.from_numpy(np.stack(a)).to(dev) for a in zip(*batch))
+
+
+def _check_divergence(losses: list[float]) -> None:
+    """Raise :class:`TrainingAborted` if the last loss is NaN/inf or the recent ones exploded."""
+    step, last = len(losses), losses[-1]
+    if not math.isfinite(last):
+        raise TrainingAborted(f"the loss became {last} at step {step}; the model was left unchanged. "
+                              "Try a lower learning rate or check the image for extreme values.")
+    recent, limit = float(np.mean(losses[-3:])), DIVERGENCE_FACTOR * max(losses[0], 0.1)
+    if recent > limit:
+        raise TrainingAborted(f"training diverged: the loss rose from {losses[0]:.3g} to {recent:.3g} by step "
+                              f"{step}; the model was left unchanged. Try a lower learning rate.")

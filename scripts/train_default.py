@@ -49,7 +49,7 @@ def main() -> None:
             "train_slices": list(TRAIN), "phases": PHASES, **COMMON, "minutes": round(minutes, 1)}
     shipped = Segmenter.create(ARCH["architecture"], 1, 2, class_names=["background", "nucleus"], **options)
     shipped.net.load_state_dict(seg.net.state_dict())
-    shipped.metadata["versions"][0].update(note="default model, scripts/train_default.py", training=card)
+    shipped.annotate(note="default model, scripts/train_default.py", training=card)
     path = shipped.save(args.out)
     print(json.dumps(card, indent=1))
     print(f"saved {path} ({path.stat().st_size / 1e6:.2f} MB)")

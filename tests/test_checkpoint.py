@@ -1,6 +1,9 @@
 """Checkpoints: round trip, atomic writes, and refusal of pickles and foreign files (no code ever runs)."""
 
+import os
 import pickle
+import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -19,7 +22,7 @@ def test_round_trip_keeps_weights_metadata_and_predictions(tmp_path):
     assert path.name == "model.safetensors"
     loaded = Segmenter.load(path)
     assert loaded.class_names == ["background", "nucleus", "border"]
-    assert loaded.metadata["options"] == {"base_filters": 4, "depth": 3}
+    assert loaded.metadata.options == {"base_filters": 4, "depth": 3}
     image = smooth_image((64, 80))
     np.testing.assert_array_equal(loaded.predict_proba(image), seg.predict_proba(image))
 
@@ -57,11 +60,11 @@ def test_foreign_safetensors_and_missing_files_are_refused(tmp_path):
 
 def test_weights_that_do_not_fit_the_architecture_are_refused(tmp_path):
     seg = tiny_segmenter()
-    meta = {**seg.metadata, "options": {"base_filters": 8, "depth": 3}}  # claims a wider net
+    meta = replace(seg.metadata, options={"base_filters": 8, "depth": 3})  # claims a wider net
     path = checkpoint.save_checkpoint(tmp_path / "m", seg.net.state_dict(), meta)
     with pytest.raises(CheckpointError, match="does not fit a unet network"):
         Segmenter.load(path)
-    meta = {**seg.metadata, "architecture": "segnet"}
+    meta = replace(seg.metadata, architecture="segnet")
     path = checkpoint.save_checkpoint(tmp_path / "m2", seg.net.state_dict(), meta)
     with pytest.raises(CheckpointError, match="cannot build"):
         Segmenter.load(path)
@@ -96,3 +99,18 @@ def _current_umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_a_killed_save_leaves_no_lasting_debris(tmp_path):
+    """A save killed with kill -9 leaves its temporary file; the next save of the same target removes it."""
+    seg = tiny_segmenter()
+    dead = tmp_path / ".m.safetensors.k2j3h.tmp"
+    dead.write_bytes(b"x" * 1000)
+    os.utime(dead, (time.time() - 3600,) * 2)
+    live = tmp_path / ".m.safetensors.zz9.tmp"  # a save of the same file in progress right now: kept
+    live.write_bytes(b"y")
+    other = tmp_path / ".other.safetensors.abc.tmp"  # another target's: not ours to judge
+    other.write_bytes(b"z")
+    os.utime(other, (time.time() - 3600,) * 2)
+    seg.save(tmp_path / "m.safetensors")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name, "m.safetensors"])

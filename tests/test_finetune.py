@@ -2,41 +2,11 @@
 
 import numpy as np
 import pytest
-import torch
-from conftest import tiny_segmenter
+from conftest import FAST, run, same_state, state, tiny_segmenter, two_class_image
 from scipy import ndimage
 
-from napari_segnet.segmenter import FinetuneFinished, Segmenter
+from napari_segnet.segmenter import Segmenter
 from napari_segnet.training import TrainingAborted, TrainProgress
-
-
-def two_class_image(seed=0, size=64):
-    """Bright discs on a dark noisy background, and their labels."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size]
-    labels = np.zeros((size, size), np.uint8)
-    for _ in range(6):
-        cy, cx, r = rng.integers(8, size - 8), rng.integers(8, size - 8), rng.integers(4, 8)
-        labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = 1
-    image = labels * 100.0 + rng.normal(0, 20, labels.shape)
-    return image.astype(np.float32), labels
-
-
-def run(gen):
-    updates = list(gen)
-    assert isinstance(updates[-1], FinetuneFinished)
-    return updates[:-1], updates[-1]
-
-
-def state(seg):
-    return {k: v.clone() for k, v in seg.net.state_dict().items()}
-
-
-def same_state(a, b):
-    return all(torch.equal(a[k], b[k]) for k in a)
-
-
-FAST = {"steps": 30, "batch_size": 2, "patch_size": 32, "lr": 3e-3, "seed": 0}
 
 
 def test_loss_falls_and_accuracy_rises():
@@ -181,3 +151,28 @@ def test_bad_inputs_fail_before_training(kwargs, match):
     args = {"images": [image], "labels": [labels], **kwargs}
     with pytest.raises(ValueError, match=match):
         seg.finetune(args.pop("images"), args.pop("labels"), args.pop("masks", None), **args)
+
+
+def test_a_diverging_fine_tune_is_aborted_and_the_model_restored():
+    """lr = 1e6: the loss stays finite (~1e12), so only a divergence check can catch it."""
+    seg = tiny_segmenter(num_classes=2)
+    image, labels = two_class_image()
+    before = state(seg)
+    with pytest.raises(TrainingAborted, match="diverged: the loss rose from 0.77"):
+        list(seg.finetune([image], [labels], **{**FAST, "lr": 1e6}))
+    assert same_state(before, state(seg)) and len(seg.versions) == 1 and seg.active_version == 0
+
+
+def test_without_validation_a_version_worse_on_the_reviewed_pixels_stays_inactive():
+    seg = tiny_segmenter(num_classes=2)
+    image, labels = two_class_image()
+    _, done = run(seg.finetune([image], [labels], **{**FAST, "steps": 100, "lr": 1e-2}))
+    assert done.accepted and done.guard == "reviewed pixels" and done.scores_after["mean_iu"] > 0.9  # 0.930
+    good = state(seg)
+    _, done = run(seg.finetune([image], [labels], **{**FAST, "steps": 20, "lr": 1.0}))  # ruins it (0.448)
+    assert not done.accepted and done.scores_after["mean_iu"] < done.scores_before["mean_iu"] - 0.3
+    assert "on the reviewed pixels it was trained on" in done.message and "Activate anyway" in done.message
+    assert seg.active_version == 1 and same_state(good, state(seg)) and seg.available_versions == [0, 1, 2]
+    assert seg.versions[2]["scores"]["mean_iu"] == pytest.approx(done.scores_after["mean_iu"])
+    seg.rollback(2)  # the user may still activate it
+    assert seg.active_version == 2

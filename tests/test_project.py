@@ -2,8 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import tiny_segmenter
-from test_finetune import FAST, run, two_class_image
+from conftest import FAST, run, tiny_segmenter, two_class_image
 
 from napari_segnet import checkpoint
 from napari_segnet.project import Project, ProjectSaveError
@@ -81,3 +80,38 @@ def test_layer_names_become_safe_file_names(tmp_path):
     assert Project.safe_name("cells: day 1/2") == "cells_ day 1_2"
     assert Project.safe_name("..hidden") == "hidden" and Project.safe_name("") == "image"
     Project(tmp_path).add_image(Project.safe_name("a/b"), np.zeros((2, 2)))
+
+
+def test_a_damaged_log_is_reported_copied_aside_and_the_rest_loaded(tmp_path):
+    project = Project(tmp_path)
+    image, labels = two_class_image()
+    project.add_image("a", image)
+    project.save_correction("a", labels)
+    seg = tiny_segmenter(num_classes=2)
+    run(seg.finetune(*project.training_set(), **FAST))
+    project.save_model(seg)
+    (tmp_path / "log.json").write_text('{"events": [')  # truncated by a crash or an editor
+    with pytest.warns(RuntimeWarning, match="log.json is damaged"):
+        again = Project(tmp_path)
+    assert len(again.problems) == 1 and "a copy was kept as log.json.broken-" in again.problems[0]
+    copies = list(tmp_path.glob("log.json.broken-*"))
+    assert len(copies) == 1 and copies[0].read_text() == '{"events": ['
+    assert again.names == ["a"] and again.correction("a") is not None
+    restored = again.load_model()  # the newest saved version becomes active
+    assert restored.active_version == 1 and restored.available_versions == [0, 1]
+    again.log("reopened")  # a new log is written; the copy stays
+    assert copies[0].read_text() == '{"events": [' and [e["event"] for e in Project(tmp_path).events] == ["reopened"]
+
+
+def test_a_stack_saved_by_the_dock_trains_through_the_project(tmp_path):
+    project = Project(tmp_path)
+    planes = [two_class_image(seed=s) for s in range(3)]
+    stack, labels = np.stack([p[0] for p in planes]), np.stack([p[1] for p in planes])
+    reviewed = np.zeros(labels.shape, bool)
+    reviewed[[0, 2], :40] = True  # slice 1 was not looked at
+    project.add_image("stack", stack)
+    project.save_correction("stack", labels, reviewed)
+    seg = tiny_segmenter(num_classes=2)
+    _, done = run(seg.finetune(*project.training_set(), **FAST))
+    assert done.version == 1 and seg.versions[1]["images"] == 2
+    assert seg.versions[1]["reviewed_pixels"] == 2 * 40 * 64

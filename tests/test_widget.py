@@ -4,12 +4,15 @@ import time
 
 import numpy as np
 import pytest
-from conftest import tiny_segmenter
-from test_finetune import two_class_image
+from conftest import tiny_segmenter, two_class_image
+from scipy import ndimage
 
 from napari_segnet._widgets import runner
 from napari_segnet._widgets.dock import SegNetWidget
+from napari_segnet.instances import label_instances
 from napari_segnet.metrics import segmentation_scores
+from napari_segnet.training import TrainSettings
+from napari_segnet.training_set import training_planes
 
 pytestmark = pytest.mark.gui
 
@@ -64,7 +67,10 @@ def test_one_full_round(dock, errors):
     widget.evaluate()
     assert widget.scores["mean_iu"] == pytest.approx(segmentation_scores(refreshed, truth, 2)["mean_iu"])
     assert widget.scores["mean_iu"] > max(first, 0.6)
-    assert widget.table.rowCount() == 6 and widget.table.item(2, 0).text() == "mean iu"
+    assert widget.table.item(2, 0).text() == "mean iu"
+    rows = [widget.table.item(r, 0).text() for r in range(widget.table.rowCount())]
+    assert rows[6:9] == ["predicted objects", "true objects", "precision @ 0.5"] and len(rows) == 6 + 2 + 2 * 5
+    assert widget.object_scores[0]["n_true"] == ndimage.label(truth)[1]  # semantic truth → its components
 
 
 def test_user_errors_are_notifications_not_tracebacks(dock, errors):
@@ -143,6 +149,7 @@ def test_launcher_opens_sample_default_model_and_dock(qtbot):
     viewer, widget = launch(parse_args([]))
     try:
         assert [layer.name for layer in viewer.layers] == ["nuclei", "nuclei ground truth"]
+        assert viewer.layers["nuclei"].visible and not viewer.layers["nuclei ground truth"].visible
         assert widget.image_layer.value is viewer.layers["nuclei"]
         assert widget.segmenter.class_names == ["background", "nucleus"]
         assert widget.segmenter.versions[0]["note"].startswith("default model")
@@ -202,9 +209,9 @@ def test_corrections_of_several_images_accumulate(dock):
     viewer.layers["other prediction"].data = other_truth
     widget.finetune()
     assert list(widget.training_set) == ["cells", "other"]
-    images, labels, masks = widget.training_lists()
-    assert [im.shape for im in images] == [(96, 96), (80, 80)]
-    np.testing.assert_array_equal(labels[1], other_truth)
+    planes = training_planes(*zip(*widget.training_set.values()))  # what the fine-tune learns from
+    assert [p.image.shape for p in planes] == [(96, 96), (80, 80)]
+    np.testing.assert_array_equal(planes[1].labels, other_truth)
     assert widget.segmenter.versions[-1]["images"] == 2 and widget.segmenter.active_version == 2
 
 
@@ -215,8 +222,8 @@ def test_architecture_options_from_the_dock(dock, errors):
     widget.options.value = "width=0.0625, dropout=0.0"
     widget.class_names.value = "background, cell, debris"
     widget.use_model()
-    assert not errors and widget.segmenter.metadata["architecture"] == "fcn8s"
-    assert widget.segmenter.metadata["options"] == {"width": 0.0625, "dropout": 0.0}
+    assert not errors and widget.segmenter.metadata.architecture == "fcn8s"
+    assert widget.segmenter.metadata.options == {"width": 0.0625, "dropout": 0.0}
     assert widget.segmenter.num_classes == 3 and widget.training_set == {}
     widget.options.value = "widht=2"
     widget.use_model()
@@ -224,4 +231,56 @@ def test_architecture_options_from_the_dock(dock, errors):
     widget.options.value = "width"
     widget.use_model()
     assert "cannot read the option 'width'" in errors[-1]
-    assert widget.segmenter.metadata["options"] == {"width": 0.0625, "dropout": 0.0}  # unchanged
+    assert widget.segmenter.metadata.options == {"width": 0.0625, "dropout": 0.0}  # unchanged
+
+
+def test_weight_map_is_the_one_the_selected_loss_trains_with(dock):
+    viewer, widget, truth = dock
+    widget.predict()
+    viewer.layers["cells prediction"].data = truth.copy()
+    for loss in ("border_ce", "balanced_ce", "ce"):
+        widget.loss.value = loss
+        widget.show_weight_map()
+        shown = viewer.layers["cells weight map"].data
+        np.testing.assert_array_equal(shown, TrainSettings(loss=loss).weight_map(truth, np.ones(truth.shape, bool)))
+        assert (shown == 1).all() == (loss == "ce")  # plain CE: every pixel weighs 1
+
+
+def test_a_version_the_guard_rejects_can_be_activated_from_its_notification(dock, monkeypatch):
+    from napari_segnet._widgets import dock as dock_module
+
+    viewer, widget, truth = dock
+    shown = []
+    monkeypatch.setattr(dock_module.notification_manager, "dispatch", shown.append)
+    widget.predict()
+    viewer.layers["cells prediction"].data = truth.copy()
+    widget.steps.value, widget.lr.value = 100, 1e-2
+    widget.finetune()
+    assert widget.segmenter.active_version == 1
+    widget.steps.value, widget.lr.value = 20, 1.0  # a learning rate that ruins the model
+    widget.finetune()
+    assert widget.segmenter.active_version == 1 and sorted(widget.versions.choices) == ["0", "1", "2"]
+    warning = shown[-1]
+    assert "stays active" in warning.message and warning.actions[0][0] == "Activate anyway"
+    warning.actions[0][1](None)
+    assert widget.segmenter.active_version == 2 and widget.versions.value == "2"
+
+
+def test_a_bug_is_not_dressed_up_as_a_user_error(dock, errors):
+    def broken():
+        yield runner.Progress(1, 2)
+        raise RuntimeError("a bug in torch")
+
+    job = runner.Job(broken(), "Broken", lambda u: None, lambda o: None)
+    with pytest.raises(RuntimeError, match="a bug in torch"):
+        job.start()
+    assert not errors and job.done
+
+
+def test_instances_layer_splits_objects_at_the_gaps(dock):
+    viewer, widget, truth = dock
+    widget.instances.value = True
+    widget.predict()
+    instances = viewer.layers["cells instances"].data
+    np.testing.assert_array_equal(instances, label_instances(viewer.layers["cells prediction"].data))
+    assert instances.dtype == np.int32 and instances.shape == truth.shape

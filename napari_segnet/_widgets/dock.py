@@ -3,37 +3,25 @@
 from __future__ import annotations
 
 import ast
+from dataclasses import asdict
 
 import numpy as np
-from magicgui.widgets import (
-    CheckBox,
-    ComboBox,
-    Container,
-    FileEdit,
-    FloatSpinBox,
-    Label,
-    LineEdit,
-    PushButton,
-    SpinBox,
-    create_widget,
-)
-from napari.layers import Image, Labels
-from napari.utils.notifications import show_info, show_warning
-from qtpy.QtWidgets import QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from napari.layers import Image
+from napari.utils.notifications import Notification, NotificationSeverity, notification_manager, show_info
+from qtpy.QtWidgets import QTableWidgetItem, QVBoxLayout, QWidget
 
 from ..devices import describe, pick_device
-from ..metrics import segmentation_scores
-from ..models import list_models, model_options
+from ..instances import label_instances
+from ..metrics import object_score_rows, object_scores, segmentation_scores
+from ..models import model_options
 from ..project import Project
 from ..segmenter import FinetuneFinished, Segmenter
-from ..training import LOSSES, TrainProgress
-from ..weightmap import unet_weight_map
-from .layers import PAINTED, prediction_name, show_prediction, track_paint
+from ..training import TrainProgress, TrainSettings
+from . import sections
+from .layers import PAINTED, prediction_name, show_instances, show_prediction, track_paint
 from .loss_plot import LossPlot
 from .runner import USER_ERRORS, Job, notify
-
-DEFAULT = "default (pretrained nuclei U-Net)"
-REVIEW = ("whole image", "painted pixels only")
+from .sections import DEFAULT, REVIEW
 
 
 def guarded(method):
@@ -43,13 +31,14 @@ def guarded(method):
             return method(self, *args)
         except USER_ERRORS as e:
             notify(e)
-    wrapper.__name__ = method.__name__
+    wrapper.__name__, wrapper.__doc__ = method.__name__, method.__doc__
     return wrapper
 
 
 class SegNetWidget(QWidget):
     """The dock. ``segmenter`` is the active model; ``training_set`` maps image layer names to the
-    (image, corrected labels, reviewed mask) used by every fine-tune, so corrections of several images add up."""
+    (image, corrected labels, reviewed mask) used by every fine-tune — 2-D or stacks, as the layers hold them —
+    so corrections of several images add up. Widgets of every section are attributes (``steps``, ``lr``, …)."""
 
     def __init__(self, napari_viewer):
         super().__init__()
@@ -58,84 +47,30 @@ class SegNetWidget(QWidget):
         self.project: Project | None = None
         self.training_set: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.job: Job | None = None
-        self._build()
         self.setLayout(QVBoxLayout())
-        for box in (self.model_box, self.image_box, self.predict_box, self.train_box):
-            self.layout().addWidget(box.native)
-        self.layout().addWidget(self.loss_plot)
-        self.layout().addWidget(self.eval_box.native)
+        self.loss_plot = LossPlot()
+        for build in (sections.model_section, sections.image_section, sections.predict_section,
+                      sections.finetune_section, sections.evaluate_section):
+            section = build()
+            for name, widget in vars(section).items():
+                setattr(self, name, widget)
+            self.layout().addWidget(section.box.native)
+            if build is sections.finetune_section:
+                self.layout().addWidget(self.loss_plot)
         self.layout().addWidget(self.table)
         self.layout().addStretch()
+        self._connect()
         self.device_label.value = f"device: {describe(pick_device())}"
 
-    # ---- layout -------------------------------------------------------------------------------------------
-    def _build(self) -> None:
-        self.architecture = ComboBox(label="architecture", choices=[DEFAULT, *list_models()], value=DEFAULT)
-        self.options = LineEdit(label="options", value="",
-                                tooltip="the architecture's options as name=value, comma-separated")
-        self.class_names = LineEdit(label="classes", value="background, nucleus",
-                                    tooltip="class names, comma-separated; the first is the background (0)")
-        self.new_button = PushButton(text="Use this model")
-        self.load_file = FileEdit(label="load", mode="r", filter="*.safetensors")
-        self.save_file = FileEdit(label="save as", mode="w", filter="*.safetensors")
-        self.save_button = PushButton(text="Save model")
-        self.versions = ComboBox(label="version", choices=[])
-        self.rollback_button = PushButton(text="Roll back to this version")
-        self.device_label = Label(value="")
-        self.project_dir = FileEdit(label="project", mode="d",
-                                    tooltip="a folder that keeps images, corrections and every model version; "
-                                            "saved after each fine-tune, restored when opened again")
-        self.model_box = Container(label="Model", widgets=[
-            self.project_dir, self.architecture, self.options, self.class_names, self.new_button, self.load_file,
-            self.save_file, self.save_button, self.versions, self.rollback_button, self.device_label])
-
-        self.image_layer = create_widget(annotation=Image, label="image")
-        self.open_file = FileEdit(label="open file", mode="r", filter="*.tif *.tiff *.png *.zarr")
-        self.channel_axis = ComboBox(label="channel axis", choices=["auto", "0", "-1"], value="auto")
-        self.image_box = Container(label="Image", widgets=[self.image_layer, self.open_file, self.channel_axis])
-
-        self.slice_only = CheckBox(text="current slice only", value=False)
-        self.uncertainty = CheckBox(text="show uncertainty", value=False)
-        self.predict_button = PushButton(text="Predict")
-        self.predict_box = Container(label="Predict", widgets=[
-            self.slice_only, self.uncertainty, self.predict_button])
-
-        self.loss = ComboBox(label="loss", choices=list(LOSSES), value="border_ce")
-        self.w0 = FloatSpinBox(label="w0", value=10.0, min=0, max=100, step=1)
-        self.sigma = FloatSpinBox(label="σ (px)", value=5.0, min=0.5, max=50, step=0.5)
-        self.steps = SpinBox(label="steps", value=150, min=1, max=100_000)
-        self.lr = FloatSpinBox(label="learning rate", value=1e-3, min=1e-6, max=1.0, step=1e-4)
-        self.review = ComboBox(label="reviewed", choices=list(REVIEW), value=REVIEW[0],
-                               tooltip="which pixels of the corrected layer the model may learn from")
-        self.weights_button = PushButton(text="Show weight map")
-        self.train_button = PushButton(text="Fine-tune")
-        self.stop_button = PushButton(text="Stop", enabled=False)
-        self.train_box = Container(label="Fine-tune", widgets=[
-            self.loss, self.w0, self.sigma, self.steps, self.lr, self.review, self.weights_button,
-            self.train_button, self.stop_button])
-        self.loss_plot = LossPlot()
-
-        self.truth_layer = create_widget(annotation=Labels, label="ground truth")
-        self.eval_button = PushButton(text="Evaluate prediction")
-        self.eval_box = Container(label="Evaluate", widgets=[self.truth_layer, self.eval_button])
-        self.table = QTableWidget(0, 2)
-        self.table.setHorizontalHeaderLabels(["metric", "value"])
-        self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.setMinimumHeight(200)
-
-        self.project_dir.changed.connect(self.open_project)
-        self.architecture.changed.connect(self._show_options)
-        self.new_button.changed.connect(self.use_model)
-        self.load_file.changed.connect(self.load_model)
-        self.save_button.changed.connect(self.save_model)
-        self.rollback_button.changed.connect(self.rollback)
-        self.open_file.changed.connect(self.open_image)
-        self.predict_button.changed.connect(self.predict)
-        self.weights_button.changed.connect(self.show_weight_map)
-        self.train_button.changed.connect(self.finetune)
-        self.stop_button.changed.connect(self.stop)
-        self.eval_button.changed.connect(self.evaluate)
+    def _connect(self) -> None:
+        """Each button and field calls its action."""
+        for widget, action in ((self.project_dir, self.open_project), (self.architecture, self._show_options),
+                               (self.new_button, self.use_model), (self.load_file, self.load_model),
+                               (self.save_button, self.save_model), (self.rollback_button, self.rollback),
+                               (self.open_file, self.open_image), (self.predict_button, self.predict),
+                               (self.weights_button, self.show_weight_map), (self.train_button, self.finetune),
+                               (self.stop_button, self.stop), (self.eval_button, self.evaluate)):
+            widget.changed.connect(action)
 
     def reset_choices(self, event=None) -> None:
         """Refresh the layer pickers (napari calls this when layers are added or removed)."""
@@ -151,6 +86,8 @@ class SegNetWidget(QWidget):
 
     @guarded
     def use_model(self, *_) -> None:
+        """Make the architecture, options and class names of the Model section the active model (the shipped
+        default for 'default'); corrections for other classes are dropped from the training set."""
         if self.architecture.value == DEFAULT:
             self.set_model(Segmenter.default())
             return
@@ -182,23 +119,27 @@ class SegNetWidget(QWidget):
         return options
 
     def set_model(self, segmenter: Segmenter) -> None:
+        """Make ``segmenter`` the dock's model."""
         previous, self.segmenter = self.segmenter, segmenter
         if previous is not None and previous.num_classes != segmenter.num_classes:
             self.training_set.clear()  # corrections made for other classes cannot train this model
         self._refresh_versions()
-        show_info(f"model: {segmenter.metadata['architecture']}, classes {segmenter.class_names}")
+        show_info(f"model: {segmenter.metadata.architecture}, classes {segmenter.class_names}")
 
     @guarded
     def load_model(self, *_) -> None:
+        """Load the checkpoint chosen in 'load' (refuses anything that is not a napari-segnet checkpoint)."""
         self.set_model(Segmenter.load(self.load_file.value))
 
     @guarded
     def save_model(self, *_) -> None:
+        """Save the active model to 'save as' (atomically)."""
         path = self.model().save(self.save_file.value)
         show_info(f"saved {path}")
 
     @guarded
     def rollback(self, *_) -> None:
+        """Make the version chosen in 'version' the active one (any version made or loaded here)."""
         if self.versions.value is None:
             raise ValueError("no version to roll back to")
         self.model().rollback(int(self.versions.value))
@@ -213,8 +154,11 @@ class SegNetWidget(QWidget):
     # ---- project folder -----------------------------------------------------------------------------------
     @guarded
     def open_project(self, *_) -> None:
-        """Open (or start) the project folder and restore its images, corrections and model."""
+        """Open (or start) the project folder and restore its images, corrections and model; problems met
+        (a damaged log or model file) are shown as warnings."""
         self.project = Project(self.project_dir.value)
+        for problem in self.project.problems:
+            _warn(problem)
         for name in self.project.names:
             image = self.project.image(name)
             if name not in self.viewer.layers:
@@ -241,9 +185,11 @@ class SegNetWidget(QWidget):
     # ---- image and prediction -----------------------------------------------------------------------------
     @guarded
     def open_image(self, *_) -> None:
+        """Open the file chosen in 'open file' in the viewer."""
         self.viewer.open(str(self.open_file.value))
 
     def current_image(self) -> Image:
+        """The chosen image layer (``ValueError`` if there is none)."""
         image = self.image_layer.value
         if image is None:
             raise ValueError("open an image first (File › Open, or File › Open Sample › napari SegNet)")
@@ -261,16 +207,19 @@ class SegNetWidget(QWidget):
 
     @guarded
     def predict(self, *_) -> None:
+        """Predict the image (or its current slice) into its prediction layer, keeping painted pixels."""
         image, seg = self.current_image(), self.model()
         region = self._region(image)
         data = image.data[region] if region else image.data
         want_proba = self.uncertainty.value
         steps = seg.predict_steps(data, channel_axis=self._channel_axis(), want_proba=want_proba)
         self._run(Job(steps, "Predicting", lambda u: None,
-                      lambda result: self._show(image, region, *result)))
+                      lambda result: self._show(image, region, result.labels, result.proba)))
 
     def _show(self, image: Image, region: tuple, labels, proba) -> None:
-        show_prediction(self.viewer, image, labels, self.segmenter.class_names, region)
+        layer = show_prediction(self.viewer, image, labels, self.segmenter.class_names, region)
+        if self.instances.value:
+            show_instances(self.viewer, image, label_instances(np.asarray(layer.data)[region]), region)
         if proba is not None:
             uncertainty = 1 - proba.max(axis=0)
             name = f"{image.name} uncertainty"
@@ -296,28 +245,21 @@ class SegNetWidget(QWidget):
                              f"{self.model().num_classes - 1}; paint only with those label values")
         return np.asarray(image.data), labels, reviewed
 
-    def training_lists(self) -> tuple[list, list, list]:
-        """Every image's corrections, one 2-D plane each (stacks are split into their slices)."""
-        images, labels, masks = [], [], []
-        for data, lab, rev in self.training_set.values():
-            if lab.ndim == 2:
-                images.append(data), labels.append(lab), masks.append(rev)
-                continue
-            for z in range(lab.shape[0]):
-                if rev[z].any():
-                    images.append(data[z]), labels.append(lab[z]), masks.append(rev[z])
-        return images, labels, masks
+    def settings(self) -> TrainSettings:
+        """The fine-tune settings of the Fine-tune section."""
+        return TrainSettings(loss=self.loss.value, w0=self.w0.value, sigma=self.sigma.value,
+                             steps=self.steps.value, lr=self.lr.value)
 
     @guarded
     def finetune(self, *_) -> None:
+        """Add the image's corrections to the training set (and the project folder) and fine-tune on all of
+        them in a worker; the new version becomes active only if the guard accepts it."""
         image = self.current_image()
         self.training_set[image.name] = self.corrections(image)
         if self.project is not None:
             self._save_to_project(image, *self.training_set[image.name][1:])
-        seg = self.model()
-        images, labels, masks = self.training_lists()
-        gen = seg.finetune(images, labels, masks, loss=self.loss.value, w0=self.w0.value, sigma=self.sigma.value,
-                           steps=self.steps.value, lr=self.lr.value, channel_axis=self._channel_axis())
+        images, labels, masks = (list(t) for t in zip(*self.training_set.values()))
+        gen = self.model().finetune(images, labels, masks, channel_axis=self._channel_axis(), **asdict(self.settings()))
         self.loss_plot.clear()
         self.train_button.enabled, self.stop_button.enabled = False, True
         self._run(Job(gen, "Fine-tuning", self._on_train_update, self._on_trained, self._on_train_end))
@@ -326,11 +268,12 @@ class SegNetWidget(QWidget):
         if isinstance(update, TrainProgress):
             self.loss_plot.add(update.loss)
 
-    def _on_trained(self, finished: FinetuneFinished | None) -> None:
-        if not isinstance(finished, FinetuneFinished):
-            return
+    def _on_trained(self, finished: FinetuneFinished) -> None:
         self._refresh_versions()
-        (show_info if finished.accepted else show_warning)(finished.message)
+        if finished.accepted:
+            show_info(finished.message)
+        else:
+            _warn(finished.message, ("Activate anyway", lambda *_: self.activate(finished.version)))
         if self.project is not None:
             try:
                 self.project.save_model(self.segmenter)
@@ -344,18 +287,26 @@ class SegNetWidget(QWidget):
             self._predict_after = False
             self.predict()
 
+    def activate(self, version: int) -> None:
+        """Make ``version`` active (the 'Activate anyway' action of a fine-tune the guard kept inactive)."""
+        self.model().rollback(version)
+        self._refresh_versions()
+        show_info(f"version {version} is active")
+
     def stop(self, *_) -> None:
+        """Stop the running prediction or fine-tune; the model and the layers stay as they were."""
         if self.job is not None:
             self.job.stop()
 
     @guarded
     def show_weight_map(self, *_) -> None:
+        """Show the per-pixel weights the selected loss trains with on the corrected labels (reviewed pixels)."""
         image = self.current_image()
-        _, labels, _ = self.corrections(image)
-        plane = labels[self._region(image)] if labels.ndim > 2 else labels
-        if plane.ndim != 2:
+        _, labels, reviewed = self.corrections(image)
+        region = self._region(image) if labels.ndim > 2 else ()
+        if labels[region].ndim != 2:
             raise ValueError("tick 'current slice only' to see the weight map of one slice of a stack")
-        weights = unet_weight_map(plane, w0=self.w0.value, sigma=self.sigma.value, class_weights="balanced")
+        weights = self.settings().weight_map(labels[region], reviewed[region])
         name = f"{image.name} weight map"
         if name in self.viewer.layers:
             self.viewer.layers[name].data = weights
@@ -365,6 +316,8 @@ class SegNetWidget(QWidget):
     # ---- evaluation ---------------------------------------------------------------------------------------
     @guarded
     def evaluate(self, *_) -> None:
+        """Score the prediction layer against the chosen ground-truth layer in the table: FCN metrics, then
+        object metrics (precision, recall, F1, AP, matched IoU at IoU 0.5 and 0.75)."""
         image, truth = self.current_image(), self.truth_layer.value
         name = prediction_name(image)
         if truth is None or name not in self.viewer.layers:
@@ -376,25 +329,38 @@ class SegNetWidget(QWidget):
         if pred.shape != target.shape:
             raise ValueError(f"the ground truth has shape {target.shape}, the prediction {pred.shape}")
         n = max(self.model().num_classes, int(target.max()) + 1)
-        self.show_scores(segmentation_scores(pred, target, n))
+        # object metrics: the prediction's instances against the truth's objects (its instance ids, or the
+        # components of its classes: object_scores tells them apart)
+        objects = object_scores(label_instances(pred), target, (0.5, 0.75))
+        self.show_scores(segmentation_scores(pred, target, n), objects)
 
-    def show_scores(self, scores: dict) -> None:
+    def show_scores(self, scores: dict, objects: list[dict] | None = None) -> None:
+        """Fill the metrics table with ``scores`` (as :func:`segmentation_scores` returns them), then the object
+        metrics ``objects`` (as :func:`object_scores` returns them)."""
         names = self.model().class_names
         rows = [(k.replace("_", " "), scores[k]) for k in
                 ("pixel_accuracy", "mean_accuracy", "mean_iu", "frequency_weighted_iu")]
         rows += [(f"IU {names[i] if i < len(names) else i}", v) for i, v in enumerate(scores["iu"])]
+        rows += object_score_rows(objects or [])
         self.table.setRowCount(len(rows))
         for r, (k, v) in enumerate(rows):
             self.table.setItem(r, 0, QTableWidgetItem(k))
             self.table.setItem(r, 1, QTableWidgetItem("—" if np.isnan(v) else f"{v:.4f}"))
         self.table.resizeColumnToContents(0)
-        self.scores = scores
+        self.scores, self.object_scores = scores, objects
 
     # ---- jobs ---------------------------------------------------------------------------------------------
     def _run(self, job: Job) -> None:
         if self.job is not None and not self.job.done:
             raise ValueError("wait for the running prediction or fine-tune to finish, or press Stop")
         self.job = job.start()
+
+
+
+
+def _warn(message: str, *actions) -> None:
+    """A warning notification, with buttons for ``actions`` ((label, callback) pairs)."""
+    notification_manager.dispatch(Notification(message, severity=NotificationSeverity.WARNING, actions=actions))
 
 
 __all__ = ["PAINTED", "SegNetWidget"]

@@ -1,18 +1,22 @@
-"""Run a core generator in a napari thread worker (or synchronously for tests) with napari progress."""
+"""Drive a core long operation (progress generator, then outcome) in a napari thread worker or inline."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Iterator
 
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 
+from ..progress import Outcome, Progress
+from ..training import TrainingAborted
+
 #: Set to 1 to run predictions and fine-tunes in the calling thread (tests, scripts).
 SYNC_ENV = "NAPARI_SEGNET_SYNC"
 
-#: Errors a user can cause: shown as one notification, never a traceback.
-USER_ERRORS = (ValueError, OSError, RuntimeError)
+#: Errors a user can cause (bad input, a full disk, a fine-tune that diverged): one notification, never a
+#: traceback. Anything else is a bug and reaches the log with its traceback.
+USER_ERRORS = (ValueError, OSError, TrainingAborted)
 
 
 def synchronous() -> bool:
@@ -25,14 +29,17 @@ def notify(error: BaseException) -> None:
 
 
 class Job:
-    """A generator run with progress, Stop, and callbacks on each update, on success and at the end.
+    """A long operation (see :mod:`napari_segnet.progress`) run with a napari progress bar and Stop.
 
-    ``total`` turns the updates' ``done``/``step`` fields into a napari progress bar.
+    ``on_update(progress)`` is called with every :class:`Progress`, ``on_done(outcome)`` with the
+    :class:`Outcome` when the operation completes, ``on_end()`` at the end in every case (done, stopped,
+    failed). Errors a user can cause become a notification; others propagate (inline) or reach napari's
+    error reporting (threaded) with their traceback.
     """
 
-    def __init__(self, generator: Generator, description: str, on_update: Callable, on_done: Callable,
-                 on_end: Callable[[], None] | None = None):
-        self.generator, self.description = generator, description
+    def __init__(self, steps: Iterator, description: str, on_update: Callable[[Progress], None],
+                 on_done: Callable[[Outcome], None], on_end: Callable[[], None] | None = None):
+        self.steps, self.description = steps, description
         self.on_update, self.on_done, self.on_end = on_update, on_done, on_end
         self.worker = None
         self.stopped = False
@@ -40,15 +47,15 @@ class Job:
         self._bar = None
 
     def start(self) -> Job:
+        """Run inline when ``NAPARI_SEGNET_SYNC`` is set, else in a thread worker; returns self."""
         if synchronous():
             self._run_here()
         else:
             from napari.qt.threading import create_worker
 
             self.worker = create_worker(self._results)
-            self.worker.yielded.connect(self._update)
-            self.worker.returned.connect(self.on_done)
-            self.worker.errored.connect(notify)
+            self.worker.yielded.connect(self._receive)
+            self.worker.errored.connect(self._failed)
             self.worker.finished.connect(self._end)
             self.worker.start()
         return self
@@ -60,42 +67,41 @@ class Job:
             self.worker.quit()
 
     def _results(self):
-        """Re-yield the core's updates; return its return value, or else its last update. Closing this
-        (Stop) closes the core generator too."""
-        last = None
+        """Re-yield the core's updates and outcome; closing this (Stop) closes the core generator too."""
         try:
-            while True:
-                last = next(self.generator)
-                yield last
-        except StopIteration as stop:
-            return stop.value if stop.value is not None else last
+            yield from self.steps
         finally:
-            self.generator.close()
+            self.steps.close()
 
     def _run_here(self) -> None:
         results = self._results()
         try:
-            while True:
-                update = next(results)
-                self._update(update)
+            for item in results:
+                self._receive(item)
                 if self.stopped:
                     results.close()
                     return
-        except StopIteration as stop:
-            self.on_done(stop.value)
         except USER_ERRORS as e:
             notify(e)
         finally:
             self._end()
 
-    def _update(self, update) -> None:
-        total = getattr(update, "total", None)
-        if total and self._bar is None:
-            self._bar = progress(total=total, desc=self.description)
-        if self._bar is not None:
-            self._bar.n = getattr(update, "done", getattr(update, "step", self._bar.n))
-            self._bar.refresh()
-        self.on_update(update)
+    def _receive(self, item: Progress | Outcome) -> None:
+        if isinstance(item, Outcome):
+            self.on_done(item)
+            return
+        if self._bar is None:
+            self._bar = progress(total=item.total, desc=self.description)
+        self._bar.n = item.done
+        self._bar.refresh()
+        self.on_update(item)
+
+    @staticmethod
+    def _failed(error: BaseException) -> None:
+        if isinstance(error, USER_ERRORS):
+            notify(error)
+        else:
+            raise error  # a bug: napari's error reporting shows it with its traceback
 
     def _end(self) -> None:
         self.done = True

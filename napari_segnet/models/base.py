@@ -29,10 +29,27 @@ class SegmentationNet(nn.Module):
         """Spatial output size for one input dimension of ``size`` pixels (same as input unless overridden)."""
         return size
 
+    def valid_size(self, at_least: int = 1, min_output: int = 0, search: int = 100_000) -> int:
+        """The smallest valid input size ≥ ``at_least`` whose output is ≥ ``min_output`` pixels — the one search
+        for input sizes (tiles, training patches, probes). ``ValueError`` if none lies within ``search``."""
+        for size in range(max(at_least, 1), max(at_least, 1) + search):
+            if self.is_valid_size(size) and self.output_size(size) >= min_output:
+                return size
+        raise ValueError(f"{type(self).__name__} accepts no input size from {at_least} to {at_least + search}")
+
+    @property
+    def shrink(self) -> int:
+        """Pixels per side that valid (unpadded) convolutions remove: output pixel 0 sits at input ``shrink``."""
+        size = self.valid_size()
+        return (size - self.output_size(size)) // 2
+
     def nearest_valid_sizes(self, size: int, search: int = 4096) -> tuple[int | None, int | None]:
         """The largest valid size ≤ ``size`` and the smallest valid size ≥ ``size`` (None where none is found)."""
         below = next((s for s in range(size, max(size - search, 0), -1) if self.is_valid_size(s)), None)
-        above = next((s for s in range(size, size + search) if self.is_valid_size(s)), None)
+        try:
+            above = self.valid_size(size, search=search)
+        except ValueError:
+            above = None
         return below, above
 
     def check_input(self, x: torch.Tensor) -> None:

@@ -90,8 +90,7 @@ class UNet(SegmentationNet):
         side only (its window's phase), so the pool terms are added in full.
         """
         if self.padding == "valid":
-            size = next(s for s in range(1, 10_000) if self.is_valid_size(s))
-            return (size - self.output_size(size)) // 2
+            return self.shrink
         convs = sum(2 * 2**i for i in range(self.depth)) * 2 + 2 * 2**self.depth  # down + up paths, bottom
         pools = sum(2**i for i in range(self.depth))
         return convs + pools

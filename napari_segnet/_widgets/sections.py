@@ -1,0 +1,107 @@
+"""The dock's sections as magicgui containers: one small builder each, layout only (no behaviour)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    LineEdit,
+    PushButton,
+    SpinBox,
+    create_widget,
+)
+from napari.layers import Image, Labels
+from qtpy.QtWidgets import QTableWidget
+
+from ..models import list_models
+from ..training import LOSSES
+
+DEFAULT = "default (pretrained nuclei U-Net)"
+REVIEW = ("whole image", "painted pixels only")
+
+
+def model_section() -> SimpleNamespace:
+    """Project folder, architecture with options and class names, load/save, versions, device."""
+    w = SimpleNamespace(
+        project_dir=FileEdit(label="project", mode="d",
+                             tooltip="a folder that keeps images, corrections and every model version; "
+                                     "saved after each fine-tune, restored when opened again"),
+        architecture=ComboBox(label="architecture", choices=[DEFAULT, *list_models()], value=DEFAULT),
+        options=LineEdit(label="options", value="", tooltip="the architecture's options as name=value, "
+                                                            "comma-separated"),
+        class_names=LineEdit(label="classes", value="background, nucleus",
+                             tooltip="class names, comma-separated; the first is the background (0)"),
+        new_button=PushButton(text="Use this model"),
+        load_file=FileEdit(label="load", mode="r", filter="*.safetensors"),
+        save_file=FileEdit(label="save as", mode="w", filter="*.safetensors"),
+        save_button=PushButton(text="Save model"),
+        versions=ComboBox(label="version", choices=[]),
+        rollback_button=PushButton(text="Roll back to this version"),
+        device_label=Label(value=""),
+    )
+    w.box = Container(label="Model", widgets=list(vars(w).values()))
+    return w
+
+
+def image_section() -> SimpleNamespace:
+    """The image layer to work on, a file to open, the channel axis."""
+    w = SimpleNamespace(
+        image_layer=create_widget(annotation=Image, label="image"),
+        open_file=FileEdit(label="open file", mode="r", filter="*.tif *.tiff *.png *.zarr"),
+        channel_axis=ComboBox(label="channel axis", choices=["auto", "0", "-1"], value="auto"),
+    )
+    w.box = Container(label="Image", widgets=list(vars(w).values()))
+    return w
+
+
+def predict_section() -> SimpleNamespace:
+    """Whole image or current slice, uncertainty layer, the Predict button."""
+    w = SimpleNamespace(
+        slice_only=CheckBox(text="current slice only", value=False),
+        uncertainty=CheckBox(text="show uncertainty", value=False),
+        instances=CheckBox(text="instances layer", value=False,
+                           tooltip="also write an '<image> instances' layer: one id per object (touching "
+                                   "objects split at the gaps the model learned)"),
+        predict_button=PushButton(text="Predict"),
+    )
+    w.box = Container(label="Predict", widgets=list(vars(w).values()))
+    return w
+
+
+def finetune_section() -> SimpleNamespace:
+    """Loss and its parameters, steps, learning rate, which pixels count as reviewed, Start/Stop."""
+    w = SimpleNamespace(
+        loss=ComboBox(label="loss", choices=list(LOSSES), value="border_ce"),
+        w0=FloatSpinBox(label="w0", value=10.0, min=0, max=100, step=1),
+        sigma=FloatSpinBox(label="σ (px)", value=5.0, min=0.5, max=50, step=0.5),
+        steps=SpinBox(label="steps", value=150, min=1, max=100_000),
+        lr=FloatSpinBox(label="learning rate", value=1e-3, min=1e-6, max=1.0, step=1e-4),
+        review=ComboBox(label="reviewed", choices=list(REVIEW), value=REVIEW[0],
+                        tooltip="which pixels of the corrected layer the model may learn from"),
+        weights_button=PushButton(text="Show weight map"),
+        train_button=PushButton(text="Fine-tune"),
+        stop_button=PushButton(text="Stop", enabled=False),
+    )
+    w.box = Container(label="Fine-tune", widgets=list(vars(w).values()))
+    return w
+
+
+def evaluate_section() -> SimpleNamespace:
+    """The ground-truth layer, the Evaluate button and the metrics table."""
+    w = SimpleNamespace(
+        truth_layer=create_widget(annotation=Labels, label="ground truth"),
+        eval_button=PushButton(text="Evaluate prediction"),
+    )
+    w.box = Container(label="Evaluate", widgets=list(vars(w).values()))
+    w.table = QTableWidget(0, 2)
+    w.table.setHorizontalHeaderLabels(["metric", "value"])
+    w.table.verticalHeader().setVisible(False)
+    w.table.horizontalHeader().setStretchLastSection(True)
+    w.table.setMinimumHeight(200)
+    return w
