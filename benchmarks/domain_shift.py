@@ -1,9 +1,9 @@
 """Zero-shot scores of models on the domain-shift set (napari_segnet.domain_shift): data no model trained on.
 
 Per model × subset: nucleus pixel IoU (summed confusion), object F1 and AP (TP / (TP + FP + FN)) at IoU 0.5,
-and prediction seconds. Predicted instances are the 4-connected components of the nucleus class (the gaps the
-border-weighted loss learns separate them), objects under ``MIN_SIZE`` px dropped; they are matched one-to-one
-to the true instances by IoU > 0.5 (unique at that threshold, so greedy = optimal).
+and prediction seconds. Predicted instances are ``napari_segnet.instances.label_instances`` of the predicted
+classes (its defaults: face-connected components, small objects dropped, split, 1 px grow-back), scored with
+``napari_segnet.metrics.object_scores`` (stardist's one-to-one matching) against the true instances.
 
 ``--rescale`` adds rows where each image is first zoomed so its nuclei have the model's training size (the
 "object size" option: the factor is the model's median nucleus diameter over the image's, measured on its ground
@@ -19,35 +19,19 @@ import time
 
 import numpy as np
 import torch
-from skimage.measure import label, regionprops
+from skimage.measure import regionprops
 from skimage.transform import rescale, resize
 
 from napari_segnet.domain_shift import domain_shift_set
-from napari_segnet.metrics import confusion_matrix, scores_from_confusion
+from napari_segnet.instances import label_instances
+from napari_segnet.metrics import confusion_matrix, object_scores, scores_from_confusion
 from napari_segnet.segmenter import Segmenter
 
-MIN_SIZE = 10
 
-
-def instances_of(pred: np.ndarray) -> np.ndarray:
-    """Instance ids (Y, X) int32: 4-connected components of class 1, small ones removed."""
-    ids = label(pred == 1, connectivity=1)
-    small = np.bincount(ids.ravel()) < MIN_SIZE
-    small[0] = False
-    ids[small[ids]] = 0
-    return ids.astype(np.int32)
-
-
-def match_counts(pred_ids: np.ndarray, true_ids: np.ndarray, threshold: float = 0.5) -> tuple[int, int, int]:
-    """(TP, FP, FN): objects paired one-to-one by IoU > threshold (pairs are unique for threshold ≥ 0.5)."""
-    _, t = np.unique(true_ids, return_inverse=True)
-    _, p = np.unique(pred_ids, return_inverse=True)
-    nt, np_ = t.max() + 1, p.max() + 1
-    pairs = np.bincount(t.ravel() * np_ + p.ravel(), minlength=nt * np_).reshape(nt, np_)
-    inter = pairs[1:, 1:]
-    union = pairs.sum(1)[1:, None] + pairs.sum(0)[None, 1:] - inter
-    tp = int((inter / np.maximum(union, 1) > threshold).sum())
-    return tp, np_ - 1 - tp, nt - 1 - tp
+def match_counts(pred: np.ndarray, true_ids: np.ndarray) -> tuple[int, int, int]:
+    """(TP, FP, FN) at IoU 0.5 of the instances of class ids ``pred`` against instance ids ``true_ids``."""
+    r = object_scores(label_instances(pred), true_ids, thresholds=(0.5,), true_is_semantic=False)[0]
+    return r["tp"], r["fp"], r["fn"]
 
 
 def median_diameter(instances: np.ndarray) -> float:
@@ -75,7 +59,7 @@ def evaluate(seg: Segmenter, cases, model_diameter: float | None) -> dict[str, d
         for subset in (case.subset, "all"):
             row = rows.setdefault(subset, {"n": np.zeros((2, 2), np.int64), "counts": np.zeros(3, int), "s": 0.0})
             row["n"] += confusion_matrix(pred, case.labels, 2)
-            row["counts"] += match_counts(instances_of(pred), case.instances)
+            row["counts"] += match_counts(pred, case.instances)
             row["s"] += seconds
     out = {}
     for subset, row in sorted(rows.items(), key=lambda item: item[0] == "all"):
@@ -104,7 +88,7 @@ def main() -> None:
     print("| model | object size | data | objects | pixel IoU | object F1@0.5 | AP@0.5 | seconds |")
     print("|---|---|---|---|---|---|---|---|")
     for name, seg in models.items():
-        diameter = seg.metadata["versions"][0].get("training", {}).get("object_diameter")
+        diameter = seg.versions[0].get("training", {}).get("object_diameter")
         for size in [None] + ([diameter or 35.0] if args.rescale else []):
             label_size = "as is" if size is None else f"zoom to {size:.0f} px"
             for subset, r in evaluate(seg, cases, size).items():
