@@ -7,15 +7,18 @@ is measured on the working slices and on the 6 held-out slices. The peer is scik
 pixel classifier (``skimage.future.fit_segmenter`` on ``multiscale_basic_features``: the ilastik method)
 trained on the same reviewed tiles each round. Needs ``pip install scikit-learn matplotlib``.
 
+``--data shift`` starts from the shipped default on images from another microscope (``hitl_shift.py``;
+options ``--settings '{"lr": 1e-4}'`` for the fine-tune, ``--tta``, ``--diameter``, ``--model``).
 ``--data synthetic`` runs the same loop on 4-class synthetic images (cells and rods of equal brightness, told
 apart by shape and texture; 4 working images, 2 held out) and reports mean IU over the 4 classes.
 
-Run: python benchmarks/hitl.py [--rounds 5] [--plot hitl.png] [--data nuclei|synthetic]
+Run: python benchmarks/hitl.py [--rounds 5] [--plot hitl.png] [--data nuclei|synthetic|shift]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from functools import partial
 
@@ -98,9 +101,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--arch", default="unet")
     parser.add_argument("--plot", default=None, help="write a PNG plot of IoU per round")
-    parser.add_argument("--data", default="nuclei", choices=("nuclei", "synthetic"))
+    parser.add_argument("--data", default="nuclei", choices=("nuclei", "synthetic", "shift"))
+    parser.add_argument("--settings", default="{}", help="--data shift: fine-tune settings as JSON")
+    parser.add_argument("--tta", action="store_true", help="--data shift: average predictions over flips")
+    parser.add_argument("--diameter", type=float, default=None, help="--data shift: object size option")
+    parser.add_argument("--model", default=None, help="--data shift: a checkpoint instead of the shipped default")
     args = parser.parse_args()
     torch.manual_seed(0)
+    if args.data == "shift":
+        from hitl_shift import run_shift
+
+        rows = run_shift(args.rounds, json.loads(args.settings), args.tta, args.diameter, ForestPeer, args.model)
+        if args.plot:
+            from hitl_shift import plot
+
+            plot(rows, args.plot)
+        return
     images, truths, held_images, held_truths, names = load(args.data)
     seg = Segmenter.create(args.arch, 1, len(names), class_names=names, base_filters=8, depth=3)
     peer = ForestPeer(images)

@@ -21,6 +21,7 @@ from .models.base import cpu_state, fold_batchnorm
 from .normalization import Normalization
 from .patches import TrainingImage
 from .progress import Cancelled, Outcome, run
+from .scale import zoom_factor, zoom_image, zoom_labels, zoom_proba
 from .tiling import DEFAULT_MAX_CONTEXT, PredictionResult, TileProgress, predict_tiled
 from .training import TrainProgress, TrainResult, TrainSettings, finetune_net
 from .training_set import training_planes
@@ -125,6 +126,16 @@ class Segmenter:
         return self.metadata.normalization
 
     @property
+    def object_diameter(self) -> float | None:
+        """The object size (median diameter, px) this model was trained on: the latest ``object_diameter``
+        recorded in a version (or its training card); None if none was recorded."""
+        for record in reversed(self.versions):
+            size = record.get("object_diameter", (record.get("training") or {}).get("object_diameter"))
+            if size is not None:
+                return float(size)
+        return None
+
+    @property
     def active_version(self) -> int:
         return self.metadata.active_version
 
@@ -180,7 +191,8 @@ class Segmenter:
     # ---- fine-tuning --------------------------------------------------------------------------------------
     def finetune(self, images: Sequence, labels: Sequence, masks: Sequence | None = None, *,
                  validation: tuple[Sequence, Sequence] | None = None, accept_worse: bool = False, device=None,
-                 channel_axis: int | None = None, **settings) -> Iterator[TrainProgress | FinetuneFinished]:
+                 channel_axis: int | None = None, diameter: float | None = None,
+                 **settings) -> Iterator[TrainProgress | FinetuneFinished]:
         """Check the inputs, then return a generator that fine-tunes: it yields :class:`TrainProgress` per step,
         then one :class:`FinetuneFinished`.
 
@@ -193,16 +205,41 @@ class Segmenter:
         (``TrainingAborted``) leaves it exactly as it was. A completed run becomes a new version, made active
         only if it scores at least the active version's mean IU on the guard set: ``validation`` =
         (images, labels) when given, else the reviewed pixels it was trained on. ``accept_worse`` activates it
-        regardless; otherwise :meth:`rollback` to it later.
+        regardless; otherwise :meth:`rollback` to it later. ``diameter``: the size (px) of the objects in these
+        images; they are zoomed to the model's :attr:`object_diameter` first (a model that records none is
+        trained as is and records ``diameter``).
         """
         config = TrainSettings.of(**settings)
+        images, labels, masks, size = self._zoom_training(images, labels, masks, diameter, channel_axis)
+        if validation is not None and len(validation) == 2 and size is None and diameter is not None:
+            validation = self._zoom_training(*validation, None, diameter, channel_axis)[:2]
         planes = training_planes(images, labels, masks, in_channels=self.in_channels,
                                  num_classes=self.num_classes, channel_axis=channel_axis)
         if validation is not None and len(validation) != 2:
             raise ValueError("validation must be a pair (images, labels)")
         items = self._prepare(planes, config)
         steps = finetune_net(self.net, items, config, device)
-        return self._finetune_run(steps, items, config, validation, accept_worse, device, channel_axis)
+        return self._finetune_run(steps, items, config, validation, accept_worse, device, channel_axis, size)
+
+    def _zoom_training(self, images, labels, masks, diameter, channel_axis):
+        """(images, labels, masks, object size to record) zoomed to the model's object size (see finetune)."""
+        if diameter is None or self.object_diameter is None:
+            zoom_factor(diameter, 1.0)  # checks the value
+            return images, labels, masks, None if diameter is None else float(diameter)
+        factor = zoom_factor(diameter, self.object_diameter)
+        before = [self._spatial_shape(im, channel_axis) for im in images]
+        images = [zoom_image(im, factor, self.in_channels, channel_axis) for im in images]
+        after = [self._spatial_shape(im, channel_axis) for im in images]
+
+        def zoomed(arrays, dtype):  # labels/masks of an image's shape follow it; others fail in training_planes
+            return [a if a is None or np.shape(a) != b else zoom_labels(np.asarray(a, dtype), s)
+                    for a, b, s in zip(arrays, before, after, strict=False)]
+        return images, zoomed(labels, None), None if masks is None else zoomed(masks, bool), None
+
+    def _spatial_shape(self, image, channel_axis: int | None) -> tuple[int, ...]:
+        """(Y, X) or (Z|T, Y, X) of ``image``."""
+        planes = ImagePlanes(image, self.in_channels, channel_axis)
+        return ((planes.n_planes,) if planes.plane_axis is not None else ()) + planes.shape
 
     def _prepare(self, planes, config: TrainSettings) -> list[TrainingImage]:
         """Training planes → normalised images with weight maps (normalisation once per whole image)."""
@@ -212,7 +249,7 @@ class Segmenter:
                 params[id(p.image)] = self.normalization.parameters(p.image)
         return [TrainingImage.prepare(p, self.normalization, config, params[id(p.image)]) for p in planes]
 
-    def _finetune_run(self, steps, items, config, validation, accept_worse, device, channel_axis):
+    def _finetune_run(self, steps, items, config, validation, accept_worse, device, channel_axis, size=None):
         parent = self.active_version
 
         def guard_scores():
@@ -231,7 +268,8 @@ class Segmenter:
         self.metadata = self.metadata.with_version(Version(
             version, parent, settings=asdict(config), images=len(items),
             reviewed_pixels=int(sum(it.reviewed.sum() for it in items)), final_loss=result.final_loss,
-            seconds=round(result.seconds, 2), details={"guard": guard}))
+            seconds=round(result.seconds, 2),
+            details={"guard": guard, **({} if size is None else {"object_diameter": size})}))
         self._states[version] = result.state_dict
         self.rollback(version)
         after = guard_scores()
@@ -261,40 +299,52 @@ class Segmenter:
     # ---- prediction ---------------------------------------------------------------------------------------
     def predict(self, image, tile_shape: int | tuple[int, int] | None = None, device=None,
                 progress: Callable[[int, int], bool | None] | None = None, channel_axis: int | None = None,
-                out=None, batch_size: int = 1) -> np.ndarray:
+                out=None, batch_size: int = 1, diameter: float | None = None) -> np.ndarray:
         """Class ids for ``image``: an integer array of the image's spatial shape ((Y, X) or (Z|T, Y, X)).
 
         image: (Y, X), (Y, X, 3|4), (C, Y, X) or (Z|T, Y, X) NumPy/dask/zarr array, any int or float dtype.
         tile_shape: output pixels per tile (rounded to the net's stride); None picks it from free memory; a
         shape larger than the image means one whole-image pass. progress(done, total) is called after every
         batch of tiles; returning ``False`` cancels (:class:`~napari_segnet.progress.Cancelled`). ``out``: a
-        preallocated array of the spatial shape (e.g. a memory-mapped or zarr one) to write into.
+        preallocated array of the spatial shape (e.g. a memory-mapped or zarr one) to write into. ``diameter``:
+        the size (px) of the objects in ``image``; it is then zoomed to the model's :attr:`object_diameter`
+        for prediction and the labels zoomed back (nearest neighbour) to the image's exact shape.
         """
-        steps = self.predict_steps(image, tile_shape, device, channel_axis, labels_out=out, batch_size=batch_size)
+        steps = self.predict_steps(image, tile_shape, device, channel_axis, labels_out=out, batch_size=batch_size,
+                                   diameter=diameter)
         return run(steps, progress).labels
 
     def predict_proba(self, image, tile_shape: int | tuple[int, int] | None = None, device=None,
                       progress: Callable[[int, int], bool | None] | None = None, channel_axis: int | None = None,
-                      batch_size: int = 1) -> np.ndarray:
+                      batch_size: int = 1, diameter: float | None = None) -> np.ndarray:
         """Class probabilities, float32 (C, *spatial); arguments as :meth:`predict`."""
         steps = self.predict_steps(image, tile_shape, device, channel_axis, want_labels=False, want_proba=True,
-                                   batch_size=batch_size)
+                                   batch_size=batch_size, diameter=diameter)
         return run(steps, progress).proba
 
     def predict_instances(self, image, tile_shape: int | tuple[int, int] | None = None, device=None,
                           progress: Callable[[int, int], bool | None] | None = None,
-                          channel_axis: int | None = None, **options) -> np.ndarray:
+                          channel_axis: int | None = None, diameter: float | None = None, **options) -> np.ndarray:
         """Instance ids, int32 of the image's spatial shape (0 = background): the tiled class prediction
         (arguments as :meth:`predict`) turned into objects by :func:`napari_segnet.instances.label_instances`
         (``options``: min_size, split, min_distance, grow, grow_into); stacks slice by slice."""
-        return label_instances(self.predict(image, tile_shape, device, progress, channel_axis), **options)
+        return label_instances(self.predict(image, tile_shape, device, progress, channel_axis, diameter=diameter),
+                               **options)
 
     def predict_steps(self, image, tile_shape=None, device=None, channel_axis: int | None = None, *,
                       want_labels: bool = True, want_proba: bool = False, labels_out=None, batch_size: int = 1,
-                      max_context: int = DEFAULT_MAX_CONTEXT) -> Iterator[TileProgress | PredictionResult]:
+                      max_context: int = DEFAULT_MAX_CONTEXT, diameter: float | None = None
+                      ) -> Iterator[TileProgress | PredictionResult]:
         """Check the inputs, then return the prediction as a generator (for thread workers): it yields
         :class:`TileProgress` and finally a :class:`PredictionResult` (labels or None, proba or None).
-        Closing it stops between tiles; outputs are then incomplete."""
+        Closing it stops between tiles; outputs are then incomplete. ``diameter``: see :meth:`predict`."""
+        factor = zoom_factor(diameter, self.object_diameter)
+        if factor != 1.0:
+            shape = self._spatial_shape(image, channel_axis)
+            zoomed = zoom_image(image, factor, self.in_channels, channel_axis)
+            inner = self.predict_steps(zoomed, tile_shape, device, channel_axis, want_labels=want_labels,
+                                       want_proba=want_proba, batch_size=batch_size, max_context=max_context)
+            return _zoomed_back(inner, shape, labels_out)
         planes = ImagePlanes(image, self.in_channels, channel_axis)
         offset, scale = self.normalization.parameters(planes)
         dev = pick_device(device)
@@ -311,6 +361,19 @@ class Segmenter:
             net = fold_batchnorm(self.net).to(device, memory_format=torch.channels_last)
             self._folded = (key, net)
         return self._folded[1]
+
+
+def _zoomed_back(steps, shape: tuple[int, ...], labels_out=None) -> Iterator[TileProgress | PredictionResult]:
+    """The updates of a prediction of a zoomed image, its result zoomed back to ``shape`` (into ``labels_out``)."""
+    for update in steps:
+        if not isinstance(update, PredictionResult):
+            yield update
+            continue
+        labels = None if update.labels is None else zoom_labels(update.labels, shape)
+        if labels is not None and labels_out is not None:
+            labels_out[...] = labels
+            labels = labels_out
+        yield PredictionResult(labels, None if update.proba is None else zoom_proba(update.proba, shape))
 
 
 def _verdict(version: int, parent: int, accepted: bool, before: dict, after: dict, guard: str) -> str:

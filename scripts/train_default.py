@@ -36,8 +36,8 @@ from napari_segnet.weightmap import separate_touching
 
 ARCH = {"architecture": "unet", "base_filters": 8, "depth": 4}
 CELLS3D = tuple(z for z in TRAIN if 6 <= z <= 26)  # nucleus area ≥ 30 % of the slice: in focus, fully labelled
-COMMON = {"loss": "border_ce", "w0": 10.0, "sigma": 5.0, "class_weights": None, "batch_size": 8, "patch_size": 128}
-STEPS, LR, POOL, P_SYNTHETIC, CROP = 1000, 1e-3, 400, 0.5, 256
+COMMON = {"loss": "border_ce", "w0": 10.0, "sigma": 5.0, "class_weights": None, "batch_size": 8, "patch_size": 96}
+STEPS, LR, POOL, P_SYNTHETIC, CROP = 700, 1e-3, 400, 0.5, 256
 
 
 def synthetic_source(rng: np.random.Generator, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -11,6 +11,7 @@ from napari_segnet._widgets import runner
 from napari_segnet._widgets.dock import SegNetWidget
 from napari_segnet.instances import label_instances
 from napari_segnet.metrics import segmentation_scores
+from napari_segnet.scale import estimate_diameter
 from napari_segnet.training import TrainSettings
 from napari_segnet.training_set import training_planes
 
@@ -284,3 +285,21 @@ def test_instances_layer_splits_objects_at_the_gaps(dock):
     instances = viewer.layers["cells instances"].data
     np.testing.assert_array_equal(instances, label_instances(viewer.layers["cells prediction"].data))
     assert instances.dtype == np.int32 and instances.shape == truth.shape
+
+
+def test_object_size_is_estimated_from_a_labels_layer_and_zooms_prediction(dock, errors):
+    viewer, widget, truth = dock
+    widget.size_layer.value = viewer.layers["truth"]
+    widget.estimate_size()
+    assert errors == [] and widget.object_size.value == pytest.approx(round(estimate_diameter(truth), 1))
+    widget.model().annotate(object_diameter=widget.object_size.value / 2)  # the model saw objects half as big
+    widget.predict()
+    pred = viewer.layers["cells prediction"].data
+    assert pred.shape == truth.shape
+    expected = widget.model().predict(viewer.layers["cells"].data, diameter=widget.object_size.value)
+    np.testing.assert_array_equal(pred, expected)
+    viewer.add_labels(np.zeros_like(truth), name="empty")
+    widget.reset_choices()
+    widget.size_layer.value = viewer.layers["empty"]
+    widget.estimate_size()
+    assert "no object" in str(errors[-1])

@@ -15,6 +15,7 @@ from ..instances import label_instances
 from ..metrics import object_score_rows, object_scores, segmentation_scores
 from ..models import model_options
 from ..project import Project
+from ..scale import estimate_diameter
 from ..segmenter import FinetuneFinished, Segmenter
 from ..training import TrainProgress, TrainSettings
 from . import sections
@@ -69,13 +70,15 @@ class SegNetWidget(QWidget):
                                (self.save_button, self.save_model), (self.rollback_button, self.rollback),
                                (self.open_file, self.open_image), (self.predict_button, self.predict),
                                (self.weights_button, self.show_weight_map), (self.train_button, self.finetune),
-                               (self.stop_button, self.stop), (self.eval_button, self.evaluate)):
+                               (self.stop_button, self.stop), (self.eval_button, self.evaluate),
+                               (self.estimate_button, self.estimate_size)):
             widget.changed.connect(action)
 
     def reset_choices(self, event=None) -> None:
         """Refresh the layer pickers (napari calls this when layers are added or removed)."""
         self.image_layer.reset_choices()
         self.truth_layer.reset_choices()
+        self.size_layer.reset_choices()
 
     # ---- model --------------------------------------------------------------------------------------------
     def model(self) -> Segmenter:
@@ -212,7 +215,8 @@ class SegNetWidget(QWidget):
         region = self._region(image)
         data = image.data[region] if region else image.data
         want_proba = self.uncertainty.value
-        steps = seg.predict_steps(data, channel_axis=self._channel_axis(), want_proba=want_proba)
+        steps = seg.predict_steps(data, channel_axis=self._channel_axis(), want_proba=want_proba,
+                                  diameter=self.diameter())
         self._run(Job(steps, "Predicting", lambda u: None,
                       lambda result: self._show(image, region, result.labels, result.proba)))
 
@@ -228,6 +232,20 @@ class SegNetWidget(QWidget):
             else:
                 self.viewer.add_image(uncertainty, name=name, colormap="magma", blending="additive",
                                       opacity=0.6, visible=True)
+
+    def diameter(self) -> float | None:
+        """The 'object size' field: None when 0 (the image is used as it is)."""
+        return self.object_size.value or None
+
+    @guarded
+    def estimate_size(self, *_) -> None:
+        """Fill 'object size' with the median object diameter of the 'size from' labels layer."""
+        layer = self.size_layer.value
+        if layer is None:
+            raise ValueError("pick a Labels layer with a few objects drawn (or predicted) in 'size from'")
+        self.object_size.value = round(estimate_diameter(np.asarray(layer.data)), 1)
+        show_info(f"object size {self.object_size.value} px (the model was trained on "
+                  f"{self.model().object_diameter or 'an unrecorded size'})")
 
     # ---- fine-tuning --------------------------------------------------------------------------------------
     def corrections(self, image: Image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -259,7 +277,8 @@ class SegNetWidget(QWidget):
         if self.project is not None:
             self._save_to_project(image, *self.training_set[image.name][1:])
         images, labels, masks = (list(t) for t in zip(*self.training_set.values()))
-        gen = self.model().finetune(images, labels, masks, channel_axis=self._channel_axis(), **asdict(self.settings()))
+        gen = self.model().finetune(images, labels, masks, channel_axis=self._channel_axis(), diameter=self.diameter(),
+                                    **asdict(self.settings()))
         self.loss_plot.clear()
         self.train_button.enabled, self.stop_button.enabled = False, True
         self._run(Job(gen, "Fine-tuning", self._on_train_update, self._on_trained, self._on_train_end))

@@ -68,6 +68,11 @@ def predict_section() -> SimpleNamespace:
         instances=CheckBox(text="instances layer", value=False,
                            tooltip="also write an '<image> instances' layer: one id per object (touching "
                                    "objects split at the gaps the model learned)"),
+        object_size=FloatSpinBox(label="object size (px)", value=0.0, min=0.0, max=10_000.0, step=1.0,
+                                 tooltip="typical object diameter in this image; the image is zoomed to the size "
+                                         "the model was trained on (predict and fine-tune). 0: use it as it is"),
+        size_layer=create_widget(annotation=Labels, label="size from"),
+        estimate_button=PushButton(text="Estimate from this labels layer"),
         predict_button=PushButton(text="Predict"),
     )
     w.box = Container(label="Predict", widgets=list(vars(w).values()))
