@@ -218,6 +218,7 @@ class Segmenter:
         if validation is not None and len(validation) != 2:
             raise ValueError("validation must be a pair (images, labels)")
         items = self._prepare(planes, config)
+        config = config.resolved(int(sum(it.reviewed.sum() for it in items)))
         steps = finetune_net(self.net, items, config, device)
         return self._finetune_run(steps, items, config, validation, accept_worse, device, channel_axis, size)
 

@@ -6,7 +6,7 @@ import copy
 import math
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import ClassVar
 
 import numpy as np
@@ -27,6 +27,16 @@ LOSSES = ("border_ce", "ce", "balanced_ce", "dice", "ce_dice")
 #: ~1e12 within a few steps.
 DIVERGENCE_FACTOR = 100.0
 
+#: ``steps="auto"``: AUTO_STEPS steps per patch-sized area (patch_size²) of reviewed pixels, clipped to
+#: [AUTO_MIN_STEPS, AUTO_MAX_STEPS] (chosen with ``benchmarks/hitl.py --data shift``, README "Default model").
+AUTO_STEPS, AUTO_MIN_STEPS, AUTO_MAX_STEPS = 25.0, 40, 400
+
+
+def auto_steps(reviewed_pixels: int, patch_size: int) -> int:
+    """The ``steps="auto"`` rule: steps in proportion to the reviewed area, clipped (see AUTO_STEPS)."""
+    steps = round(AUTO_STEPS * reviewed_pixels / patch_size**2)
+    return int(min(AUTO_MAX_STEPS, max(AUTO_MIN_STEPS, steps)))
+
 
 class TrainingAborted(RuntimeError):
     """A run stopped because training diverged (NaN/inf or exploding loss); the model is left as it was."""
@@ -40,7 +50,7 @@ class TrainSettings:
     w0: float = 10.0
     sigma: float = 5.0
     class_weights: str | None = "balanced"
-    steps: int = 100
+    steps: int | str = "auto"
     lr: float = 5e-4
     batch_size: int = 4
     patch_size: int = 128
@@ -52,8 +62,11 @@ class TrainSettings:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         for name in ("steps", "batch_size", "patch_size"):
             value = getattr(self, name)
+            if name == "steps" and isinstance(value, str) and value == "auto":
+                continue
             if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                also = ' or "auto"' if name == "steps" else ""
+                raise ValueError(f"{name} must be a positive integer{also}, got {value!r}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number, got {self.lr}")
 
@@ -64,6 +77,12 @@ class TrainSettings:
         if unknown:
             raise ValueError(f"unknown fine-tune setting(s) {unknown}; valid: {[f.name for f in fields(cls)]}")
         return cls(**settings)
+
+    def resolved(self, reviewed_pixels: int) -> TrainSettings:
+        """A copy with ``steps="auto"`` turned into a number for ``reviewed_pixels`` (:func:`auto_steps`)."""
+        if self.steps != "auto":
+            return self
+        return replace(self, steps=auto_steps(reviewed_pixels, self.patch_size))
 
     def weight_map_args(self) -> dict:
         """w0, sigma and class weights of the per-pixel weights this loss uses."""
@@ -132,6 +151,7 @@ def finetune_net(net: SegmentationNet, items: Sequence[TrainingImage], settings:
     usable = [it for it in items if it.reviewed.any()]
     if not usable:
         raise ValueError("no reviewed pixels to learn from: mark at least part of an image as reviewed")
+    settings = settings.resolved(int(sum(it.reviewed.sum() for it in usable)))
     return _train(net, usable, settings, pick_device(device))
 
 

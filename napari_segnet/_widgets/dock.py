@@ -266,7 +266,7 @@ class SegNetWidget(QWidget):
     def settings(self) -> TrainSettings:
         """The fine-tune settings of the Fine-tune section."""
         return TrainSettings(loss=self.loss.value, w0=self.w0.value, sigma=self.sigma.value,
-                             steps=self.steps.value, lr=self.lr.value)
+                             steps=self.steps.value or "auto", lr=self.lr.value)
 
     @guarded
     def finetune(self, *_) -> None:

@@ -1,0 +1,30 @@
+"""TrainSettings defaults: steps="auto" scales with the reviewed area."""
+
+import numpy as np
+import pytest
+from conftest import tiny_segmenter, two_class_image
+
+from napari_segnet.training import AUTO_MAX_STEPS, AUTO_MIN_STEPS, TrainSettings, auto_steps
+
+
+def test_auto_steps_are_proportional_to_the_reviewed_area_and_clipped():
+    assert auto_steps(4 * 128 * 128, 128) == 100  # 25 steps per patch-sized area
+    assert auto_steps(64 * 64, 128) == AUTO_MIN_STEPS == 40  # one small tile: the floor
+    assert auto_steps(2048 * 2048, 128) == AUTO_MAX_STEPS == 400  # a whole large image: the ceiling
+    assert TrainSettings().steps == "auto" and TrainSettings().resolved(6 * 128 * 128).steps == 150
+    assert TrainSettings(steps=7).resolved(10**9).steps == 7
+
+
+@pytest.mark.parametrize("bad", ["many", 0, -5, 2.5])
+def test_bad_steps_are_refused(bad):
+    with pytest.raises(ValueError, match='steps must be a positive integer or "auto"'):
+        TrainSettings(steps=bad)
+
+
+def test_a_run_records_the_steps_auto_chose():
+    image, labels = two_class_image(size=64)
+    seg = tiny_segmenter(num_classes=2)
+    mask = np.zeros(labels.shape, bool)
+    mask[:48, :48] = True  # 2304 px reviewed, patch 32: 25 × 2.25 = 56 steps
+    updates = list(seg.finetune([image], [labels], [mask], patch_size=32, batch_size=1, seed=0))
+    assert updates[-2].total == 56 and seg.versions[-1]["settings"]["steps"] == 56
