@@ -5,9 +5,9 @@ and prediction seconds. Predicted instances are ``napari_segnet.instances.label_
 classes (its defaults: face-connected components, small objects dropped, split, 1 px grow-back), scored with
 ``napari_segnet.metrics.object_scores`` (stardist's one-to-one matching) against the true instances.
 
-``--rescale`` adds rows where each image is first zoomed so its nuclei have the model's training size (the
-"object size" option: the factor is the model's median nucleus diameter over the image's, measured on its ground
-truth as "estimate from this labels layer" would), predicted, and the labels zoomed back with order 0.
+``--rescale`` adds rows with the "object size" option: each image is predicted with ``diameter=`` its median
+nucleus diameter, measured on its ground truth as "estimate from this labels layer" would (a model without a
+recorded size gets that of the cells3d training slices).
 
 Run: python benchmarks/domain_shift.py [--old /tmp/old_default.safetensors] [--model path ...] [--rescale]
 """
@@ -19,12 +19,12 @@ import time
 
 import numpy as np
 import torch
-from skimage.measure import regionprops
-from skimage.transform import rescale, resize
+from napari_segnet.sample_data import TRAIN, nuclei_instances
 
 from napari_segnet.domain_shift import domain_shift_set
 from napari_segnet.instances import label_instances
 from napari_segnet.metrics import confusion_matrix, object_scores, scores_from_confusion
+from napari_segnet.scale import estimate_diameter
 from napari_segnet.segmenter import Segmenter
 
 
@@ -34,27 +34,15 @@ def match_counts(pred: np.ndarray, true_ids: np.ndarray) -> tuple[int, int, int]
     return r["tp"], r["fp"], r["fn"]
 
 
-def median_diameter(instances: np.ndarray) -> float:
-    """Median equivalent diameter (px) of the objects in ``instances`` (Y, X)."""
-    return float(np.median([r.equivalent_diameter_area for r in regionprops(instances)]))
-
-
-def predict(seg: Segmenter, image: np.ndarray, factor: float) -> np.ndarray:
-    """Labels (Y, X) of ``image``, predicted at ``factor`` × its size and zoomed back with order 0."""
-    if factor == 1.0:
-        return seg.predict(image)
-    zoomed = rescale(image.astype(np.float32), factor, order=1, anti_aliasing=factor < 1, preserve_range=True)
-    return resize(seg.predict(zoomed), image.shape, order=0, preserve_range=True, anti_aliasing=False)
-
-
-def evaluate(seg: Segmenter, cases, model_diameter: float | None) -> dict[str, dict]:
-    """{subset: {iou, f1, ap, seconds, objects}} of ``seg`` on ``cases``; rescaled when ``model_diameter``."""
+def evaluate(seg: Segmenter, cases, rescale: bool) -> dict[str, dict]:
+    """{subset: {iou, f1, ap, seconds, objects}} of ``seg`` on ``cases``; with ``rescale``, each image is given
+    its true object size (``diameter=estimate_diameter(instances)``: what "estimate from this labels layer" gives)."""
     rows: dict[str, dict] = {}
     seg.predict(cases[0].image)  # warm-up: the first call builds the inference network and measures memory
     for case in cases:
-        factor = 1.0 if model_diameter is None else model_diameter / median_diameter(case.instances)
+        diameter = estimate_diameter(case.instances) if rescale else None
         start = time.perf_counter()
-        pred = predict(seg, case.image, factor).astype(np.uint8)
+        pred = seg.predict(case.image, diameter=diameter).astype(np.uint8)
         seconds = time.perf_counter() - start
         for subset in (case.subset, "all"):
             row = rows.setdefault(subset, {"n": np.zeros((2, 2), np.int64), "counts": np.zeros(3, int), "s": 0.0})
@@ -88,10 +76,11 @@ def main() -> None:
     print("| model | object size | data | objects | pixel IoU | object F1@0.5 | AP@0.5 | seconds |")
     print("|---|---|---|---|---|---|---|---|")
     for name, seg in models.items():
-        diameter = seg.versions[0].get("training", {}).get("object_diameter")
-        for size in [None] + ([diameter or 35.0] if args.rescale else []):
-            label_size = "as is" if size is None else f"zoom to {size:.0f} px"
-            for subset, r in evaluate(seg, cases, size).items():
+        if args.rescale and seg.object_diameter is None:
+            seg.annotate(object_diameter=estimate_diameter(nuclei_instances()[list(TRAIN)]))
+        for rescale in (False, True)[:1 + args.rescale]:
+            label_size = f"zoom to {seg.object_diameter:.0f} px" if rescale else "as is"
+            for subset, r in evaluate(seg, cases, rescale).items():
                 print(f"| {name} | {label_size} | {subset} | {r['objects']} | {r['iou']:.3f} | {r['f1']:.3f} | "
                       f"{r['ap']:.3f} | {r['seconds']:.2f} |", flush=True)
 

@@ -52,6 +52,22 @@ def scores(preds, instances, truths, cases) -> tuple[float, float, float]:
     return iou, 2 * tp / max(2 * tp + fp + fn, 1), tp / max(tp + fp + fn, 1)
 
 
+def forest_rounds(peer_cls):
+    """``peer_cls`` (hitl.py's ForestPeer) fitted on the reviewed pixels of images of different shapes."""
+
+    class Peer(peer_cls):
+        def fit_predict(self, truths, reviewed, test_images):
+            from sklearn.ensemble import RandomForestClassifier
+
+            clf = RandomForestClassifier(n_estimators=50, n_jobs=-1, max_depth=10, max_samples=0.05, random_state=0)
+            x = np.concatenate([f[r] for f, r in zip(self.train_feats, reviewed)])
+            clf.fit(x, np.concatenate([t[r] for t, r in zip(truths, reviewed)]))
+            predict = [self.train_feats, [self.features(self._norm(im)) for im in test_images]]
+            return [[clf.predict(f.reshape(-1, f.shape[-1])).reshape(f.shape[:-1]) for f in fs] for fs in predict]
+
+    return Peer
+
+
 class Model:
     """The shipped default with optional prediction settings (flip averaging, object size)."""
 
@@ -78,7 +94,7 @@ def run_shift(rounds: int, settings: dict, tta: bool = False, diameter: float | 
     work, held = cases[:3], cases[3:]
     truths = [c.labels for c in work]
     model = Model(tta, diameter, model_path)
-    peer = peer_cls([c.image for c in work]) if peer_cls else None
+    peer = forest_rounds(peer_cls)([c.image for c in work]) if peer_cls else None
     reviewed = [np.zeros(t.shape, bool) for t in truths]
     print(f"domain shift: 3 working + 3 held-out shifted cells3d slices, {TILE}² tiles; CPU, "
           f"{torch.get_num_threads()} threads; shipped default; fine-tune {json.dumps(settings)}; tta={tta}; "
