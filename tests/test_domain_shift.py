@@ -61,3 +61,22 @@ def test_shifted_cells3d_is_zoomed_held_out_truth():
     small = np.median([r.equivalent_diameter_area for r in regionprops(case.instances)])
     assert small == pytest.approx(full * 0.5, rel=0.1)
     assert case.image.shape == tuple(round(n * 0.5) for n in nuclei()[0].shape[1:])
+
+
+#: Zero-shot scores of the shipped default on held-out slice 10 recorded at 0.5× by a widefield camera (nuclei
+#: ~20 px instead of 39, blurred, noisy, 8-bit range in uint16), measured with the shipped model: nucleus IoU
+#: 0.868 and object F1@0.5 0.900, asserted with a margin. The previous default (cells3d only): 0.260 and 0.345.
+ZERO_SHOT_IOU, ZERO_SHOT_F1 = 0.83, 0.85
+
+
+def test_default_model_segments_a_shifted_image_zero_shot():
+    from napari_segnet.instances import label_instances
+    from napari_segnet.metrics import object_scores, segmentation_scores
+    from napari_segnet.segmenter import Segmenter
+
+    case = shifted_cells3d()[0]
+    assert case.source == "held-out slice 10" and case.image.shape == (128, 128)
+    pred = Segmenter.default().predict(case.image)
+    assert segmentation_scores(pred, case.labels, 2)["iu"][1] >= ZERO_SHOT_IOU
+    f1 = object_scores(label_instances(pred), case.instances, (0.5,), true_is_semantic=False)[0]["f1"]
+    assert f1 >= ZERO_SHOT_F1
