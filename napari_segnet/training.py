@@ -49,9 +49,9 @@ class TrainSettings:
     loss: str = "border_ce"
     w0: float = 10.0
     sigma: float = 5.0
-    class_weights: str | None = "balanced"
+    class_weights: str | None = None  # balanced weights over-grow objects (README, "Fine-tuning from the default")
     steps: int | str = "auto"
-    lr: float = 5e-4
+    lr: float = 2e-4
     batch_size: int = 4
     patch_size: int = 128
     augment: bool = True
@@ -87,9 +87,10 @@ class TrainSettings:
     def weight_map_args(self) -> dict:
         """w0, sigma and class weights of the per-pixel weights this loss uses."""
         border = self.loss in ("border_ce",)
-        balanced = self.loss in ("border_ce", "balanced_ce") and self.class_weights is not None
-        return {"w0": self.w0 if border else 0.0, "sigma": self.sigma,
-                "class_weights": self.class_weights if balanced else None}
+        weights = self.class_weights if self.loss == "border_ce" else None
+        if self.loss == "balanced_ce":
+            weights = self.class_weights or "balanced"
+        return {"w0": self.w0 if border else 0.0, "sigma": self.sigma, "class_weights": weights}
 
     def weight_map(self, labels: np.ndarray, reviewed: np.ndarray | None = None) -> np.ndarray:
         """float32 (Y, X): the per-pixel weights this loss trains with on ``labels`` (Y, X), computed from the

@@ -87,7 +87,7 @@ def finetune_section() -> SimpleNamespace:
         sigma=FloatSpinBox(label="σ (px)", value=5.0, min=0.5, max=50, step=0.5),
         steps=SpinBox(label="steps", value=0, min=0, max=100_000,
                       tooltip="optimisation steps; 0 = auto: 25 per 128² of reviewed pixels, 40 to 400"),
-        lr=FloatSpinBox(label="learning rate", value=1e-3, min=1e-6, max=1.0, step=1e-4),
+        lr=FloatSpinBox(label="learning rate", value=2e-4, min=1e-6, max=1.0, step=1e-4),
         review=ComboBox(label="reviewed", choices=list(REVIEW), value=REVIEW[0],
                         tooltip="which pixels of the corrected layer the model may learn from"),
         weights_button=PushButton(text="Show weight map"),
