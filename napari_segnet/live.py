@@ -225,6 +225,12 @@ class LiveSession:
                  slice(cols.start - outer[1].start, cols.stop - outer[1].start))
         return Refreshed(key, (rows, cols), labels[inner])
 
+    def uncertainty(self, key) -> np.ndarray:
+        """1 − max p (Y, X) of the copy on plane ``key`` (for Next while live)."""
+        with self._model_lock:
+            proba = self.model.predict_proba(self.planes[key].normalised, channel_axis=0)
+        return (1 - proba.max(axis=0)).astype(np.float32)
+
     # ---- the end --------------------------------------------------------------------------------------------
     def finish(self) -> int | None:
         """End the session (a burst in flight is abandoned; the strokes stay in :attr:`planes`). If any burst
