@@ -30,11 +30,12 @@ MARGIN = 48
 
 @dataclass(frozen=True)
 class LiveSettings:
-    """A burst: ``burst_steps`` optimisation steps at ``lr`` (chosen with benchmarks/live.py); whole planes are
+    """A burst: ``burst_steps`` optimisation steps at ``lr`` (10 at 3e-4: the most bursts kept by the guard and a
+    median stroke → refresh latency under 5 s on 512² in benchmarks/live.py, see README); whole planes are
     re-predicted at most every ``refresh_s`` seconds; ``idle_bursts`` more bursts run after the last stroke."""
 
     burst_steps: int = 10
-    lr: float = 1e-3
+    lr: float = 3e-4
     refresh_s: float = 2.0
     idle_bursts: int = 2
     batch_size: int = 4
