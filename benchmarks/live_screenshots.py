@@ -1,7 +1,7 @@
 """Screenshots of live mode for the README (run under Xvfb): strokes learned in bursts, then Next.
 
 A from-scratch U-Net (depth 3, 8 filters) on one nuclei slice, so the change is visible: predict, turn Live on,
-paint the true labels along the boundaries of 6 wrongly predicted nuclei (as napari's brush would), let bursts
+paint the true labels along the boundaries of 12 wrongly predicted nuclei (as napari's brush would), let bursts
 run, then press Next. Writes docs/live_1.png (live, after the strokes) and docs/live_2.png (Next's region).
 
 Run: xvfb-run -a python benchmarks/live_screenshots.py [--seconds 40]
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,6 +19,8 @@ from napari_segnet.sample_data import nuclei
 
 from napari_segnet._widgets.dock import SegNetWidget
 from napari_segnet.segmenter import Segmenter
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 def wait(seconds: float) -> None:
@@ -41,7 +44,7 @@ def main() -> None:
     stack, truth = nuclei()
     image, labels = stack[16], truth[16].astype(np.uint8)
     viewer = napari.Viewer()
-    viewer.window._qt_window.resize(1400, 900)
+    viewer.window._qt_window.resize(1600, 1000)
     viewer.add_image(image, name="nuclei")
     dock = SegNetWidget(viewer)
     viewer.window.add_dock_widget(dock, name="SegNet")
@@ -51,16 +54,17 @@ def main() -> None:
     dock.predict()
     wait(5)
     layer = viewer.layers["nuclei prediction"]
+    dock.live_lr.value = 1e-3  # a model from scratch: a larger step than the default (3e-4, for trained models)
     dock.live_toggle.value = True
-    for band in strokes(np.asarray(layer.data), labels)[:6]:
+    for band in strokes(np.asarray(layer.data), labels)[:12]:
         layer.data_setitem(np.nonzero(band), labels[band])  # what a brush stroke does (a paint event)
         wait(2)
     wait(args.seconds)
     viewer.layers.selection.active = layer
-    viewer.screenshot("docs/live_1.png", canvas_only=False)
+    viewer.screenshot(str(DOCS / "live_1.png"), canvas_only=False)
     dock.next_button.clicked.emit()
     wait(1)
-    viewer.screenshot("docs/live_2.png", canvas_only=False)
+    viewer.screenshot(str(DOCS / "live_2.png"), canvas_only=False)
     dock.live_toggle.value = False
     print(dock.live_status.value, [v["note"] for v in dock.segmenter.versions])
     viewer.close()
