@@ -69,6 +69,12 @@ def launcher(argv: list[str]) -> int:
 
         print(__version__)
         return 0
+    from .display import display_problem
+
+    if problem := display_problem():  # checked before Qt loads: without a display Qt aborts the process
+        print(f"napari-segnet needs a display ({problem}): run `xvfb-run napari-segnet` for a virtual one "
+              "(apt-get install xvfb) or set DISPLAY", file=sys.stderr)
+        return 1
     import napari
 
     launch(args)

@@ -6,7 +6,7 @@ import numpy as np
 from scipy import ndimage
 
 from ._validation import check_labels, check_same_shape
-from .instances import label_instances, unique_per_slice
+from .instances import label_instances, sequential_ids, unique_per_slice
 
 #: IoU thresholds of ``object_scores`` by default.
 THRESHOLDS = (0.5, 0.75, 0.9)
@@ -65,21 +65,32 @@ def segmentation_scores(pred, target, num_classes: int, ignore_index: int | None
 def iou_pairs(pred_instances: np.ndarray, true_instances: np.ndarray):
     """IoU of every overlapping (true, pred) object pair, without a dense matrix.
 
-    pred_instances, true_instances: integer ids of the same shape (0 = background). Objects are renumbered
-    0…n−1 in order of their ids. Returns (true_index, pred_index, iou) 1-D arrays over the overlapping pairs,
-    n_true and n_pred. Cost: O(pixels · log pixels), whatever the number of objects.
+    pred_instances, true_instances: non-negative integer ids of the same shape (0 = background). Objects are
+    renumbered 0…n−1 in order of their ids. Returns (true_index, pred_index, iou) 1-D arrays over the
+    overlapping pairs, n_true and n_pred. Cost: O(pixels) for ids up to a few × the pixel count.
     """
-    t_ids, t = np.unique(true_instances, return_inverse=True)
-    p_ids, p = np.unique(pred_instances, return_inverse=True)
-    t, p = t.ravel().astype(np.int64) - (t_ids[0] == 0), p.ravel().astype(np.int64) - (p_ids[0] == 0)
-    n_true, n_pred = len(t_ids) - (t_ids[0] == 0), len(p_ids) - (p_ids[0] == 0)
-    true_area = np.bincount(t[t >= 0], minlength=n_true)
-    pred_area = np.bincount(p[p >= 0], minlength=n_pred)
-    both = (t >= 0) & (p >= 0)
-    pairs, overlap = np.unique(t[both] * max(n_pred, 1) + p[both], return_counts=True)
-    ti, pi = pairs // max(n_pred, 1), pairs % max(n_pred, 1)
+    t, n_true = sequential_ids(true_instances)
+    p, n_pred = sequential_ids(pred_instances)
+    t, p = t.ravel(), p.ravel()
+    true_area = np.bincount(t, minlength=n_true + 1)
+    pred_area = np.bincount(p, minlength=n_pred + 1)
+    both = (t > 0) & (p > 0)
+    ti, pi, overlap = count_pairs(t[both], p[both], n_true + 1, n_pred + 1)
     iou = overlap / (true_area[ti] + pred_area[pi] - overlap)
-    return ti, pi, iou, int(n_true), int(n_pred)
+    return ti - 1, pi - 1, iou, n_true, n_pred
+
+
+def count_pairs(a: np.ndarray, b: np.ndarray, n_a: int, n_b: int):
+    """(a values, b values, counts) of the distinct pairs (a[i], b[i]) of two 1-D int arrays with values in
+    [0, n_a) and [0, n_b): by ``np.bincount`` when n_a·n_b is small, else by ``np.unique``."""
+    keys = a.astype(np.int64) * n_b + b
+    if n_a * n_b <= 4 * a.size + 65536:
+        counts = np.bincount(keys, minlength=n_a * n_b)
+        keys = np.flatnonzero(counts)
+        counts = counts[keys]
+    else:
+        keys, counts = np.unique(keys, return_counts=True)
+    return keys // n_b, keys % n_b, counts
 
 
 def match_objects(true_index, pred_index, iou, threshold: float) -> np.ndarray:
@@ -129,7 +140,8 @@ def object_scores(pred_instances, true_instances, thresholds=THRESHOLDS, *, true
 
     pred_instances: instance ids (Y, X) or (Z, Y, X), 0 = background (e.g. ``label_instances(pred)``).
     true_instances: the same shape, instance ids or — ``true_is_semantic=True`` — class ids, which become their
-    face-connected components (``label_instances(..., min_size=0, grow=0)``, slice by slice). ``None`` decides
+    face-connected components as drawn (``label_instances(..., min_size=0, split=False, grow=0)``, slice by
+    slice, whatever ``per_slice``). ``None`` decides
     with ``looks_semantic``: semantic if some id covers two separate regions of comparable size (≥ 10 % of
     its largest); stray specks of an instance do not count. Pass it explicitly when you know.
     ``per_slice`` (default): a stack is scored as 2-D slices (ids spanning slices, like 3-D nuclei, name one
@@ -149,7 +161,7 @@ def object_scores(pred_instances, true_instances, thresholds=THRESHOLDS, *, true
     if true_is_semantic is None:
         true_is_semantic = looks_semantic(true, per_slice)
     if true_is_semantic:
-        true = label_instances(true, min_size=0, grow=0)
+        true = label_instances(true, min_size=0, split=False, grow=0)
     elif per_slice:
         true = unique_per_slice(true)
     if per_slice:
@@ -189,9 +201,10 @@ def looks_semantic(labels: np.ndarray, per_slice: bool = True, ratio: float = 0.
         structure[[0, 2]] = False
     regions, n = ndimage.label(labels > 0, structure)
     fg = regions > 0
-    ids = (unique_per_slice(labels) if per_slice else labels)[fg].astype(np.int64)
-    pairs, sizes = np.unique(ids * (n + 1) + regions[fg], return_counts=True)
-    owner = pairs // (n + 1)
+    if n == 0:
+        return False
+    ids, n_ids = sequential_ids(unique_per_slice(labels) if per_slice else labels)
+    owner, _, sizes = count_pairs(ids[fg], regions[fg], n_ids + 1, n + 1)
     order = np.lexsort((-sizes, owner))  # by id, largest region first
     owner, sizes = owner[order], sizes[order]
     first = np.r_[True, owner[1:] != owner[:-1]]

@@ -13,6 +13,7 @@ import torch
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .devices import pick_device
 from .images import ImagePlanes
+from .instances import label_instances
 from .metadata import ModelMetadata, Version
 from .metrics import confusion_matrix, scores_from_confusion
 from .models import SegmentationNet, build_model
@@ -279,6 +280,14 @@ class Segmenter:
         steps = self.predict_steps(image, tile_shape, device, channel_axis, want_labels=False, want_proba=True,
                                    batch_size=batch_size)
         return run(steps, progress).proba
+
+    def predict_instances(self, image, tile_shape: int | tuple[int, int] | None = None, device=None,
+                          progress: Callable[[int, int], bool | None] | None = None,
+                          channel_axis: int | None = None, **options) -> np.ndarray:
+        """Instance ids, int32 of the image's spatial shape (0 = background): the tiled class prediction
+        (arguments as :meth:`predict`) turned into objects by :func:`napari_segnet.instances.label_instances`
+        (``options``: min_size, split, min_distance, grow, grow_into); stacks slice by slice."""
+        return label_instances(self.predict(image, tile_shape, device, progress, channel_axis), **options)
 
     def predict_steps(self, image, tile_shape=None, device=None, channel_axis: int | None = None, *,
                       want_labels: bool = True, want_proba: bool = False, labels_out=None, batch_size: int = 1,

@@ -3,6 +3,7 @@
 import dask.array as da
 import numpy as np
 import pytest
+import torch
 from conftest import smooth_image, tiny_segmenter
 
 from napari_segnet.images import ImagePlanes
@@ -135,3 +136,17 @@ def test_zarr_input_and_zarr_output(segmenter, tmp_path):
     out = zarr.open_array(str(tmp_path / "out.zarr"), mode="w", shape=IMAGE.shape, chunks=(48, 48), dtype="u1")
     segmenter.predict(source, tile_shape=48, out=out)
     np.testing.assert_array_equal(out[:], segmenter.predict(IMAGE, tile_shape=48))
+
+
+def test_predict_instances_are_the_components_of_the_tiled_prediction(segmenter):
+    from napari_segnet.instances import label_instances
+
+    with torch.no_grad():
+        segmenter.net.head.bias[1] += 5  # class 1 wins wherever the logits are close: objects to label
+    stack = np.stack([IMAGE, IMAGE[::-1]])
+    instances = segmenter.predict_instances(stack, tile_shape=48, min_size=0, split=False)
+    assert instances.dtype == np.int32 and instances.shape == stack.shape
+    expected = label_instances(segmenter.predict(stack, tile_shape=48), min_size=0, split=False)
+    np.testing.assert_array_equal(instances, expected)
+    first = set(np.unique(instances[0])) - {0}
+    assert first and not first & set(np.unique(instances[1]))  # ids unique across the stack

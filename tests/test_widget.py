@@ -5,9 +5,11 @@ import time
 import numpy as np
 import pytest
 from conftest import tiny_segmenter, two_class_image
+from scipy import ndimage
 
 from napari_segnet._widgets import runner
 from napari_segnet._widgets.dock import SegNetWidget
+from napari_segnet.instances import label_instances
 from napari_segnet.metrics import segmentation_scores
 from napari_segnet.training import TrainSettings
 from napari_segnet.training_set import training_planes
@@ -65,7 +67,10 @@ def test_one_full_round(dock, errors):
     widget.evaluate()
     assert widget.scores["mean_iu"] == pytest.approx(segmentation_scores(refreshed, truth, 2)["mean_iu"])
     assert widget.scores["mean_iu"] > max(first, 0.6)
-    assert widget.table.rowCount() == 6 and widget.table.item(2, 0).text() == "mean iu"
+    assert widget.table.item(2, 0).text() == "mean iu"
+    rows = [widget.table.item(r, 0).text() for r in range(widget.table.rowCount())]
+    assert rows[6:9] == ["predicted objects", "true objects", "precision @ 0.5"] and len(rows) == 6 + 2 + 2 * 5
+    assert widget.object_scores[0]["n_true"] == ndimage.label(truth)[1]  # semantic truth → its components
 
 
 def test_user_errors_are_notifications_not_tracebacks(dock, errors):
@@ -270,3 +275,12 @@ def test_a_bug_is_not_dressed_up_as_a_user_error(dock, errors):
     with pytest.raises(RuntimeError, match="a bug in torch"):
         job.start()
     assert not errors and job.done
+
+
+def test_instances_layer_splits_objects_at_the_gaps(dock):
+    viewer, widget, truth = dock
+    widget.instances.value = True
+    widget.predict()
+    instances = viewer.layers["cells instances"].data
+    np.testing.assert_array_equal(instances, label_instances(viewer.layers["cells prediction"].data))
+    assert instances.dtype == np.int32 and instances.shape == truth.shape

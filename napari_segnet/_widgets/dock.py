@@ -11,13 +11,14 @@ from napari.utils.notifications import Notification, NotificationSeverity, notif
 from qtpy.QtWidgets import QTableWidgetItem, QVBoxLayout, QWidget
 
 from ..devices import describe, pick_device
-from ..metrics import segmentation_scores
+from ..instances import label_instances
+from ..metrics import object_score_rows, object_scores, segmentation_scores
 from ..models import model_options
 from ..project import Project
 from ..segmenter import FinetuneFinished, Segmenter
 from ..training import TrainProgress, TrainSettings
 from . import sections
-from .layers import PAINTED, prediction_name, show_prediction, track_paint
+from .layers import PAINTED, prediction_name, show_instances, show_prediction, track_paint
 from .loss_plot import LossPlot
 from .runner import USER_ERRORS, Job, notify
 from .sections import DEFAULT, REVIEW
@@ -216,7 +217,9 @@ class SegNetWidget(QWidget):
                       lambda result: self._show(image, region, result.labels, result.proba)))
 
     def _show(self, image: Image, region: tuple, labels, proba) -> None:
-        show_prediction(self.viewer, image, labels, self.segmenter.class_names, region)
+        layer = show_prediction(self.viewer, image, labels, self.segmenter.class_names, region)
+        if self.instances.value:
+            show_instances(self.viewer, image, label_instances(np.asarray(layer.data)[region]), region)
         if proba is not None:
             uncertainty = 1 - proba.max(axis=0)
             name = f"{image.name} uncertainty"
@@ -313,7 +316,8 @@ class SegNetWidget(QWidget):
     # ---- evaluation ---------------------------------------------------------------------------------------
     @guarded
     def evaluate(self, *_) -> None:
-        """Score the prediction layer against the chosen ground-truth layer (FCN metrics) in the table."""
+        """Score the prediction layer against the chosen ground-truth layer in the table: FCN metrics, then
+        object metrics (precision, recall, F1, AP, matched IoU at IoU 0.5 and 0.75)."""
         image, truth = self.current_image(), self.truth_layer.value
         name = prediction_name(image)
         if truth is None or name not in self.viewer.layers:
@@ -325,20 +329,25 @@ class SegNetWidget(QWidget):
         if pred.shape != target.shape:
             raise ValueError(f"the ground truth has shape {target.shape}, the prediction {pred.shape}")
         n = max(self.model().num_classes, int(target.max()) + 1)
-        self.show_scores(segmentation_scores(pred, target, n))
+        # object metrics: the prediction's instances against the truth's objects (its instance ids, or the
+        # components of its classes: object_scores tells them apart)
+        objects = object_scores(label_instances(pred), target, (0.5, 0.75))
+        self.show_scores(segmentation_scores(pred, target, n), objects)
 
-    def show_scores(self, scores: dict) -> None:
-        """Fill the metrics table with ``scores`` (as :func:`segmentation_scores` returns them)."""
+    def show_scores(self, scores: dict, objects: list[dict] | None = None) -> None:
+        """Fill the metrics table with ``scores`` (as :func:`segmentation_scores` returns them), then the object
+        metrics ``objects`` (as :func:`object_scores` returns them)."""
         names = self.model().class_names
         rows = [(k.replace("_", " "), scores[k]) for k in
                 ("pixel_accuracy", "mean_accuracy", "mean_iu", "frequency_weighted_iu")]
         rows += [(f"IU {names[i] if i < len(names) else i}", v) for i, v in enumerate(scores["iu"])]
+        rows += object_score_rows(objects or [])
         self.table.setRowCount(len(rows))
         for r, (k, v) in enumerate(rows):
             self.table.setItem(r, 0, QTableWidgetItem(k))
             self.table.setItem(r, 1, QTableWidgetItem("—" if np.isnan(v) else f"{v:.4f}"))
         self.table.resizeColumnToContents(0)
-        self.scores = scores
+        self.scores, self.object_scores = scores, objects
 
     # ---- jobs ---------------------------------------------------------------------------------------------
     def _run(self, job: Job) -> None:

@@ -74,3 +74,17 @@ def _full(image: Image, labels: np.ndarray, region: tuple) -> np.ndarray:
     out = np.zeros(layer_shape(image, labels, region), labels.dtype)
     out[region] = labels
     return out
+
+
+def show_instances(viewer, image: Image, instances: np.ndarray, region: tuple = ()) -> Labels:
+    """Write instance ids into the image's '<image> instances' layer (created once, then reused)."""
+    name = f"{image.name} instances"
+    shape = layer_shape(image, instances, region)
+    if name in viewer.layers and viewer.layers[name].data.shape == shape:
+        layer = viewer.layers[name]
+        layer.data[region] = instances
+        layer.refresh()
+        return layer
+    data = instances if not region else _full(image, instances, region)
+    return viewer.add_labels(data, name=name, scale=image.scale[-data.ndim:], translate=image.translate[-data.ndim:],
+                             opacity=0.6)

@@ -65,6 +65,9 @@ def predict_section() -> SimpleNamespace:
     w = SimpleNamespace(
         slice_only=CheckBox(text="current slice only", value=False),
         uncertainty=CheckBox(text="show uncertainty", value=False),
+        instances=CheckBox(text="instances layer", value=False,
+                           tooltip="also write an '<image> instances' layer: one id per object (touching "
+                                   "objects split at the gaps the model learned)"),
         predict_button=PushButton(text="Predict"),
     )
     w.box = Container(label="Predict", widgets=list(vars(w).values()))

@@ -1,0 +1,101 @@
+"""Instance post-processing choices scored on the nuclei sample with the shipped default model.
+
+Predicts the 6 held-out 256² slices (and, as a check that the choices are not tuned to 6 slices, the 28
+training slices) once, turns class ids into instances with ``label_instances`` under each setting and scores
+them against the sample's true instances (slice by slice) with ``object_scores``. The "training targets" rows
+score the targets themselves (true instances with the U-Net gap cut between touching nuclei): what grow-back
+restores when the network is perfect. A last table splits the 4-class synthetic targets (cells, elongated
+rods, vesicles) with and without the waist criterion. Prints Markdown tables. Run: python benchmarks/instances.py
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from napari_segnet.sample_data import HELD_OUT, TRAIN, nuclei, nuclei_instances
+
+from napari_segnet import instances
+from napari_segnet.instances import instance_classes, label_instances, typical_area
+from napari_segnet.metrics import object_scores
+
+HEADER = ("| class ids | min_size | split (min_distance) | grow-back | objects (pred / true) | F1 @ 0.5 | AP @ 0.5 | "
+          "AP @ 0.75 | mean matched IoU @ 0.5 | ms / slice |\n|---|---|---|---|---|---|---|---|---|---|")
+
+
+def settings(area: float) -> list[tuple[str, dict]]:
+    """(name of the min_size, options) for the predicted slices; ``area``: the typical nucleus area (px)."""
+    radius = np.sqrt(area / np.pi)
+    frac = {f: (f"{f:g}·A = {round(f * area)}", round(f * area)) for f in (0.05, 0.15, 0.3)}
+    none = {"split": False, "grow": 0}
+    rows = [("0", {"min_size": 0, **none})] + [(frac[f][0], {"min_size": frac[f][1], **none}) for f in frac]
+    rows += [(frac[0.15][0], {"min_size": "auto", "split": True, "min_distance": round(f * radius), "grow": 0})
+             for f in (1.0, 1.5)]
+    rows += [(frac[0.15][0], {"min_size": "auto", "split": True, "grow": g, "grow_into": into})
+             for g, into in ((1, "gaps"), (2, "gaps"), (1, "background"), (2, "background"))]
+    return rows
+
+
+def row(source: str, size: str, labels: np.ndarray, truth: np.ndarray, options: dict) -> str:
+    t = time.perf_counter()
+    pred = label_instances(labels, **options)
+    ms = (time.perf_counter() - t) * 1000 / len(labels)
+    s50, s75, _ = object_scores(pred, truth, true_is_semantic=False)
+    split = f"yes ({options.get('min_distance', 'auto')})" if options.get("split", True) else "no"
+    grow = options.get("grow", 1)
+    grown = f"{grow} px, {options.get('grow_into', 'gaps')}" if grow else "none"
+    return (f"| {source} | {size} | {split} | {grown} | {s50['n_pred']} / {s50['n_true']} | {s50['f1']:.3f} | "
+            f"{s50['average_precision']:.3f} | {s75['average_precision']:.3f} | {s50['mean_matched_iou']:.4f} | "
+            f"{ms:.0f} |")
+
+
+def table(title: str, slices: list[int], segmenter, image, targets, instances) -> None:
+    t = time.perf_counter()
+    predicted = segmenter.predict(image[slices])
+    area = typical_area(predicted == 1)
+    print(f"\n{title}: {len(slices)} slices predicted in {time.perf_counter() - t:.1f} s; typical nucleus "
+          f"area A = {area:.0f} px (radius {np.sqrt(area / np.pi):.1f} px)\n\n{HEADER}")
+    truth = instances[slices]
+    for grow, into in ((0, "gaps"), (1, "gaps"), (2, "gaps"), (1, "background")):
+        print(row("training targets", "0", targets[slices], truth,
+                  {"min_size": 0, "split": False, "grow": grow, "grow_into": into}))
+    for size, options in settings(area):
+        print(row("default model", size, predicted, truth, options))
+
+
+def synthetic_table(seeds=(0, 1, 2)) -> None:
+    """Split or not on the synthetic targets (true gaps): a split of every object cuts the rods."""
+    from napari_segnet.synthetic import synthetic_image
+
+    data = [synthetic_image((256, 256), seed=s)[1:] for s in seeds]
+    truth = instances.unique_per_slice(np.stack([ids for _, ids in data]))
+    print(f"\nSynthetic targets, seeds {seeds}: split of every object vs of objects with a waist (solidity < "
+          f"{instances.SPLIT_SOLIDITY})\n\n| split | objects (pred / true) | rods (pred / true) | F1 @ 0.5 | "
+          "mean matched IoU @ 0.5 |\n|---|---|---|---|---|")
+    labels = np.stack([lab for lab, _ in data])
+    true_rods = sum(c == 2 for c in instance_classes(truth, labels).values())
+    for name, split, solidity in (("no", False, None), ("every object", True, 1.01),
+                                  ("objects with a waist (default)", True, instances.SPLIT_SOLIDITY)):
+        default, instances.SPLIT_SOLIDITY = instances.SPLIT_SOLIDITY, solidity or instances.SPLIT_SOLIDITY
+        try:
+            pred = label_instances(labels, split=split)
+        finally:
+            instances.SPLIT_SOLIDITY = default
+        rods = sum(c == 2 for c in instance_classes(pred, labels).values())
+        s = object_scores(pred, truth, true_is_semantic=False)[0]
+        print(f"| {name} | {s['n_pred']} / {s['n_true']} | {rods} / {true_rods} | {s['f1']:.3f} | "
+              f"{s['mean_matched_iou']:.4f} |")
+
+
+def main() -> None:
+    from napari_segnet.segmenter import Segmenter
+
+    image, targets = nuclei()
+    true_ids, segmenter = nuclei_instances(), Segmenter.default()
+    table("Held-out slices", list(HELD_OUT), segmenter, image, targets, true_ids)
+    table("Training slices (seen by the model)", list(TRAIN), segmenter, image, targets, true_ids)
+    synthetic_table()
+
+
+if __name__ == "__main__":
+    main()
