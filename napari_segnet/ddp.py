@@ -67,9 +67,31 @@ def mean(value: torch.Tensor) -> float:
     return value.item() / world_size()
 
 
-def broadcast_state(model: torch.nn.Module) -> None:
-    """Copy rank 0's parameters and buffers (e.g. BatchNorm running statistics, which each rank updates from its
-    own last batch) to every rank, in place."""
-    if is_active():
-        for tensor in model.state_dict().values():
-            dist.broadcast(tensor, 0)
+def sync_buffers(model: torch.nn.Module) -> None:
+    """At the end of training: copy rank 0's buffers (BatchNorm running statistics, which each rank updates
+    from its own last batch) to every rank, and check that the parameters agree bit for bit, as they must
+    (every rank applies the same averaged gradients); ``RuntimeError`` if they do not."""
+    if not is_active():
+        return
+    for buffer in model.buffers():
+        dist.broadcast(buffer, 0)
+    spread = torch.zeros((), device=next(model.parameters()).device)
+    for param in model.parameters():
+        reference = param.detach().clone()
+        dist.broadcast(reference, 0)
+        spread = torch.maximum(spread, (param.detach() - reference).abs().max())
+    dist.all_reduce(spread, op=dist.ReduceOp.MAX)
+    if spread.item() > 0:
+        raise RuntimeError(f"the ranks' weights differ by up to {spread.item():.3g} after training: "
+                           "DistributedDataParallel lost sync")
+
+
+def state_digest(model: torch.nn.Module) -> str:
+    """sha256 (first 16 hex digits) of ``model``'s parameters and buffers: equal on every rank after training."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]

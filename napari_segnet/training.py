@@ -167,7 +167,7 @@ def _train(net: SegmentationNet, usable: list[TrainingImage], settings: TrainSet
         elapsed = time.perf_counter() - start
         yield TrainProgress(step, settings.steps, losses[-1], float(np.mean(losses[-20:])),
                             elapsed / step * (settings.steps - step))
-    ddp.broadcast_state(model)
+    ddp.sync_buffers(model)
     state = cpu_state(model)
     if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
         raise TrainingAborted("training produced non-finite weights; the model was left unchanged. "

@@ -96,6 +96,10 @@ def _train(args, device, main: bool) -> int:
     except TrainingAborted as e:
         say(f"training failed: {e}")
         return FAILED
+    from .. import ddp
+
+    if ddp.world_size() > 1:  # one line per rank, so that anyone can see the ranks ended on the same weights
+        say(f"rank {ddp.rank()} of {ddp.world_size()}: weights {ddp.state_digest(seg.net)}")
     return _save(seg, finished, args, project) if main else OK
 
 
