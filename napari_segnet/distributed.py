@@ -80,14 +80,15 @@ def predict_distributed(model, source: str | os.PathLike, output: str | os.PathL
                         progress: Callable[[int, int], object] | None = None) -> list[dict]:
     """Predict the image at ``source`` block by block on a dask cluster; write class ids to the zarr (``fmt``
     ``"zarr"``) or OME-Zarr (``"ome-zarr"``) ``output`` and, if given, probabilities float32 (C, *spatial) to
-    ``proba_output``, instance ids int32 to ``instances_output`` (see ``blockinstances``: ``label_instances(labels,
-split=False, grow=0)`` of the whole image). Labels have the image's spatial shape ((Y, X) or (Z|T, Y, X)), as
-``Segmenter.predict``.
+    ``proba_output``, instance ids int32 to ``instances_output`` (see ``blockinstances``: ``label_instances(
+    labels, split=False, grow=0)`` of the whole image). Labels have the image's spatial shape ((Y, X) or
+    (Z|T, Y, X)), as ``Segmenter.predict``.
 
     model: a Segmenter or a checkpoint path. source: a zarr array, an OME-Zarr group or a TIFF (read lazily).
     client: a ``distributed.Client``, else ``cluster`` (see :func:`connect`). tile_shape: as ``predict`` (None:
     from this machine's free memory); block: output pixels per block side. progress(done, total) after each
-    block. Returns one dict per block (block, worker, seconds, peak_rss_mb: the worker's peak memory).
+    block. Returns one dict per block, in block order (block, worker, seconds, torch_threads, peak_rss_mb: the
+    worker process's peak memory so far).
     """
     if instances_output is not None and output is None:
         raise ValueError("block-wise instances are made from the labels: give an output for them too")
@@ -206,6 +207,7 @@ def _predict_block(block: Region, *, model: bytes, digest: str, source: str, cha
     block's own component ids, see ``blockinstances``)."""
     import resource
 
+    import torch
     import zarr
     from distributed import get_worker
 
@@ -225,7 +227,7 @@ def _predict_block(block: Region, *, model: bytes, digest: str, source: str, cha
     if "instances" in paths:
         local, report["objects"] = block_objects(result.labels.reshape(block.shape[1:]), block, width)
         zarr.open_array(paths["instances"], mode="r+")[index] = local.reshape(result.labels.shape)
-    return {**report, "seconds": time.perf_counter() - start,
+    return {**report, "seconds": time.perf_counter() - start, "torch_threads": torch.get_num_threads(),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..fileio import atomic_write
-from ..imagefiles import find_images, pair_by_stem, read_image
+from ..imagefiles import find_images, pair_by_stem, read_image, stem
 from .common import OK, UsageError, say
 
 COLUMNS = ("pixel_accuracy", "mean_accuracy", "mean_iu", "frequency_weighted_iu")
@@ -27,7 +27,8 @@ OBJECT_COLUMNS = ("precision", "recall", "f1", "average_precision")
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="napari-segnet evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("pred", metavar="PRED", help="predicted labels: a file or a folder (x_labels.tif pairs with x.tif)")
+    p.add_argument("pred", metavar="PRED", help="predicted labels: a file or a folder (x_labels.tif pairs with x.tif; "
+                   "in a folder with *_labels files only those count)")
     p.add_argument("gt", metavar="GT", help="ground-truth labels: a file or a folder")
     p.add_argument("--csv", help="also write the table as CSV to this file")
     p.add_argument("--classes", type=int, help="number of classes (default: largest id in GT or PRED + 1)")
@@ -58,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
 def _pairs(pred: str, gt: str) -> list[tuple[Path, Path]]:
     try:
         preds, gts = find_images([pred]), find_images([gt])
+        labels = [p for p in preds if stem(p).endswith("_labels")]
+        preds = labels or preds  # a folder `predict` wrote: its labels, not its _proba and _instances
         if len(preds) == len(gts) == 1 and Path(pred).is_file() and Path(gt).is_file():
             return [(preds[0], gts[0])]
         return pair_by_stem(preds, gts, ("predictions", "ground truths"))
