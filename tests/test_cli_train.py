@@ -37,7 +37,7 @@ def running_means(err: str) -> list[float]:
 def test_train_from_folders_saves_a_new_version(tmp_path, capsys):
     images, labels = write_pairs(tmp_path)
     status, _, err = main(capsys, "train", "--images", images, "--labels", labels, *TINY, "--steps", "40",
-                          "--out", tmp_path / "m.safetensors")
+                          "--validation", images, labels, "--out", tmp_path / "m.safetensors")
     assert status == 0, err
     assert "version 1 is active (trained from version 0); saved to" in err
     means = running_means(err)
@@ -45,7 +45,7 @@ def test_train_from_folders_saves_a_new_version(tmp_path, capsys):
     seg = Segmenter.load(tmp_path / "m.safetensors")
     version = seg.metadata.versions[-1]
     assert seg.active_version == 1 and version.settings["steps"] == 40 and version.images == 2
-    assert "world_size" not in version.details  # one process
+    assert version.details["guard"] == "validation" and "world_size" not in version.details  # one process
     assert seg.net.depth == 2 and seg.num_classes == 2  # the architecture options and classes from the labels
 
 
