@@ -65,6 +65,8 @@ def _batch(seg, paths: list[Path], out: Path, kinds: list[str], args, client) ->
         for i, path in enumerate(paths):
             targets = {k: output_path(out, path, k, args.format) for k in kinds}
             todo = {k: t for k, t in targets.items() if args.overwrite or not t.exists()}
+            if client is not None and "instances" in todo:
+                todo["labels"] = targets["labels"]  # block-wise instances are made from the labels
             try:
                 if not todo:
                     skipped.append(path)
