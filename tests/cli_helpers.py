@@ -8,12 +8,25 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import tifffile
+import torch
 from conftest import two_class_image
 
 from napari_segnet import cli
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread, as dask's workers and the children here run: CPU kernels split their sums by thread
+    (2 threads may round a float32 probability 1 ulp from 1 thread), and 2 threads on a shared 2-core machine
+    run several times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def main(capsys, *argv) -> tuple[int, str, str]:

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 import tifffile
-from cli_helpers import child_env, interrupt, main, write_pairs
+from cli_helpers import child_env, interrupt, main, one_thread, write_pairs  # noqa: F401
 from conftest import two_class_image
 
 from napari_segnet.project import Project
@@ -18,15 +18,7 @@ TINY = ["--model", "unet", "--option", "base_filters=4", "--option", "depth=2", 
         "--batch-size", "2", "--lr", "3e-3", "--seed", "0", "--accept-worse"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Train on one thread, as the children do: two threads on a shared 2-core machine run several times slower."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def running_means(err: str) -> list[float]:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tifffile
 import torch
+from cli_helpers import one_thread  # noqa: F401
 from conftest import smooth_image, tiny_segmenter
 
 from napari_segnet.blockinstances import block_objects, merge_table, relabel
@@ -29,16 +30,6 @@ def client():
     cluster.close()
 
 
-@pytest.fixture
-def one_thread():
-    """The workers' torch thread count: CPU kernels split their sums by thread, so 2 threads may round a float32
-    probability 1 ulp (6e-8) apart from 1 thread (29 of 59,850 values on the valid U-Net below)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def sharp(seg):
     """The tiny net's head scaled up so that its labels vary across the image (a non-trivial comparison)."""
     with torch.no_grad():
@@ -47,7 +38,8 @@ def sharp(seg):
     return seg
 
 
-def test_valid_unet_blocks_equal_whole_image(client, tmp_path, one_thread):
+@pytest.mark.usefixtures("one_thread")
+def test_valid_unet_blocks_equal_whole_image(client, tmp_path):
     seg = sharp(tiny_segmenter(padding="valid", batch_norm=False))
     image = smooth_image((150, 133))
     write_array(tmp_path / "in.zarr", image, "zarr", "yx")
@@ -62,7 +54,8 @@ def test_valid_unet_blocks_equal_whole_image(client, tmp_path, one_thread):
                                   seg.predict_proba(image, tile_shape=24))
 
 
-def test_padded_unet_stack_from_lazy_tiff_equals_whole_image(client, tmp_path, one_thread):
+@pytest.mark.usefixtures("one_thread")
+def test_padded_unet_stack_from_lazy_tiff_equals_whole_image(client, tmp_path):
     seg = tiny_segmenter()  # 'same' padding, BatchNorm; its receptive field makes tiles blend
     stack = smooth_image((2, 70, 90))
     tifffile.imwrite(tmp_path / "stack.tif", stack)
@@ -79,7 +72,8 @@ def test_padded_unet_stack_from_lazy_tiff_equals_whole_image(client, tmp_path, o
     assert done[-1] == (2 * 3 * 3, 2 * 3 * 3)  # 2 planes × 3 × 3 blocks of 32 px
 
 
-def test_instances_across_block_borders_equal_whole_image_components(client, tmp_path, one_thread):
+@pytest.mark.usefixtures("one_thread")
+def test_instances_across_block_borders_equal_whole_image_components(client, tmp_path):
     seg = sharp(tiny_segmenter(padding="valid", batch_norm=False))
     image = smooth_image((2, 100, 90), seed=3)
     zarr_path = tmp_path / "in.zarr"

@@ -7,7 +7,7 @@ import shlex
 import numpy as np
 import pytest
 import tifffile
-from cli_helpers import ROOT, write_pairs
+from cli_helpers import ROOT, one_thread, write_pairs  # noqa: F401
 from conftest import two_class_image
 from skimage.io import imsave
 
@@ -25,17 +25,8 @@ def readme_commands() -> list[str]:
     return [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
 
 
-@pytest.fixture
-def one_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def test_readme_command_line_examples(tmp_path, monkeypatch, capsys, one_thread):
+@pytest.mark.usefixtures("one_thread")
+def test_readme_command_line_examples(tmp_path, monkeypatch, capsys):
     images, labels = write_pairs(tmp_path, size=128)
     (tmp_path / "scans").mkdir()
     imsave(tmp_path / "scans" / "scan.png", (two_class_image(seed=3)[0].clip(0, 255)).astype(np.uint8),
