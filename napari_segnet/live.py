@@ -22,6 +22,7 @@ from .images import ImagePlanes
 from .metadata import Version
 from .normalization import Normalization
 from .segmenter import FinetuneFinished, Segmenter, _plain
+from .suggest import uncertainty
 from .training import TrainingAborted, TrainProgress, TrainSettings
 
 #: Pixels of context kept around the reviewed pixels (training crops) and the visible region (refreshes).
@@ -229,8 +230,7 @@ class LiveSession:
     def uncertainty(self, key) -> np.ndarray:
         """1 − max p (Y, X) of the copy on plane ``key`` (for Next while live)."""
         with self._model_lock:
-            proba = self.model.predict_proba(self.planes[key].normalised, channel_axis=0)
-        return (1 - proba.max(axis=0)).astype(np.float32)
+            return uncertainty(self.model.predict_proba(self.planes[key].normalised, channel_axis=0))
 
     # ---- the end --------------------------------------------------------------------------------------------
     def finish(self) -> int | None:

@@ -228,7 +228,6 @@ class LiveMode:
         painted = track_paint(self.layer)[index]
         self.layer.data[index] = np.where(painted, self.layer.data[index], refreshed.labels)
         self.layer.refresh()
-        self.last_refresh = time.perf_counter()
 
     def _status(self, text: str) -> None:
         try:
