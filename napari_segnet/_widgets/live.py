@@ -78,6 +78,7 @@ class LiveMode:
             try:
                 self.start()
             except USER_ERRORS as e:
+                self.session = None  # nothing was connected yet
                 notify(e)
                 self.ui.live_toggle.value = False
         elif not on:
@@ -96,8 +97,7 @@ class LiveMode:
         settings = LiveSettings(burst_steps=self.ui.burst_steps.value, lr=self.ui.live_lr.value,
                                 refresh_s=self.ui.refresh_s.value, loss=dock.loss.value)
         self.session = LiveSession(dock.model(), settings)
-        for z in self._planes():
-            self._add_plane(z)
+        self._add_plane(self._slice())
         track_paint(self.layer)
         self.layer.events.paint.connect(self._painted)
         self.viewer.scene.camera.events.center.connect(self._update_view)
@@ -108,11 +108,8 @@ class LiveMode:
         self._start_worker()
         self.ui.live_status.value = "live: paint corrections; the model learns from them"
 
-    def _planes(self) -> list[int]:
-        """Plane indices to start with: 0 for a 2-D image; the current slice of a stack."""
-        return [self._slice()] if self.layer.data.ndim == 3 else [0]
-
     def _slice(self) -> int:
+        """The plane live mode starts on: the current slice of a stack, 0 for a 2-D image."""
         return int(self.viewer.dims.current_step[0]) if self.layer.data.ndim == 3 else 0
 
     def _add_plane(self, z: int) -> None:
