@@ -168,3 +168,12 @@ def test_next_visits_unreviewed_regions_in_order_of_uncertainty(make_napari_view
     assert viewer.layers.selection.active is layer  # ready to paint there
     widget.next_button.clicked.emit()
     assert "every region of this image was visited or reviewed" in errors[-1]
+
+
+def test_live_before_predicting_is_one_notification(dock, errors):
+    viewer, widget, truth = dock
+    widget.live_toggle.value = True
+    assert "predict 'cells' first, then turn live mode on" in errors[-1]
+    assert not widget.live_toggle.value and widget.live_mode.session is None
+    with pytest.raises(ValueError, match="outside of the allowed range"):
+        widget.burst_steps.value = 0
