@@ -14,13 +14,6 @@ pytestmark = pytest.mark.gui
 
 
 @pytest.fixture
-def errors(monkeypatch):
-    shown = []
-    monkeypatch.setattr(runner, "show_error", shown.append)
-    return shown
-
-
-@pytest.fixture
 def always_better(monkeypatch):
     """The reviewed-pixel guard sees every burst improve (the guard itself is tested in test_live.py)."""
     calls = iter(range(1, 10_000))
