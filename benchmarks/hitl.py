@@ -36,7 +36,7 @@ from napari_segnet.synthetic import CLASS_NAMES, synthetic_image
 
 TILE = 128
 WORKING = TRAIN[6:26:5]  # 4 slices spread through the stack
-SETTINGS = {"steps": 120, "batch_size": 4, "patch_size": 96, "lr": 3e-3}
+SETTINGS = {"steps": 120, "batch_size": 4, "patch_size": 96, "lr": 3e-3, "class_weights": "balanced"}
 
 
 def fg_iou(pred: np.ndarray, truth: np.ndarray) -> float:
