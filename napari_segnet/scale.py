@@ -10,12 +10,14 @@ masks the same way before training.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 from skimage.measure import label, regionprops
 from skimage.transform import resize
 
 from .images import ImagePlanes
+from .tiling import PredictionResult
 
 
 def estimate_diameter(labels) -> float:
@@ -82,3 +84,36 @@ def zoom_proba(proba: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Probabilities (C, …, Y, X) resized linearly to (C, *shape), float32 (still summing to 1 per pixel)."""
     return resize(proba, (proba.shape[0], *shape), order=1, anti_aliasing=False,
                   preserve_range=True).astype(np.float32)
+
+
+def spatial_shape(image, in_channels: int = 1, channel_axis: int | None = None) -> tuple[int, ...]:
+    """(Y, X) or (Z|T, Y, X) of ``image`` (axes as :class:`~napari_segnet.images.ImagePlanes` reads them)."""
+    planes = ImagePlanes(image, in_channels, channel_axis)
+    return ((planes.n_planes,) if planes.plane_axis is not None else ()) + planes.shape
+
+
+def zoom_training_set(images, labels, masks, factor: float, in_channels: int = 1, channel_axis: int | None = None):
+    """(images, labels, masks) zoomed by ``factor`` along Y and X: images by :func:`zoom_image`, labels and masks
+    (of their image's spatial shape) by nearest neighbour; others are left for ``training_planes`` to refuse."""
+    before = [spatial_shape(im, in_channels, channel_axis) for im in images]
+    images = [zoom_image(im, factor, in_channels, channel_axis) for im in images]
+    after = [spatial_shape(im, in_channels, channel_axis) for im in images]
+
+    def zoomed(arrays, dtype):
+        return [a if a is None or np.shape(a) != b else zoom_labels(np.asarray(a, dtype), s)
+                for a, b, s in zip(arrays, before, after, strict=False)]
+    return images, zoomed(labels, None), None if masks is None else zoomed(masks, bool)
+
+
+def zoomed_back(steps, shape: tuple[int, ...], labels_out=None) -> Iterator:
+    """The updates of a prediction of a zoomed image, its final ``PredictionResult`` zoomed back to ``shape``
+    (labels written into ``labels_out`` when given)."""
+    for update in steps:
+        if not isinstance(update, PredictionResult):
+            yield update
+            continue
+        labels = None if update.labels is None else zoom_labels(update.labels, shape)
+        if labels is not None and labels_out is not None:
+            labels_out[...] = labels
+            labels = labels_out
+        yield PredictionResult(labels, None if update.proba is None else zoom_proba(update.proba, shape))

@@ -21,7 +21,7 @@ from .models.base import cpu_state, fold_batchnorm
 from .normalization import Normalization
 from .patches import TrainingImage
 from .progress import Cancelled, Outcome, run
-from .scale import zoom_factor, zoom_image, zoom_labels, zoom_proba
+from .scale import spatial_shape, zoom_factor, zoom_image, zoom_training_set, zoomed_back
 from .tiling import DEFAULT_MAX_CONTEXT, PredictionResult, Region, TileProgress, predict_tiled
 from .training import TrainProgress, TrainResult, TrainSettings, finetune_net
 from .training_set import training_planes
@@ -228,19 +228,7 @@ class Segmenter:
             zoom_factor(diameter, 1.0)  # checks the value
             return images, labels, masks, None if diameter is None else float(diameter)
         factor = zoom_factor(diameter, self.object_diameter)
-        before = [self._spatial_shape(im, channel_axis) for im in images]
-        images = [zoom_image(im, factor, self.in_channels, channel_axis) for im in images]
-        after = [self._spatial_shape(im, channel_axis) for im in images]
-
-        def zoomed(arrays, dtype):  # labels/masks of an image's shape follow it; others fail in training_planes
-            return [a if a is None or np.shape(a) != b else zoom_labels(np.asarray(a, dtype), s)
-                    for a, b, s in zip(arrays, before, after, strict=False)]
-        return images, zoomed(labels, None), None if masks is None else zoomed(masks, bool), None
-
-    def _spatial_shape(self, image, channel_axis: int | None) -> tuple[int, ...]:
-        """(Y, X) or (Z|T, Y, X) of ``image``."""
-        planes = ImagePlanes(image, self.in_channels, channel_axis)
-        return ((planes.n_planes,) if planes.plane_axis is not None else ()) + planes.shape
+        return (*zoom_training_set(images, labels, masks, factor, self.in_channels, channel_axis), None)
 
     def _prepare(self, planes, config: TrainSettings) -> list[TrainingImage]:
         """Training planes → normalised images with weight maps (normalisation once per whole image)."""
@@ -347,11 +335,11 @@ class Segmenter:
         if factor != 1.0:
             if region is not None:
                 raise ValueError("diameter= and region= cannot be combined: zoom the whole image instead")
-            shape = self._spatial_shape(image, channel_axis)
+            shape = spatial_shape(image, self.in_channels, channel_axis)
             zoomed = zoom_image(image, factor, self.in_channels, channel_axis)
             inner = self.predict_steps(zoomed, tile_shape, device, channel_axis, want_labels=want_labels,
                                        want_proba=want_proba, batch_size=batch_size, max_context=max_context)
-            return _zoomed_back(inner, shape, labels_out)
+            return zoomed_back(inner, shape, labels_out)
         planes = ImagePlanes(image, self.in_channels, channel_axis)
         offset, scale = norm_parameters if norm_parameters is not None else self.normalization.parameters(planes)
         dev = pick_device(device)
@@ -368,19 +356,6 @@ class Segmenter:
             net = fold_batchnorm(self.net).to(device, memory_format=torch.channels_last)
             self._folded = (key, net)
         return self._folded[1]
-
-
-def _zoomed_back(steps, shape: tuple[int, ...], labels_out=None) -> Iterator[TileProgress | PredictionResult]:
-    """The updates of a prediction of a zoomed image, its result zoomed back to ``shape`` (into ``labels_out``)."""
-    for update in steps:
-        if not isinstance(update, PredictionResult):
-            yield update
-            continue
-        labels = None if update.labels is None else zoom_labels(update.labels, shape)
-        if labels is not None and labels_out is not None:
-            labels_out[...] = labels
-            labels = labels_out
-        yield PredictionResult(labels, None if update.proba is None else zoom_proba(update.proba, shape))
 
 
 def _verdict(version: int, parent: int, accepted: bool, before: dict, after: dict, guard: str) -> str:
