@@ -219,7 +219,7 @@ class TiledPredictor:
         if isinstance(x, np.ndarray):
             x = self._host(x)
         x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        dtype = autocast_dtype(self.device)
+        dtype = autocast_dtype(self.device, inference=True)
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None), \
                 _cudnn_benchmark(self.device.type == "cuda"):
             logits = self.net(x)
