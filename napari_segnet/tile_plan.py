@@ -93,9 +93,10 @@ def axis_plan(net: SegmentationNet, size: int, out: int, margin: int, overlap: i
     s = net.total_stride
     extent_in, extent = tile_length(net, ceil_to(size, s))
     size_in, size_out = tile_length(net, max(out, s))
-    if size_out >= extent or (step is not None and step >= size):
+    if step is not None and step >= size or step is None and size_out >= extent:
         return AxisPlan(size, (0, size), margin, extent_in, extent, net.shrink, extent)
-    if step is not None:
+    if step is not None:  # as many tiles as asked for, each at most the whole-image pass
+        size_in, size_out = (extent_in, extent) if size_out >= extent else (size_in, size_out)
         bounds = list(range(0, size, step))
     else:
         inner = size_out - 2 * margin
