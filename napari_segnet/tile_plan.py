@@ -66,12 +66,18 @@ class AxisPlan:
         start = self.window(i) - self.shrink
         return np.arange(start, start + self.tile_in)
 
-    def kept(self, i: int) -> tuple[slice, slice]:
-        """(slice of tile i's output, slice of the image) that the tile contributes."""
-        lo = max(self.bounds[i] - self.overlap, 0)
-        hi = min(self.bounds[i + 1] + self.overlap, self.size)
+    def kept(self, i: int, bounds: tuple[int, int] | None = None) -> tuple[slice, slice]:
+        """(slice of tile i's output, slice of the image) that the tile contributes; with ``bounds`` (a part
+        [b0, b1) of the axis) only what falls inside it, as a slice relative to b0."""
+        b0, b1 = bounds or (0, self.size)
+        lo = max(self.bounds[i] - self.overlap, b0)
+        hi = min(self.bounds[i + 1] + self.overlap, b1)
         first = lo - self.window(i)
-        return slice(first, first + hi - lo), slice(lo, hi)
+        return slice(first, first + hi - lo), slice(lo - b0, hi - b0)
+
+    def meets(self, i: int, bounds: tuple[int, int]) -> bool:
+        """Whether tile i contributes to the part [b0, b1) of the axis."""
+        return self.bounds[i] - self.overlap < bounds[1] and self.bounds[i + 1] + self.overlap > bounds[0]
 
     @property
     def pixels_run(self) -> int:

@@ -19,11 +19,40 @@ from .progress import Outcome, Progress
 from .tile_pipeline import pipelined
 from .tile_plan import DEFAULT_MAX_CONTEXT, AxisPlan, auto_plan, ceil_to, explicit_plan, plan_axis
 
-__all__ = ["DEFAULT_MAX_CONTEXT", "AxisPlan", "PredictionResult", "TileProgress", "TiledPredictor",
-           "blend_window", "ceil_to", "plan_axis", "plan_tiles", "predict_tiled", "tile_budget"]
+__all__ = ["DEFAULT_MAX_CONTEXT", "AxisPlan", "PredictionResult", "Region", "TileProgress", "TiledPredictor",
+           "blend_window", "ceil_to", "plan_axis", "plan_tiles", "predict_tiled", "tile_budget", "tile_step"]
 
 #: Most tiles per batch on CUDA (tiles are batched up to the memory budget; on the CPU one at a time).
 MAX_CUDA_BATCH = 16
+
+
+@dataclass(frozen=True)
+class Region:
+    """The part of an image's output to predict: planes [p0, p1), rows [y0, y1), columns [x0, x1).
+
+    The tiles are those of the whole image that contribute to the region, so a region's output equals that
+    part of a whole-image pass, wherever it lies; regions that start on tile starts of an explicit
+    ``tile_shape`` share no tile (the blocks of a distributed prediction).
+    """
+
+    planes: tuple[int, int]
+    rows: tuple[int, int]
+    cols: tuple[int, int]
+
+    @classmethod
+    def whole(cls, n_planes: int, shape: tuple[int, int]) -> Region:
+        return cls((0, n_planes), (0, shape[0]), (0, shape[1]))
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(planes, rows, columns)."""
+        return tuple(b - a for a, b in (self.planes, self.rows, self.cols))
+
+    def check(self, n_planes: int, shape: tuple[int, int]) -> None:
+        for name, (lo, hi), size in zip(("planes", "rows", "columns"), (self.planes, self.rows, self.cols),
+                                        (n_planes, *shape)):
+            if not 0 <= lo < hi <= size:
+                raise ValueError(f"region {name} [{lo}, {hi}) do not lie within the image's {size}")
 
 
 @dataclass(frozen=True)
@@ -51,9 +80,12 @@ def blend_window(plan: AxisPlan) -> np.ndarray:
     return np.minimum(1, np.minimum(ramp, ramp[::-1]))
 
 
-def tile_weights(plan: AxisPlan, i: int) -> np.ndarray:
-    """float32 (kept length,): blend weights of tile i along one axis, ramps only where a neighbour overlaps."""
-    kept = plan.kept(i)[1]
+def tile_weights(plan: AxisPlan, i: int, bounds: tuple[int, int] | None = None) -> np.ndarray:
+    """float32 (kept length,): blend weights of tile i along one axis (within ``bounds``, see
+    :meth:`AxisPlan.kept`), ramps only where a neighbour overlaps."""
+    b0 = bounds[0] if bounds else 0
+    kept = plan.kept(i, bounds)[1]
+    kept = slice(kept.start + b0, kept.stop + b0)
     pos = np.arange(kept.start, kept.stop, dtype=np.float32) + 0.5
     w = np.ones_like(pos)
     if plan.overlap and i > 0:
@@ -100,6 +132,12 @@ def tile_budget(net: SegmentationNet, device: torch.device) -> int:
     return max(min(int(budget / _BYTES_PER_PIXEL[net]), cap**2), 1)
 
 
+def tile_step(net: SegmentationNet, tile_shape, image_shape: tuple[int, int], device: torch.device
+              ) -> tuple[int, int]:
+    """Output pixels kept per tile (Y, X): of ``tile_shape``, or of the planner's choice when None."""
+    return tuple(p.step for p in plan_tiles(net, tile_shape, image_shape, device))
+
+
 def plan_tiles(net: SegmentationNet, tile_shape, image_shape: tuple[int, int], device: torch.device,
                max_context: int = DEFAULT_MAX_CONTEXT, max_pixels: int | None = None) -> tuple[AxisPlan, AxisPlan]:
     """The (Y, X) plans: tiles keeping ``tile_shape`` output pixels (an int or a pair; larger than the image
@@ -116,7 +154,7 @@ def plan_tiles(net: SegmentationNet, tile_shape, image_shape: tuple[int, int], d
 def predict_tiled(net: SegmentationNet, planes: ImagePlanes, normalize: Callable[[np.ndarray], np.ndarray],
                   device: torch.device, *, tile_shape=None, want_labels: bool = True, want_proba: bool = False,
                   labels_out=None, batch_size: int = 1, max_context: int = DEFAULT_MAX_CONTEXT,
-                  ) -> Iterator[TileProgress | PredictionResult]:
+                  region: Region | None = None) -> Iterator[TileProgress | PredictionResult]:
     """Tiled prediction of every plane of ``planes``, the one entry point: checks the arguments, then returns
     a generator that yields :class:`TileProgress` after each batch of tiles and finally a
     :class:`PredictionResult`.
@@ -125,10 +163,14 @@ def predict_tiled(net: SegmentationNet, planes: ImagePlanes, normalize: Callable
     out-of-memory the run starts again with tiles half the size (with a warning). Labels (``planes``' spatial
     shape: (Y, X), or (n_planes, Y, X) for stacks; uint8 up to 256 classes) go into ``labels_out`` when given
     (NumPy, memory-mapped, zarr), else a new array; probabilities float32 (C, *spatial) when ``want_proba``.
+    With a :class:`Region`, only that part is predicted (exactly as in a whole-image pass) and the outputs have
+    the region's shape.
     """
     plans = plan_tiles(net, tile_shape, planes.shape, device, max_context)
     stacked = planes.plane_axis is not None
-    spatial = ((planes.n_planes,) if stacked else ()) + planes.shape
+    region = region or Region.whole(planes.n_planes, planes.shape)
+    region.check(planes.n_planes, planes.shape)
+    spatial = region.shape if stacked else region.shape[1:]
     labels = proba = None
     if want_labels or labels_out is not None:
         dtype = np.uint8 if net.num_classes <= 256 else np.uint16
@@ -147,7 +189,7 @@ def predict_tiled(net: SegmentationNet, planes: ImagePlanes, normalize: Callable
     def smaller(step: tuple[int, int]) -> tuple[AxisPlan, AxisPlan]:
         return plan_tiles(net, step, planes.shape, device, max_context)
 
-    return _with_oom_retry(lambda p: predictor.run(planes, *p, labels_view, proba_view), plans, smaller,
+    return _with_oom_retry(lambda p: predictor.run(planes, *p, labels_view, proba_view, region), plans, smaller,
                            PredictionResult(labels, proba))
 
 
@@ -174,11 +216,14 @@ class TiledPredictor:
         self.net, self.device, self.normalize = net, device, normalize
         self.batch_size = batch_size
 
-    def run(self, planes: ImagePlanes, py: AxisPlan, px: AxisPlan, labels=None, proba=None
-            ) -> Iterator[TileProgress]:
-        """Yield a :class:`TileProgress` after each batch of tiles; closing the generator stops between tiles."""
-        grid = [(i, j) for i in range(len(py.starts)) for j in range(len(px.starts))]
-        tiles = [(p, i, j) for p in range(planes.n_planes) for i, j in grid]
+    def run(self, planes: ImagePlanes, py: AxisPlan, px: AxisPlan, labels=None, proba=None,
+            region: Region | None = None) -> Iterator[TileProgress]:
+        """Yield a :class:`TileProgress` after each batch of tiles; closing the generator stops between tiles.
+        With ``region``, ``labels``/``proba`` have its shape and only the tiles that contribute to it run."""
+        region = region or Region.whole(planes.n_planes, planes.shape)
+        grid = [(i, j) for i in range(len(py.starts)) if py.meets(i, region.rows)
+                for j in range(len(px.starts)) if px.meets(j, region.cols)]
+        tiles = [(p, i, j) for p in range(*region.planes) for i, j in grid]
         batches = [tiles[k : k + self.batch_size] for k in range(0, len(tiles), self.batch_size)]
         blend = bool(py.overlap or px.overlap)
         want_proba = blend or proba is not None
@@ -189,14 +234,21 @@ class TiledPredictor:
 
         def write(batch, out):
             for (p, i, j), tile in zip(batch, out):
-                if blend:
-                    self._accumulate(sums, planes.shape, tile, py, px, p, i, j)
-                    if (i, j) == grid[-1]:
-                        acc, weight = sums.pop(p)
-                        self._store(labels, proba, p, acc / np.maximum(weight, 1e-12), slice(None), slice(None))
-                else:
-                    (ty, iy), (tx, ix) = py.kept(i), px.kept(j)
-                    self._store(labels, proba, p, tile[..., ty, tx], iy, ix, probs=want_proba)
+                (ty, iy), (tx, ix) = py.kept(i, region.rows), px.kept(j, region.cols)
+                q = p - region.planes[0]
+                if not blend:
+                    self._store(labels, proba, q, tile[..., ty, tx], iy, ix, probs=want_proba)
+                    continue
+                if q not in sums:
+                    sums[q] = (np.zeros((tile.shape[0], *region.shape[1:]), np.float32),
+                               np.zeros(region.shape[1:], np.float32))
+                acc, weight = sums[q]
+                w = tile_weights(py, i, region.rows)[:, None] * tile_weights(px, j, region.cols)[None, :]
+                acc[:, iy, ix] += tile[:, ty, tx] * w
+                weight[iy, ix] += w
+                if (i, j) == grid[-1]:
+                    acc, weight = sums.pop(q)
+                    self._store(labels, proba, q, acc / np.maximum(weight, 1e-12), slice(None), slice(None))
 
         done = 0
         for k in pipelined(batches, read, lambda x: self._forward(x, want_proba), write):
@@ -225,16 +277,6 @@ class TiledPredictor:
             logits = self.net(x)
             out = torch.softmax(logits.float(), dim=1) if want_proba else logits.argmax(1).to(torch.int16)
         return out.cpu().numpy()
-
-    @staticmethod
-    def _accumulate(sums, shape, prob, py: AxisPlan, px: AxisPlan, p: int, i: int, j: int) -> None:
-        if p not in sums:
-            sums[p] = (np.zeros((prob.shape[0], *shape), np.float32), np.zeros(shape, np.float32))
-        acc, weight = sums[p]
-        (ty, iy), (tx, ix) = py.kept(i), px.kept(j)
-        w = tile_weights(py, i)[:, None] * tile_weights(px, j)[None, :]
-        acc[:, iy, ix] += prob[:, ty, tx] * w
-        weight[iy, ix] += w
 
     @staticmethod
     def _store(labels, proba, p, tile: np.ndarray, iy: slice, ix: slice, probs: bool = True) -> None:
