@@ -10,7 +10,10 @@ trained on the same reviewed tiles each round. Needs ``pip install scikit-learn 
 ``--data synthetic`` runs the same loop on 4-class synthetic images (cells and rods of equal brightness, told
 apart by shape and texture; 4 working images, 2 held out) and reports mean IU over the 4 classes.
 
-Run: python benchmarks/hitl.py [--rounds 5] [--plot hitl.png] [--data nuclei|synthetic]
+``--data tissue|objects``: new models for the user's own classes, pretrained start vs scratch vs the forest with
+64² tiles (see benchmarks/multiclass.py; ``--start`` and ``--loss`` choose the runs).
+
+Run: python benchmarks/hitl.py [--rounds 5] [--plot hitl.png] [--data nuclei|synthetic|tissue|objects]
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import argparse
 import time
 from functools import partial
 
+import multiclass
 import numpy as np
 import torch
 from napari_segnet.sample_data import HELD_OUT, TRAIN, nuclei
@@ -98,8 +102,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--arch", default="unet")
     parser.add_argument("--plot", default=None, help="write a PNG plot of IoU per round")
-    parser.add_argument("--data", default="nuclei", choices=("nuclei", "synthetic"))
+    parser.add_argument("--data", default="nuclei", choices=("nuclei", "synthetic", *multiclass.DATASETS))
+    parser.add_argument("--start", default="both", choices=("both", "pretrained", "scratch"))
+    parser.add_argument("--loss", default="balanced_ce")
     args = parser.parse_args()
+    if args.data in multiclass.DATASETS:
+        starts = ("pretrained", "scratch") if args.start == "both" else (args.start,)
+        return multiclass.main(args.data, args.rounds, starts, args.loss, 200 if args.start == "both" else 0)
     torch.manual_seed(0)
     images, truths, held_images, held_truths, names = load(args.data)
     seg = Segmenter.create(args.arch, 1, len(names), class_names=names, base_filters=8, depth=3)
