@@ -16,11 +16,11 @@ from .images import ImagePlanes
 from .instances import label_instances
 from .metadata import ModelMetadata, Version
 from .metrics import confusion_matrix, scores_from_confusion
-from .models import SegmentationNet, build_model
+from .models import SegmentationNet, build_model, model_options
 from .models.base import cpu_state, fold_batchnorm
 from .normalization import Normalization
 from .patches import TrainingImage
-from .pretrained import ARCHITECTURE, load_encoder_into, new_model_options, pick_start, start_details
+from .pretrained import load_encoder_into, new_model_options, pick_start, start_details
 from .progress import Cancelled, Outcome, run
 from .tiling import DEFAULT_MAX_CONTEXT, PredictionResult, TileProgress, predict_tiled
 from .training import TrainProgress, TrainResult, TrainSettings, finetune_net
@@ -78,8 +78,9 @@ class Segmenter:
             raise ValueError("num_classes=1 cannot work (a softmax over one class always answers class 0); "
                              "use num_classes=2: background and your object")
         encoder = pick_start(architecture, options, start)
+        defaults = model_options(architecture)  # recorded: the options given and where new models differ
         options = {k: v for k, v in new_model_options(architecture, options).items()
-                   if k in options or architecture == ARCHITECTURE}
+                   if k in options or v != defaults[k]}
         net = build_model(architecture, in_channels, num_classes, **options)
         if encoder is not None:
             load_encoder_into(net, encoder)
