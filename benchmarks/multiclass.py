@@ -6,7 +6,8 @@ fine-tuned on all reviewed pixels (continuing from the previous round) and predi
 Held-out mean IU is measured on 3 other images of the same kind. The random forest (``ForestPeer`` of hitl.py,
 the ilastik method) is trained on exactly the pixels the network's user reviewed. "Ceiling": the same network
 and the forest trained on every pixel of the working image. Seconds per round = fine-tune + predicting the
-working image (what the user waits for).
+working image (what the user waits for). "(kept)": the guard kept the previous version (the new one scored a
+lower mean IU on the reviewed pixels).
 
 Data sets (code-generated, never in the encoder's pretraining data):
 - ``tissue``: :func:`napari_segnet.synthetic.tissue_image`, 3 region classes told apart by intensity, grain
@@ -85,13 +86,12 @@ def user_rounds(data, start: str, rounds: int, loss: str) -> tuple[list[dict], l
         y, x = worst_tile(pred, truth, reviewed)
         reviewed[y:y + TILE, x:x + TILE] = True
         t0 = time.perf_counter()
-        for _ in seg.finetune([image], [np.where(reviewed, truth, 0)], [reviewed],
-                              **round_settings(rnd, loss, rnd)):
-            pass
+        *_, outcome = seg.finetune([image], [np.where(reviewed, truth, 0)], [reviewed],
+                                   **round_settings(rnd, loss, rnd))
         pred = seg.predict(image)
         seconds = time.perf_counter() - t0
         held_iu = mean_iu([seg.predict(im) for im in held], held_truths, len(names))
-        rows.append({"round": rnd, "held": held_iu, "seconds": seconds})
+        rows.append({"round": rnd, "held": held_iu, "seconds": seconds, "kept": "" if outcome.accepted else " (kept)"})
         masks.append(reviewed.copy())
     return rows, masks
 
@@ -135,7 +135,8 @@ def main(data_name: str, rounds: int = 5, starts: tuple[str, ...] = ("pretrained
           "| forest s |")
     print("|---" * (2 * len(starts) + 3) + "|")
     for r in range(rounds):
-        cells = " | ".join(f"{runs[s][0][r]['held']:.3f} | {runs[s][0][r]['seconds']:.1f}" for s in starts)
+        cells = " | ".join(f"{runs[s][0][r]['held']:.3f}{runs[s][0][r]['kept']} | {runs[s][0][r]['seconds']:.1f}"
+                           for s in starts)
         print(f"| {r + 1} | {cells} | {forest[r]['held']:.3f} | {forest[r]['seconds']:.1f} |", flush=True)
     if ceiling_steps:
         net, rf = ceilings(data, ceiling_steps, loss)
