@@ -19,6 +19,7 @@ from ..segmenter import FinetuneFinished, Segmenter
 from ..training import TrainProgress, TrainSettings
 from . import sections
 from .layers import PAINTED, prediction_name, show_instances, show_prediction, track_paint
+from .live import LiveMode
 from .loss_plot import LossPlot
 from .runner import USER_ERRORS, Job, notify
 from .sections import DEFAULT, REVIEW, STARTS
@@ -57,6 +58,7 @@ class SegNetWidget(QWidget):
             self.layout().addWidget(section.box.native)
             if build is sections.finetune_section:
                 self.layout().addWidget(self.loss_plot)
+        self.live_mode = LiveMode(self)  # the Live section (learn while painting, Next)
         self.layout().addWidget(self.table)
         self.layout().addStretch()
         self._connect()
