@@ -1,7 +1,7 @@
 """The dock offers a pretrained or a from-scratch start for new models, and the 'separate touching objects' switch."""
 
 import pytest
-from test_widget import dock, errors  # noqa: F401  (fixtures)
+from test_widget import dock  # noqa: F401  (the fixture; errors comes from conftest)
 
 from napari_segnet.pretrained import NAME
 
