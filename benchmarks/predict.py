@@ -23,7 +23,7 @@ import time
 
 CASES = [  # name, architecture, options, sizes
     ("U-Net default (d3, 8)", "unet", {"base_filters": 8, "depth": 3}, (512, 2048, 8192)),
-    ("U-Net (d4, 32)", "unet", {}, (512, 2048)),
+    ("U-Net (d4, 32)", "unet", {"base_filters": 32, "depth": 4}, (512, 2048)),
     ("FCN-8s (width 1/8)", "fcn8s", {"width": 0.125}, (512, 2048)),
     ("FC-DenseNet56", "fc_densenet56", {}, (512, 2048)),
 ]
