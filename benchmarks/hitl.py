@@ -12,10 +12,14 @@ options ``--settings '{"lr": 1e-4}'`` for the fine-tune, ``--tta``, ``--diameter
 ``--data synthetic`` runs the same loop on 4-class synthetic images (cells and rods of equal brightness, told
 apart by shape and texture; 4 working images, 2 held out) and reports mean IU over the 4 classes.
 
+``--data tissue|objects``: new models for the user's own classes, pretrained start vs scratch vs the forest with
+64² tiles (see benchmarks/multiclass.py; ``--start`` and ``--loss`` choose the runs).
+
 ``--compare-next``: the user follows the dock's Next suggestions (most uncertain unreviewed tile, no ground
 truth) instead of the worst-tile oracle; both runs are printed side by side (U-Net only).
 
-Run: python benchmarks/hitl.py [--rounds 5] [--plot hitl.png] [--data nuclei|synthetic|shift] [--compare-next]
+Run: python benchmarks/hitl.py [--rounds 5] [--plot hitl.png] [--data nuclei|synthetic|tissue|objects|shift]
+            [--compare-next]
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import json
 import time
 from functools import partial
 
+import multiclass
 import numpy as np
 import torch
 from napari_segnet.sample_data import HELD_OUT, TRAIN, nuclei
@@ -146,14 +151,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--arch", default="unet")
     parser.add_argument("--plot", default=None, help="write a PNG plot of IoU per round")
-    parser.add_argument("--data", default="nuclei", choices=("nuclei", "synthetic", "shift"))
+    parser.add_argument("--data", default="nuclei", choices=("nuclei", "synthetic", "shift", *multiclass.DATASETS))
     parser.add_argument("--settings", default="{}", help="--data shift: fine-tune settings as JSON")
     parser.add_argument("--tta", action="store_true", help="--data shift: average predictions over flips")
     parser.add_argument("--diameter", type=float, default=None, help="--data shift: object size option")
     parser.add_argument("--model", default=None, help="--data shift: a checkpoint instead of the shipped default")
+    parser.add_argument("--start", default="both", choices=("both", "pretrained", "scratch"))
+    parser.add_argument("--loss", default="balanced_ce")
     parser.add_argument("--compare-next", action="store_true",
                         help="the user follows the dock's Next suggestions; compare with the worst-tile oracle")
     args = parser.parse_args()
+    if args.data in multiclass.DATASETS:
+        starts = ("pretrained", "scratch") if args.start == "both" else (args.start,)
+        return multiclass.main(args.data, args.rounds, starts, args.loss, 200 if args.start == "both" else 0)
     if args.compare_next:
         compare_next(args.rounds, args.data, args.arch)
         return

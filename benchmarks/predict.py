@@ -1,12 +1,14 @@
-"""Prediction throughput and peak memory: napari-segnet's overlap-tile engine next to MONAI's sliding window.
+"""Prediction throughput, compute efficiency and peak memory: napari-segnet next to MONAI and a naive forward.
 
-For each network × image size (× device): ms per image, megapixels/s, achieved GFLOP/s (FLOPs of the tiles
-actually run, counted by torch's FlopCounterMode) next to a torch matmul's GFLOP/s measured in the same run,
-and the peak RSS each run adds. The peer is ``monai.inferers.sliding_window_inference`` with the same network,
-tile (roi) size and overlap, reflect padding, and argmax on its output (pip install monai).
-Every measurement runs in a fresh subprocess so that peak memory is its own.
+Per network × image size: ms per image, megapixels/s, achieved GFLOP/s (FLOPs of the tiles actually run, from
+torch's FlopCounterMode on the meta device) and its share of a torch matmul's GFLOP/s measured in the same run;
+the compute efficiency (FLOPs of one forward pass over an input of the image's size / FLOPs run); the time
+ratio to MONAI's ``sliding_window_inference`` run as its users run it (roi 512, overlap 0.25, reflect padding,
+argmax) and with our tile and context; the gain over a naive eager fp32 forward of the same network (the
+unfolded net, contiguous memory, no autocast; over 512² inputs for images beyond 2048²); peak RSS added.
+Every measurement runs in a fresh subprocess (peak memory is its own); engines are interleaved.
 
-Run: python benchmarks/predict.py [--quick] [--big]   (--big adds the 8192² uint16 memory check)
+Run: python benchmarks/predict.py [--quick] [--device cuda]     (MONAI columns need ``pip install monai``)
 """
 
 from __future__ import annotations
@@ -19,94 +21,136 @@ import subprocess
 import sys
 import time
 
-CASES = [  # name, architecture, options
-    ("U-Net small (d3, 8)", "unet", {"base_filters": 8, "depth": 3}),
-    ("U-Net (d4, 32)", "unet", {}),
-    ("U-Net paper (valid)", "unet_paper", {}),
-    ("FCN-8s (width 1/8)", "fcn8s", {"width": 0.125}),
+CASES = [  # name, architecture, options, sizes
+    ("U-Net default (d3, 8)", "unet", {"base_filters": 8, "depth": 3}, (512, 2048, 8192)),
+    ("U-Net (d4, 32)", "unet", {"base_filters": 32, "depth": 4}, (512, 2048)),
+    ("FCN-8s (width 1/8)", "fcn8s", {"width": 0.125}, (512, 2048)),
+    ("FC-DenseNet56", "fc_densenet56", {}, (512, 2048)),
 ]
+ENGINES = ("napari-segnet", "monai", "monai-ours", "naive")
 
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def current_rss_mb() -> float:
-    import psutil
+def meta_flops(net, size: tuple[int, int]) -> int:
+    """FLOPs of one forward pass of ``net`` over an input of ``size``, counted on the meta device (no compute)."""
+    import copy
 
-    return psutil.Process().memory_info().rss / 2**20
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    meta = copy.deepcopy(net).to("meta").eval()
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        meta(torch.zeros(1, net.in_channels, *size, device="meta"))
+    return counter.get_total_flops()
+
+
+def runner(spec: dict, seg, image, device):
+    """(function running one prediction, FLOPs it runs, tile description) for ``spec['engine']``."""
+    import numpy as np
+    import torch
+
+    from napari_segnet.tiling import plan_tiles
+
+    size, engine = spec["size"], spec["engine"]
+    py, px = plan_tiles(seg._inference_net(device), None, (size, size), device)
+    ours = meta_flops(seg.net, (py.tile_in, px.tile_in)) * len(py.starts) * len(px.starts)
+    if engine == "napari-segnet":
+        tiles = f"{py.tile_in}×{px.tile_in} ×{len(py.starts) * len(px.starts)}"
+        return (lambda: seg.predict(image, device=device)), ours, tiles
+    if engine == "naive":
+        side = min(size, 2048)
+        net = seg.net.to(device).eval()
+        x = torch.rand(1, 1, side, side, device=device)
+
+        def naive():
+            with torch.inference_mode():
+                for _ in range((size // side) ** 2):
+                    net(x).argmax(1).cpu()
+        return naive, meta_flops(seg.net, (side, side)) * (size // side) ** 2, f"{side}² eager"
+    from monai.inferers import sliding_window_inference
+
+    roi, overlap = (512, 0.25) if engine == "monai" else (py.tile_in, 1 - py.step / py.tile_in)
+    roi = min(roi, seg.net.valid_size(size))
+    net = seg._inference_net(device)
+
+    def monai():
+        offset, hi = np.percentile(image[::4, ::4], [1, 99.8])
+        tensor = torch.from_numpy(((image - offset) / (hi - offset)).astype(np.float32))[None, None].to(device)
+        with torch.inference_mode():
+            out = sliding_window_inference(tensor, (roi, roi), 1, net, overlap=overlap, mode="constant",
+                                           padding_mode="reflect")
+        return out[0].argmax(0).cpu().numpy().astype(np.uint8)
+    n = max(1, int(np.ceil((size - roi) / (roi * (1 - overlap))) + 1)) ** 2 if size > roi else 1
+    return monai, meta_flops(seg.net, (roi, roi)) * n, f"{roi}² ov {overlap:.2f}"
 
 
 def one_run(spec: dict) -> dict:
     """Inside a subprocess: build the net, make the image, time one prediction after a warm-up."""
     import numpy as np
+    import psutil
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
+    from napari_segnet.devices import pick_device
     from napari_segnet.segmenter import Segmenter
-    from napari_segnet.tiling import plan_axis
 
     torch.manual_seed(0)
-    seg = Segmenter.create(spec["arch"], 1, 2, **spec["options"])
-    size, step = spec["size"], spec["tile"]
+    device = pick_device(spec["device"])
+    seg = Segmenter.default() if spec["arch"] == "default" else Segmenter.create(spec["arch"], 1, 2, **spec["options"])
+    size = spec["size"]
     image = np.random.default_rng(0).integers(0, 4000, (size, size)).astype(np.uint16)
-    plan = plan_axis(seg.net, size, step)
-    n_tiles = len(plan.starts) ** 2
-    x = torch.zeros(1, 1, plan.tile_in, plan.tile_in)
-    seg.net.eval()
-    with FlopCounterMode(display=False) as counter, torch.inference_mode():
-        seg.net(x)
-    flops = counter.get_total_flops() * n_tiles
-    if spec["engine"] == "monai":
-        from monai.inferers import sliding_window_inference
-
-        def run():
-            offset, hi = np.percentile(image[::4, ::4], [1, 99.8])
-            tensor = torch.from_numpy(((image - offset) / (hi - offset)).astype(np.float32))[None, None]
-            net = seg.net.to(memory_format=torch.channels_last).eval()
-            with torch.inference_mode():
-                out = sliding_window_inference(
-                    tensor, (plan.tile_in,) * 2, 1, net, overlap=1 - plan.step / plan.tile_in,
-                    mode="constant", padding_mode="reflect")
-            return out[0].argmax(0).numpy().astype(np.uint8)
-    else:
-        def run():
-            return seg.predict(image, tile_shape=step)
+    run, flops, tiles = runner(spec, seg, image, device)
     if spec["warmup"]:
         run()
-    base = current_rss_mb()
+    base = psutil.Process().memory_info().rss / 2**20
     seconds = float("inf")
     for _ in range(spec["repeats"]):  # best of n: this shared machine's speed varies from run to run
         t = time.perf_counter()
         run()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         seconds = min(seconds, time.perf_counter() - t)
-    return {"seconds": seconds, "gflops": flops / seconds / 1e9, "peak_mb": peak_rss_mb() - base,
-            "input_mb": image.nbytes / 2**20, "tile_in": plan.tile_in, "tiles": n_tiles}
+    one_pass = meta_flops(seg.net, (seg.net.valid_size(size),) * 2) * (size / seg.net.valid_size(size)) ** 2
+    gpu_mb = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else 0
+    return {"seconds": seconds, "gflops": flops / seconds / 1e9, "efficiency": one_pass / flops, "tiles": tiles,
+            "peak_mb": peak_rss_mb() - base, "gpu_mb": gpu_mb, "input_mb": image.nbytes / 2**20}
 
 
-def matmul_gflops() -> float:
+def matmul_gflops(device: str) -> float:
     import torch
 
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a, b = torch.randn(2048, 2048, device=device), torch.randn(2048, 2048, device=device)
     a @ b
     t = time.perf_counter()
     for _ in range(5):
         a @ b
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
     return 5 * 2 * 2048**3 / (time.perf_counter() - t) / 1e9
 
 
 def spawn(spec: dict) -> dict:
     out = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], capture_output=True, text=True)
     if out.returncode:
-        raise RuntimeError(out.stderr)
+        raise RuntimeError(out.stderr[-3000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def row(label: str, size: int, engine: str, r: dict, matmul: float, ours: dict | None) -> str:
+    ratio = f"{r['seconds'] / ours['seconds']:.2f}" if ours and engine != "napari-segnet" else ""
+    return (f"| {label} | {size}² | {engine} | {r['tiles']} | {1000 * r['seconds']:.0f} | "
+            f"{size * size / r['seconds'] / 1e6:.2f} | {r['gflops']:.1f} | {100 * r['gflops'] / matmul:.0f} % | "
+            f"{r['efficiency']:.2f} | {ratio} | {r['peak_mb']:.0f} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="only 512² images")
-    parser.add_argument("--big", action="store_true", help="add the 8192² uint16 memory check")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--only", help="only networks whose name contains this")
     args = parser.parse_args()
     if args.one:
         print(json.dumps(one_run(json.loads(args.one))))
@@ -115,28 +159,27 @@ def main() -> None:
 
     try:
         import monai  # noqa: F401
-        engines = ("napari-segnet", "monai")
+        engines = ENGINES
     except ImportError:
-        engines = ("napari-segnet",)
-    print(f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, CPU; "
-          f"torch matmul: {matmul_gflops():.0f} GFLOP/s\n")
-    print("| network | image | tile (in) | engine | ms / image | MP/s | GFLOP/s | peak RSS added (MB) |")
-    print("|---|---|---|---|---|---|---|---|")
-    sizes = (512,) if args.quick else (512, 2048)
-    for label, arch, options in CASES:
-        for size in sizes:
-            for engine in engines:
-                spec = {"arch": arch, "options": options, "size": size, "tile": 512, "engine": engine,
+        engines = ("napari-segnet", "naive")
+    matmul = matmul_gflops(args.device)
+    print(f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, {args.device}; "
+          f"torch matmul: {matmul:.0f} GFLOP/s\n")
+    print("| network | image | engine | tiles (input) | ms / image | MP/s | GFLOP/s | of matmul | compute eff. "
+          "| time ÷ ours | peak RSS added (MB) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for label, arch, options, sizes in CASES:
+        if args.only and args.only not in label:
+            continue
+        arch = "default" if label.startswith("U-Net default") else arch
+        for size in (512,) if args.quick else sizes:
+            ours = None
+            for engine in engines if size <= 2048 else ("napari-segnet", "naive"):
+                spec = {"arch": arch, "options": options, "size": size, "engine": engine, "device": args.device,
                         "warmup": size <= 512, "repeats": 3 if size <= 512 else 1}
                 r = spawn(spec)
-                print(f"| {label} | {size}² | {r['tile_in']}² ×{r['tiles']} | {engine} | {1000 * r['seconds']:.0f} "
-                      f"| {size * size / r['seconds'] / 1e6:.2f} | {r['gflops']:.0f} | {r['peak_mb']:.0f} |",
-                      flush=True)
-    if args.big:
-        r = spawn({"arch": "unet", "options": {"base_filters": 8, "depth": 3}, "size": 8192, "tile": 1024,
-                   "engine": "napari-segnet", "warmup": False, "repeats": 1})
-        print(f"\n8192² uint16 ({r['input_mb']:.0f} MB input), U-Net small, 1024-px tiles: "
-              f"{r['seconds']:.1f} s, peak RSS added during prediction {r['peak_mb']:.0f} MB")
+                ours = r if engine == "napari-segnet" else ours
+                print(row(label, size, engine, r, matmul, ours), flush=True)
 
 
 if __name__ == "__main__":

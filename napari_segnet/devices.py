@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import os
+
 import torch
 
 
@@ -33,9 +36,32 @@ def describe(device: torch.device) -> str:
     return str(device)
 
 
-def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """The mixed-precision dtype for ``device``: bf16 on CUDA GPUs that support it, else fp16 on CUDA; None
-    (full fp32) elsewhere. The one place prediction and training decide this."""
+def autocast_dtype(device: torch.device, inference: bool = False) -> torch.dtype | None:
+    """The mixed-precision dtype for ``device``: bf16 on CUDA GPUs that support it, else fp16 on CUDA; for
+    ``inference`` on a CPU with native bf16 (:func:`cpu_has_bf16`) bf16 as well; None (full fp32) elsewhere.
+    The one place prediction and training decide this."""
+    if device.type == "cpu":
+        return torch.bfloat16 if inference and cpu_has_bf16() else None
     if device.type != "cuda":
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def cpu_has_bf16() -> bool:
+    """Whether CPU inference runs in bf16: the CPU computes bf16 natively (AVX-512 BF16 or AMX; on AVX2 alone
+    bf16 is emulated and slower) and ``NAPARI_SEGNET_CPU_BF16`` is not "0" ("1" forces it on). On an AMD EPYC
+    with AVX-512 BF16 the default U-Net ran 1.8× faster and its labels agreed with fp32 on 99.96 % of the nuclei
+    sample's pixels (README, Performance)."""
+    setting = os.environ.get("NAPARI_SEGNET_CPU_BF16", "")
+    if setting in ("0", "1"):
+        return setting == "1"
+    return _cpu_flags() & {"avx512_bf16", "amx_bf16"} != set() and torch.backends.mkldnn.is_available()
+
+
+@functools.cache
+def _cpu_flags() -> frozenset[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return frozenset(next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), []))
+    except OSError:  # not Linux: stay in fp32
+        return frozenset()

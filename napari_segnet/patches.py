@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,11 @@ class TrainingImage:
         weights = settings.weight_map(plane.labels, plane.reviewed)
         return cls(Normalization.apply(raw, offset, scale), plane.labels.astype(np.int64), weights, plane.reviewed)
 
+    @functools.cached_property
+    def reviewed_pixels(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, cols) of the reviewed pixels, found once (patch centres are drawn from them every step)."""
+        return np.nonzero(self.reviewed)
+
 
 def sample_patch(item: TrainingImage, size_in: int, size_out: int, rng: np.random.Generator
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -42,7 +48,7 @@ def sample_patch(item: TrainingImage, size_in: int, size_out: int, rng: np.rando
     Returns image (C, size_in, size_in), labels, weights and mask (size_out, size_out); pixels outside the image
     are mirrored in the input and masked out of the target.
     """
-    ys, xs = np.nonzero(item.reviewed)
+    ys, xs = item.reviewed_pixels
     k = rng.integers(len(ys))
     shrink = (size_in - size_out) // 2
     y0 = ys[k] - size_in // 2  # input rows [y0, y0 + size_in); output rows start at y0 + shrink

@@ -1,4 +1,4 @@
-"""Overlap-tile prediction (U-Net paper): mirrored context, stride-aligned tiles, centre crop or blending."""
+"""Overlap-tile prediction (U-Net paper): tiles planned by cost, mirrored context, centre crop or blending."""
 
 from __future__ import annotations
 
@@ -16,32 +16,14 @@ from .devices import autocast_dtype
 from .images import ImagePlanes, reflect_index
 from .models import SegmentationNet
 from .progress import Outcome, Progress
+from .tile_pipeline import pipelined
+from .tile_plan import DEFAULT_MAX_CONTEXT, AxisPlan, auto_plan, ceil_to, explicit_plan, plan_axis
 
-# Above this many pixels of context per side, tiles do not wait for full context: they overlap and blend.
-DEFAULT_MAX_CONTEXT = 256
+__all__ = ["DEFAULT_MAX_CONTEXT", "AxisPlan", "PredictionResult", "Region", "TileProgress", "TiledPredictor",
+           "blend_window", "ceil_to", "plan_axis", "plan_tiles", "predict_tiled", "tile_budget", "tile_step"]
 
-
-@dataclass(frozen=True)
-class AxisPlan:
-    """Tiling of one axis of ``size`` pixels.
-
-    Tile i reads input pixels [starts[i] − pad, starts[i] − pad + tile_in) of the mirror-extended image (every
-    tile start ≡ −pad mod the net's stride, as in a whole-image pass) and its output pixel j lies at image
-    position starts[i] − pad + offset + j, where offset = (tile_in − tile_out) / 2 is the valid-conv shrink.
-    It keeps output pixels [crop − overlap, crop + step + overlap), i.e. image [start − overlap,
-    start + step + overlap); overlap > 0 only when blending.
-    """
-
-    size: int
-    step: int
-    pad: int
-    tile_in: int
-    crop: int
-    overlap: int = 0
-
-    @property
-    def starts(self) -> range:
-        return range(0, self.size, self.step)
+#: Most tiles per batch on CUDA (tiles are batched up to the memory budget; on the CPU one at a time).
+MAX_CUDA_BATCH = 16
 
 
 @dataclass(frozen=True)
@@ -49,8 +31,8 @@ class Region:
     """The part of an image's output to predict: planes [p0, p1), rows [y0, y1), columns [x0, x1).
 
     The tiles are those of the whole image that contribute to the region, so a region's output equals that
-    part of a whole-image pass, wherever it lies; regions that start on tile starts share no tile (the blocks
-    of a distributed prediction).
+    part of a whole-image pass, wherever it lies; regions that start on tile starts of an explicit
+    ``tile_shape`` share no tile (the blocks of a distributed prediction).
     """
 
     planes: tuple[int, int]
@@ -88,40 +70,29 @@ class PredictionResult(Outcome):
     proba: np.ndarray | None
 
 
-def _contributing(plan: AxisPlan, bounds: tuple[int, int]) -> list[int]:
-    """Tile starts along one axis whose kept output [start − overlap, start + step + overlap) meets [bounds)."""
-    return [s for s in plan.starts if s - plan.overlap < bounds[1] and s + plan.step + plan.overlap > bounds[0]]
-
-
-def ceil_to(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
-
-
-def plan_axis(net: SegmentationNet, size: int, step: int, max_context: int = DEFAULT_MAX_CONTEXT) -> AxisPlan:
-    """Plan one axis for tiles that keep ``step`` output pixels (rounded up to the net's stride).
-
-    The context kept around each tile is the net's halo (exact results), or ``max_context`` when the halo is
-    larger: then neighbouring tiles overlap by half of it and are blended.
-    """
-    s = net.total_stride
-    step = max(s, ceil_to(min(step, ceil_to(size, s)), s))
-    shrink = net.shrink  # valid convolutions: output pixel 0 sits at input `shrink`
-    margin = max(net.halo - shrink, 0)
-    blend = margin > max_context
-    margin = ceil_to(min(margin, max_context), s)
-    overlap = margin // 2 if blend else 0
-    pad = shrink + margin
-    tile_in = net.valid_size(step + 2 * pad, min_output=step + 2 * margin)
-    return AxisPlan(size, step, pad, tile_in, margin, overlap)
-
-
 def blend_window(plan: AxisPlan) -> np.ndarray:
-    """float32 (step + 2·overlap,): 1 in the middle, ramping linearly towards 0 across each overlap."""
+    """float32 (step + 2·overlap,): the weights of an inner tile, 1 in the middle, ramping linearly towards 0
+    across each overlap (two neighbours' ramps sum to 1)."""
     n = plan.step + 2 * plan.overlap
     if plan.overlap == 0:
         return np.ones(n, np.float32)
     ramp = (np.arange(n, dtype=np.float32) + 0.5) / (2 * plan.overlap)
     return np.minimum(1, np.minimum(ramp, ramp[::-1]))
+
+
+def tile_weights(plan: AxisPlan, i: int, bounds: tuple[int, int] | None = None) -> np.ndarray:
+    """float32 (kept length,): blend weights of tile i along one axis (within ``bounds``, see
+    :meth:`AxisPlan.kept`), ramps only where a neighbour overlaps."""
+    b0 = bounds[0] if bounds else 0
+    kept = plan.kept(i, bounds)[1]
+    kept = slice(kept.start + b0, kept.stop + b0)
+    pos = np.arange(kept.start, kept.stop, dtype=np.float32) + 0.5
+    w = np.ones_like(pos)
+    if plan.overlap and i > 0:
+        w = np.minimum(w, (pos - (plan.bounds[i] - plan.overlap)) / (2 * plan.overlap))
+    if plan.overlap and i + 2 < len(plan.bounds):
+        w = np.minimum(w, ((plan.bounds[i + 1] + plan.overlap) - pos) / (2 * plan.overlap))
+    return w
 
 
 def activation_bytes_per_pixel(net: SegmentationNet) -> float:
@@ -146,33 +117,38 @@ def activation_bytes_per_pixel(net: SegmentationNet) -> float:
 _BYTES_PER_PIXEL: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def auto_step(net: SegmentationNet, device: torch.device) -> int:
-    """Output pixels per tile side that fit a memory budget: ¼ of free CPU memory (≤ 2 GiB, tiles ≤ 1024 px)
-    or ½ of free GPU memory (tiles ≤ 2048 px)."""
+def tile_budget(net: SegmentationNet, device: torch.device) -> int:
+    """Most input pixels per tile (or per batch of tiles on CUDA) that fit the memory budget: ¼ of free CPU
+    memory (≤ 2 GiB, tiles ≤ 1024²) or ½ of free GPU memory (≤ 4096²)."""
     if net not in _BYTES_PER_PIXEL:
         _BYTES_PER_PIXEL[net] = activation_bytes_per_pixel(net)
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
-        budget, cap = free / 2, 2048
+        budget, cap = free / 2, 4096
     else:
         import psutil
 
         budget, cap = min(psutil.virtual_memory().available / 4, 2 * 2**30), 1024
-    side = min(int(math.sqrt(budget / _BYTES_PER_PIXEL[net])), cap)
-    pad = plan_axis(net, 10**6, net.total_stride).pad
-    return max(net.total_stride, (side - 2 * pad) // net.total_stride * net.total_stride)
+    return max(min(int(budget / _BYTES_PER_PIXEL[net]), cap**2), 1)
 
 
 def tile_step(net: SegmentationNet, tile_shape, image_shape: tuple[int, int], device: torch.device
               ) -> tuple[int, int]:
-    """Output pixels per tile (Y, X): ``tile_shape`` (an int or a pair; larger than the image means one pass)
-    checked and clipped to the image, or picked from free memory when None."""
+    """Output pixels kept per tile (Y, X): of ``tile_shape``, or of the planner's choice when None."""
+    return tuple(p.step for p in plan_tiles(net, tile_shape, image_shape, device))
+
+
+def plan_tiles(net: SegmentationNet, tile_shape, image_shape: tuple[int, int], device: torch.device,
+               max_context: int = DEFAULT_MAX_CONTEXT, max_pixels: int | None = None) -> tuple[AxisPlan, AxisPlan]:
+    """The (Y, X) plans: tiles keeping ``tile_shape`` output pixels (an int or a pair; larger than the image
+    means one whole-image pass), or when None the cheapest tiles within ``max_pixels`` (default: the memory
+    budget, :func:`tile_budget`)."""
     if tile_shape is None:
-        return (auto_step(net, device),) * 2
+        return auto_plan(net, image_shape, max_pixels or tile_budget(net, device), max_context)
     shape = (tile_shape,) * 2 if np.isscalar(tile_shape) else tuple(tile_shape)
     if len(shape) != 2 or not all(isinstance(k, (int, np.integer)) and k >= 1 for k in shape):
         raise ValueError(f"tile_shape must be a positive int or a (Y, X) pair of them, got {tile_shape!r}")
-    return tuple(min(int(k), n) for k, n in zip(shape, image_shape))
+    return tuple(explicit_plan(net, n, min(int(k), n), max_context) for k, n in zip(shape, image_shape))
 
 
 def predict_tiled(net: SegmentationNet, planes: ImagePlanes, normalize: Callable[[np.ndarray], np.ndarray],
@@ -183,17 +159,18 @@ def predict_tiled(net: SegmentationNet, planes: ImagePlanes, normalize: Callable
     a generator that yields :class:`TileProgress` after each batch of tiles and finally a
     :class:`PredictionResult`.
 
-    The tile comes from ``tile_shape`` (see :func:`tile_step`); on CUDA out-of-memory the run starts again with
-    tiles half the size (with a warning). Labels (``planes``' spatial shape: (Y, X), or (n_planes, Y, X) for
-    stacks; uint8 up to 256 classes) go into ``labels_out`` when given (NumPy, memory-mapped, zarr), else a new
-    array; probabilities float32 (C, *spatial) when ``want_proba``. With a :class:`Region`, only that part is
-    predicted (exactly as in a whole-image pass) and the outputs have the region's shape.
+    Tiles come from :func:`plan_tiles`; on CUDA they are batched up to the memory budget, and on
+    out-of-memory the run starts again with tiles half the size (with a warning). Labels (``planes``' spatial
+    shape: (Y, X), or (n_planes, Y, X) for stacks; uint8 up to 256 classes) go into ``labels_out`` when given
+    (NumPy, memory-mapped, zarr), else a new array; probabilities float32 (C, *spatial) when ``want_proba``.
+    With a :class:`Region`, only that part is predicted (exactly as in a whole-image pass) and the outputs have
+    the region's shape.
     """
-    step = tile_step(net, tile_shape, planes.shape, device)
+    plans = plan_tiles(net, tile_shape, planes.shape, device, max_context)
     stacked = planes.plane_axis is not None
     region = region or Region.whole(planes.n_planes, planes.shape)
     region.check(planes.n_planes, planes.shape)
-    spatial = (region.shape if stacked else region.shape[1:])
+    spatial = region.shape if stacked else region.shape[1:]
     labels = proba = None
     if want_labels or labels_out is not None:
         dtype = np.uint8 if net.num_classes <= 256 else np.uint16
@@ -202,11 +179,17 @@ def predict_tiled(net: SegmentationNet, planes: ImagePlanes, normalize: Callable
             raise ValueError(f"out must have the image's spatial shape {spatial}, got {tuple(labels.shape)}")
     if want_proba:
         proba = np.zeros((net.num_classes, *spatial), np.float32)
-    predictor = TiledPredictor(net, device, normalize, batch_size, max_context)
+    if device.type == "cuda" and batch_size == 1:
+        area = plans[0].tile_in * plans[1].tile_in
+        batch_size = int(np.clip(tile_budget(net, device) // area, 1, MAX_CUDA_BATCH))
+    predictor = TiledPredictor(net, device, normalize, batch_size)
     proba_view = None if proba is None else (np.moveaxis(proba, 0, 1) if stacked else proba[None])
     labels_view = None if labels is None else _Planes(labels, stacked)
-    return _with_oom_retry(lambda s: predictor.run(planes, s, labels_view, proba_view, region), step,
-                           net.total_stride,
+
+    def smaller(step: tuple[int, int]) -> tuple[AxisPlan, AxisPlan]:
+        return plan_tiles(net, step, planes.shape, device, max_context)
+
+    return _with_oom_retry(lambda p: predictor.run(planes, *p, labels_view, proba_view, region), plans, smaller,
                            PredictionResult(labels, proba))
 
 
@@ -224,93 +207,116 @@ class TiledPredictor:
     """Predicts planes of an image tile by tile with ``net`` on ``device``; memory is bounded by the tile size.
 
     Writes class ids into ``labels`` (n_planes, Y, X) and/or class probabilities into ``proba``
-    (n_planes, C, Y, X): preallocated arrays (NumPy, memory-mapped or zarr) that the caller owns.
+    (n_planes, C, Y, X): preallocated arrays (NumPy, memory-mapped or zarr) that the caller owns. Tiles are
+    read (and normalised) and written on two threads while the network runs (:func:`pipelined`).
     """
 
     def __init__(self, net: SegmentationNet, device: torch.device, normalize: Callable[[np.ndarray], np.ndarray],
-                 batch_size: int = 1, max_context: int = DEFAULT_MAX_CONTEXT):
+                 batch_size: int = 1):
         self.net, self.device, self.normalize = net, device, normalize
-        self.batch_size, self.max_context = batch_size, max_context
+        self.batch_size = batch_size
 
-    def run(self, planes: ImagePlanes, step: tuple[int, int], labels=None, proba=None, region: Region | None = None
-            ) -> Iterator[TileProgress]:
+    def run(self, planes: ImagePlanes, py: AxisPlan, px: AxisPlan, labels=None, proba=None,
+            region: Region | None = None) -> Iterator[TileProgress]:
         """Yield a :class:`TileProgress` after each batch of tiles; closing the generator stops between tiles.
         With ``region``, ``labels``/``proba`` have its shape and only the tiles that contribute to it run."""
         region = region or Region.whole(planes.n_planes, planes.shape)
-        py, px = (plan_axis(self.net, n, k, self.max_context) for n, k in zip(planes.shape, step))
-        tiles = [(y, x) for y in _contributing(py, region.rows) for x in _contributing(px, region.cols)]
-        total, done = region.shape[0] * len(tiles), 0
-        blend = py.overlap or px.overlap
-        windows = (blend_window(py), blend_window(px)) if blend else None
-        for p in range(*region.planes):
-            acc = np.zeros((self.net.num_classes, *region.shape[1:]), np.float32) if blend else None
-            weight = np.zeros(region.shape[1:], np.float32) if blend else None
-            for i in range(0, len(tiles), self.batch_size):
-                batch = tiles[i : i + self.batch_size]
-                probs = self._forward(np.stack([self._read(planes, p, py, px, y, x) for y, x in batch]))
-                for (y, x), prob in zip(batch, probs):
-                    (ty, iy), (tx, ix) = self._kept(py, y, region.rows), self._kept(px, x, region.cols)
-                    if blend:
-                        self._accumulate(acc, weight, prob[:, ty, tx], windows, py, px, iy, ix, y, x, region)
-                    else:
-                        self._store(labels, proba, p - region.planes[0], prob[:, ty, tx], iy, ix)
-                done += len(batch)
-                yield TileProgress(done, total)
-            if blend:
-                acc /= np.maximum(weight, 1e-12)
-                self._store(labels, proba, p - region.planes[0], acc, slice(None), slice(None))
+        grid = [(i, j) for i in range(len(py.starts)) if py.meets(i, region.rows)
+                for j in range(len(px.starts)) if px.meets(j, region.cols)]
+        tiles = [(p, i, j) for p in range(*region.planes) for i, j in grid]
+        batches = [tiles[k : k + self.batch_size] for k in range(0, len(tiles), self.batch_size)]
+        blend = bool(py.overlap or px.overlap)
+        want_proba = blend or proba is not None
+        sums: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
-    def _read(self, planes: ImagePlanes, p: int, py: AxisPlan, px: AxisPlan, y: int, x: int) -> np.ndarray:
+        def read(batch):
+            return self._host(np.stack([self._read(planes, p, py, px, i, j) for p, i, j in batch]))
+
+        def write(batch, out):
+            for (p, i, j), tile in zip(batch, out):
+                (ty, iy), (tx, ix) = py.kept(i, region.rows), px.kept(j, region.cols)
+                q = p - region.planes[0]
+                if not blend:
+                    self._store(labels, proba, q, tile[..., ty, tx], iy, ix, probs=want_proba)
+                    continue
+                if q not in sums:
+                    sums[q] = (np.zeros((tile.shape[0], *region.shape[1:]), np.float32),
+                               np.zeros(region.shape[1:], np.float32))
+                acc, weight = sums[q]
+                w = tile_weights(py, i, region.rows)[:, None] * tile_weights(px, j, region.cols)[None, :]
+                acc[:, iy, ix] += tile[:, ty, tx] * w
+                weight[iy, ix] += w
+                if (i, j) == grid[-1]:
+                    acc, weight = sums.pop(q)
+                    self._store(labels, proba, q, acc / np.maximum(weight, 1e-12), slice(None), slice(None))
+
+        done = 0
+        for k in pipelined(batches, read, lambda x: self._forward(x, want_proba), write):
+            done += len(batches[k - 1])
+            yield TileProgress(done, len(tiles))
+
+    def _read(self, planes: ImagePlanes, p: int, py: AxisPlan, px: AxisPlan, i: int, j: int) -> np.ndarray:
         """Normalised float32 (C, tile_in_y, tile_in_x), mirrored where the tile leaves the image."""
-        ys = reflect_index(np.arange(y - py.pad, y - py.pad + py.tile_in), py.size)
-        xs = reflect_index(np.arange(x - px.pad, x - px.pad + px.tile_in), px.size)
+        ys, xs = reflect_index(py.input_index(i), py.size), reflect_index(px.input_index(j), px.size)
         return self.normalize(planes.read(p, ys, xs))
 
-    def _forward(self, batch: np.ndarray) -> np.ndarray:
-        """(B, C_in, h, w) → softmax probabilities float32 (B, C, h', w'), mixed precision on CUDA."""
-        x = torch.from_numpy(batch).to(self.device).contiguous(memory_format=torch.channels_last)
-        dtype = autocast_dtype(self.device)
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+    def _host(self, batch: np.ndarray) -> torch.Tensor:
+        """A batch as a CPU tensor, in pinned (page-locked) memory when bound for a GPU: copies then overlap."""
+        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+        return x.pin_memory() if self.device.type == "cuda" else x
+
+    def _forward(self, x: torch.Tensor | np.ndarray, want_proba: bool = True) -> np.ndarray:
+        """(B, C_in, h, w) → softmax probabilities float32 (B, C, h', w'), or class ids (B, h', w') computed on
+        the device when ``want_proba`` is False; mixed precision where :func:`autocast_dtype` says so."""
+        if isinstance(x, np.ndarray):
+            x = self._host(x)
+        x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        dtype = autocast_dtype(self.device, inference=True)
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None), \
+                _cudnn_benchmark(self.device.type == "cuda"):
             logits = self.net(x)
-        return torch.softmax(logits.float(), dim=1).cpu().numpy()
+            out = torch.softmax(logits.float(), dim=1) if want_proba else logits.argmax(1).to(torch.int16)
+        return out.cpu().numpy()
 
     @staticmethod
-    def _kept(plan: AxisPlan, start: int, bounds: tuple[int, int]) -> tuple[slice, slice]:
-        """(slice in the tile output, slice in the region [bounds)) of what one tile contributes along one axis."""
-        lo = max(start - plan.overlap, bounds[0])
-        hi = min(start + plan.step + plan.overlap, bounds[1])
-        first = plan.crop - (start - lo)
-        return slice(first, first + hi - lo), slice(lo - bounds[0], hi - bounds[0])
-
-    @staticmethod
-    def _accumulate(acc, weight, prob, windows, py, px, iy, ix, y, x, region: Region) -> None:
-        """Add the kept part ``prob`` of tile (y, x), weighted by its blend window, at region slices iy, ix."""
-        oy, ox = region.rows[0] - (y - py.overlap), region.cols[0] - (x - px.overlap)
-        w = windows[0][iy.start + oy : iy.stop + oy][:, None] * windows[1][ix.start + ox : ix.stop + ox][None, :]
-        acc[:, iy, ix] += prob * w
-        weight[iy, ix] += w
-
-    @staticmethod
-    def _store(labels, proba, p, prob: np.ndarray, iy: slice, ix: slice) -> None:
+    def _store(labels, proba, p, tile: np.ndarray, iy: slice, ix: slice, probs: bool = True) -> None:
+        """Write one tile's kept part: probabilities (C, h, w) when ``probs``, else class ids (h, w)."""
         if labels is not None:
-            labels[p, iy, ix] = prob.argmax(axis=0)
+            labels[p, iy, ix] = tile.argmax(axis=0) if probs else tile
         if proba is not None:
-            proba[p, :, iy, ix] = prob
+            proba[p, :, iy, ix] = tile
 
 
-def _with_oom_retry(make_run: Callable[[tuple[int, int]], Iterator[TileProgress]], step: tuple[int, int],
-                    minimum: int, outcome: PredictionResult) -> Iterator[TileProgress | PredictionResult]:
-    """Run ``make_run(step)``, then yield ``outcome``; on CUDA out-of-memory, warn and start again with tiles
-    half the size."""
+class _cudnn_benchmark:
+    """Context: ``torch.backends.cudnn.benchmark`` on (fixed tile shapes pick the fastest kernels once)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.before = enabled, torch.backends.cudnn.benchmark
+
+    def __enter__(self):
+        if self.enabled:
+            torch.backends.cudnn.benchmark = True
+
+    def __exit__(self, *exc):
+        torch.backends.cudnn.benchmark = self.before
+
+
+def _with_oom_retry(make_run: Callable[[tuple[AxisPlan, AxisPlan]], Iterator[TileProgress]],
+                    plans: tuple[AxisPlan, AxisPlan], smaller: Callable[[tuple[int, int]], tuple[AxisPlan, AxisPlan]],
+                    outcome: PredictionResult) -> Iterator[TileProgress | PredictionResult]:
+    """Run ``make_run(plans)``, then yield ``outcome``; on CUDA out-of-memory, warn and start again with tiles
+    keeping half as many pixels per side (``smaller(step)``), until tiles cannot shrink."""
     while True:
         try:
-            yield from make_run(step)
+            yield from make_run(plans)
             break
         except torch.cuda.OutOfMemoryError:
-            if min(step) <= minimum:
+            step = tuple(max(1, math.ceil(p.step / 2)) for p in plans)
+            retry = smaller(step)
+            if all(r.tile_in >= p.tile_in for r, p in zip(retry, plans)):
                 raise
             torch.cuda.empty_cache()
-            step = tuple(max(minimum, k // 2) for k in step)
-            warnings.warn(f"CUDA ran out of memory; predicting again with {step[0]}×{step[1]} tiles",
+            plans = retry
+            warnings.warn(f"CUDA ran out of memory; predicting again with {retry[0].step}×{retry[1].step} tiles",
                           RuntimeWarning, stacklevel=2)
     yield outcome

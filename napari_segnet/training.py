@@ -163,7 +163,8 @@ def _train(net: SegmentationNet, usable: list[TrainingImage], settings: TrainSet
     seed = (settings.seed if settings.seed is not None else int(torch.randint(0, 2**31, ()).item())) + ddp.rank()
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    model = copy.deepcopy(net).to(dev).train()
+    # channels_last: forward + backward of the default U-Net 3.6× faster on the CPU here (benchmarks/finetune.py)
+    model = copy.deepcopy(net).to(dev, memory_format=torch.channels_last).train()
     trained = ddp.wrap(model, dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     # cosine decay to 5 % of lr: a run ends on settled weights instead of wherever the last large step left them
@@ -176,7 +177,7 @@ def _train(net: SegmentationNet, usable: list[TrainingImage], settings: TrainSet
     for step in range(1, settings.steps + 1):
         x, y, w, m = _batch(usable, areas / areas.sum(), sizes, settings, rng, dev)
         with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            logits = trained(x)
+            logits = trained(x.contiguous(memory_format=torch.channels_last))
         loss = compute_loss(settings.loss, logits.float(), y, w, m)
         losses.append(ddp.mean(loss))  # the same on every rank, so every rank takes the same decisions
         _check_divergence(losses)

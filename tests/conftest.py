@@ -1,11 +1,17 @@
 """Shared test helpers: tiny models with non-trivial BatchNorm statistics, test images, fine-tune helpers."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
 from scipy import ndimage
 
 from napari_segnet.segmenter import FinetuneFinished, Segmenter
+
+# Exactness tests (tiled = whole image to 1e-4, bit for bit) compare fp32 runs; the bf16 fast path of CPUs with
+# native bf16 has its own agreement test (test_fast_paths.py).
+os.environ.setdefault("NAPARI_SEGNET_CPU_BF16", "0")
 
 
 def randomize_batchnorm(net: torch.nn.Module) -> None:

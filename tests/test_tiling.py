@@ -7,7 +7,8 @@ from conftest import smooth_image, tiny_segmenter
 
 from napari_segnet.images import reflect_index
 from napari_segnet.models import build_model
-from napari_segnet.tiling import TiledPredictor, blend_window, plan_axis
+from napari_segnet.progress import run
+from napari_segnet.tiling import TiledPredictor, blend_window, plan_axis, tile_weights
 
 IMAGE = smooth_image((1000, 1300))  # a multiple of nothing
 
@@ -39,9 +40,11 @@ def test_fcn_and_blended_fc_densenet_are_seamless():
     np.testing.assert_allclose(fcn.predict_proba(image, tile_shape=64), fcn.predict_proba(image, 1024),
                                atol=1e-4)
     dense = tiny_segmenter("fc_densenet56", growth_rate=2, first_filters=4)
-    plan = plan_axis(dense.net, 230, 64)
-    assert plan.overlap > 0  # its halo (439 px) exceeds the context cap: tiles overlap and blend
-    whole, tiled = dense.predict_proba(image, tile_shape=10_000), dense.predict_proba(image, tile_shape=64)
+    # its halo (439 px) exceeds the context cap: with a cap below the measured context, tiles overlap and blend
+    plan = plan_axis(dense.net, 230, 64, max_context=16)
+    assert plan.overlap > 0 and len(plan.starts) == 4
+    whole = dense.predict_proba(image, tile_shape=10_000)
+    tiled = run(dense.predict_steps(image, 64, want_labels=False, want_proba=True, max_context=16)).proba
     assert (whole.argmax(0) == tiled.argmax(0)).mean() >= 0.999
     assert np.abs(whole - tiled).max() < 1e-2
 
@@ -49,11 +52,13 @@ def test_fcn_and_blended_fc_densenet_are_seamless():
 def test_plans_start_on_stride_multiples_and_cover_the_image():
     net = build_model("unet_paper")
     plan = plan_axis(net, 1000, 300)
-    assert plan.step % 16 == 0 and plan.pad == 92 and plan.crop == 0
+    assert plan.step % 16 == 0 and plan.pad == 92 and plan.margin == 0
     assert net.is_valid_size(plan.tile_in) and net.output_size(plan.tile_in) >= plan.step
     assert list(plan.starts)[-1] < 1000 <= list(plan.starts)[-1] + plan.step
     padded = plan_axis(build_model("unet"), 1000, 300)
-    assert padded.pad == padded.crop == 112 and padded.tile_in == padded.step + 224  # halo 107 → 112
+    assert padded.margin == 112 and padded.tile_in == padded.step + 224  # halo 107 → 112
+    # no mirrored context at the image border: tiles there see what a whole-image pass sees
+    assert padded.pad == 0 and padded.window(0) == 0 and padded.window(3) + padded.tile_out == padded.extent == 1008
 
 
 def test_reflect_index_mirrors_without_repeating_the_edge():
@@ -62,13 +67,20 @@ def test_reflect_index_mirrors_without_repeating_the_edge():
 
 
 def test_blend_window_is_symmetric_and_flat_in_the_middle():
-    plan = plan_axis(tiny_segmenter("fc_densenet56", growth_rate=2).net, 2000, 512)
+    net = tiny_segmenter("fc_densenet56", growth_rate=2, first_filters=4).net
+    plan = plan_axis(net, 2000, 512, max_context=16)  # below its measured context: blend over 32 px
     w = blend_window(plan)
-    assert len(w) == plan.step + 2 * plan.overlap == 768
+    assert len(w) == plan.step + 2 * plan.overlap == 544
     np.testing.assert_allclose(w, w[::-1])
     # each ramp spans the 2·overlap px two neighbours share, so two overlapping ramps sum to 1
-    assert w[2 * plan.overlap : -2 * plan.overlap].min() == 1 and w[0] < 0.01
+    assert w[2 * plan.overlap : -2 * plan.overlap].min() == 1 and w[0] == 0.25 / plan.overlap
     np.testing.assert_allclose(w[: 2 * plan.overlap] + w[plan.step : plan.step + 2 * plan.overlap], 1)
+    # per tile: the weights of all tiles sum to 1 on every pixel, and there is no ramp at the image border
+    total = np.zeros(2000)
+    for i in range(len(plan.starts)):
+        total[plan.kept(i)[1]] += tile_weights(plan, i)
+    np.testing.assert_allclose(total, 1, atol=1e-6)
+    assert tile_weights(plan, 0)[0] == 1
 
 
 def test_image_smaller_than_one_tile_and_single_pixel_images():

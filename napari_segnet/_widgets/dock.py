@@ -13,7 +13,7 @@ from qtpy.QtWidgets import QTableWidgetItem, QVBoxLayout, QWidget
 from ..devices import describe, pick_device
 from ..instances import label_instances
 from ..metrics import object_score_rows, object_scores, segmentation_scores
-from ..models import model_options
+from ..pretrained import new_model_options
 from ..project import Project
 from ..scale import estimate_diameter
 from ..segmenter import FinetuneFinished, Segmenter
@@ -23,7 +23,7 @@ from .layers import PAINTED, prediction_name, show_instances, show_prediction, t
 from .live import LiveMode
 from .loss_plot import LossPlot
 from .runner import USER_ERRORS, Job, notify
-from .sections import DEFAULT, REVIEW
+from .sections import DEFAULT, REVIEW, STARTS
 
 
 def guarded(method):
@@ -68,6 +68,7 @@ class SegNetWidget(QWidget):
     def _connect(self) -> None:
         """Each button and field calls its action."""
         for widget, action in ((self.project_dir, self.open_project), (self.architecture, self._show_options),
+                               (self.separate, self._separate_objects),
                                (self.new_button, self.use_model), (self.load_file, self.load_model),
                                (self.save_button, self.save_model), (self.rollback_button, self.rollback),
                                (self.open_file, self.open_image), (self.predict_button, self.predict),
@@ -101,14 +102,21 @@ class SegNetWidget(QWidget):
             raise ValueError("give at least two class names, e.g. 'background, nucleus'")
         image = self.image_layer.value
         channels = 3 if image is not None and image.rgb else 1
+        start = "scratch" if self.start.value == STARTS[1] else None  # pretrained where an encoder fits
         self.set_model(Segmenter.create(self.architecture.value, channels, len(names), class_names=names,
-                                        **self.parse_options()))
+                                        start=start, **self.parse_options()))
 
     def _show_options(self, *_) -> None:
-        """Fill the options field with the chosen architecture's defaults."""
+        """Fill the options field with the chosen architecture's defaults for a new model; a new model's classes
+        are most often regions, so 'separate touching objects' follows: on only for the nuclei default."""
         name = self.architecture.value
-        defaults = {} if name == DEFAULT else model_options(name)
+        defaults = {} if name == DEFAULT else new_model_options(name)
         self.options.value = ", ".join(f"{k}={v!r}" for k, v in defaults.items())
+        self.separate.value = name == DEFAULT
+
+    def _separate_objects(self, *_) -> None:
+        """'separate touching objects' picks the loss: border-weighted CE when on, class-balanced CE when off."""
+        self.loss.value = "border_ce" if self.separate.value else "balanced_ce"
 
     def parse_options(self) -> dict:
         """``name=value, …`` → dict; values are Python literals (numbers, strings, True/False)."""
@@ -129,7 +137,10 @@ class SegNetWidget(QWidget):
         if previous is not None and previous.num_classes != segmenter.num_classes:
             self.training_set.clear()  # corrections made for other classes cannot train this model
         self._refresh_versions()
-        show_info(f"model: {segmenter.metadata.architecture}, classes {segmenter.class_names}")
+        start = segmenter.start
+        origin = {"pretrained": f", started from the pretrained encoder {start.get('encoder')}",
+                  "scratch": ", started from random weights"}.get(start.get("start"), "")
+        show_info(f"model: {segmenter.metadata.architecture}, classes {segmenter.class_names}{origin}")
 
     @guarded
     def load_model(self, *_) -> None:

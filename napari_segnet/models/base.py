@@ -81,8 +81,10 @@ def count_parameters(net: nn.Module, trainable_only: bool = True) -> int:
 
 
 def cpu_state(net: nn.Module) -> dict[str, torch.Tensor]:
-    """A detached CPU copy of ``net``'s state dict (weights and buffers)."""
-    return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+    """A detached, contiguous CPU copy of ``net``'s state dict (weights and buffers; channels_last weights of a
+    training copy come back in the standard layout that safetensors stores)."""
+    return {k: v.detach().to("cpu", memory_format=torch.contiguous_format, copy=True)
+            for k, v in net.state_dict().items()}
 
 
 def fold_batchnorm(net: nn.Module) -> nn.Module:
