@@ -92,9 +92,25 @@ def spatial_shape(image, in_channels: int = 1, channel_axis: int | None = None) 
     return ((planes.n_planes,) if planes.plane_axis is not None else ()) + planes.shape
 
 
-def zoom_training_set(images, labels, masks, factor: float, in_channels: int = 1, channel_axis: int | None = None):
-    """(images, labels, masks) zoomed by ``factor`` along Y and X: images by :func:`zoom_image`, labels and masks
-    (of their image's spatial shape) by nearest neighbour; others are left for ``training_planes`` to refuse."""
+def recorded_diameter(versions: list[dict]) -> float | None:
+    """The latest ``object_diameter`` in version records (or their ``training`` card), else None."""
+    for record in reversed(versions):
+        size = record.get("object_diameter", (record.get("training") or {}).get("object_diameter"))
+        if size is not None:
+            return float(size)
+    return None
+
+
+def zoom_training_set(images, labels, masks, diameter, model_diameter: float | None, in_channels: int = 1,
+                      channel_axis: int | None = None):
+    """(images, labels, masks, size to record) for a fine-tune with objects of ``diameter`` px: zoomed along Y
+    and X to ``model_diameter`` (images by :func:`zoom_image`, labels and masks of their image's spatial shape by
+    nearest neighbour; others are left for ``training_planes`` to refuse) and None; unchanged with ``diameter``
+    as the size to record when the model records none (or None when ``diameter`` is None)."""
+    if diameter is None or model_diameter is None:
+        zoom_factor(diameter, 1.0)  # checks the value
+        return images, labels, masks, None if diameter is None else float(diameter)
+    factor = zoom_factor(diameter, model_diameter)
     before = [spatial_shape(im, in_channels, channel_axis) for im in images]
     images = [zoom_image(im, factor, in_channels, channel_axis) for im in images]
     after = [spatial_shape(im, in_channels, channel_axis) for im in images]
@@ -102,7 +118,7 @@ def zoom_training_set(images, labels, masks, factor: float, in_channels: int = 1
     def zoomed(arrays, dtype):
         return [a if a is None or np.shape(a) != b else zoom_labels(np.asarray(a, dtype), s)
                 for a, b, s in zip(arrays, before, after, strict=False)]
-    return images, zoomed(labels, None), None if masks is None else zoomed(masks, bool)
+    return images, zoomed(labels, None), None if masks is None else zoomed(masks, bool), None
 
 
 def zoomed_back(steps, shape: tuple[int, ...], labels_out=None) -> Iterator:

@@ -22,7 +22,7 @@ from .normalization import Normalization
 from .patches import TrainingImage
 from .pretrained import load_encoder_into, new_model_options, pick_start, start_details
 from .progress import Cancelled, Outcome, run
-from .scale import spatial_shape, zoom_factor, zoom_image, zoom_training_set, zoomed_back
+from .scale import recorded_diameter, spatial_shape, zoom_factor, zoom_image, zoom_training_set, zoomed_back
 from .tiling import DEFAULT_MAX_CONTEXT, PredictionResult, Region, TileProgress, predict_tiled
 from .training import TrainProgress, TrainResult, TrainSettings, finetune_net
 from .training_set import training_planes
@@ -152,11 +152,7 @@ class Segmenter:
     def object_diameter(self) -> float | None:
         """The object size (median diameter, px) this model was trained on: the latest ``object_diameter``
         recorded in a version (or its training card); None if none was recorded."""
-        for record in reversed(self.versions):
-            size = record.get("object_diameter", (record.get("training") or {}).get("object_diameter"))
-            if size is not None:
-                return float(size)
-        return None
+        return recorded_diameter(self.versions)
 
     @property
     def active_version(self) -> int:
@@ -233,9 +229,10 @@ class Segmenter:
         trained as is and records ``diameter``).
         """
         config = TrainSettings.of(**settings)
-        images, labels, masks, size = self._zoom_training(images, labels, masks, diameter, channel_axis)
+        zoom = (self.object_diameter, self.in_channels, channel_axis)
+        images, labels, masks, size = zoom_training_set(images, labels, masks, diameter, *zoom)
         if validation is not None and len(validation) == 2 and size is None and diameter is not None:
-            validation = self._zoom_training(*validation, None, diameter, channel_axis)[:2]
+            validation = zoom_training_set(*validation, None, diameter, *zoom)[:2]
         planes = training_planes(images, labels, masks, in_channels=self.in_channels,
                                  num_classes=self.num_classes, channel_axis=channel_axis)
         if validation is not None and len(validation) != 2:
@@ -244,14 +241,6 @@ class Segmenter:
         config = config.resolved(int(sum(it.reviewed.sum() for it in items)))
         steps = finetune_net(self.net, items, config, device)
         return self._finetune_run(steps, items, config, validation, accept_worse, device, channel_axis, size)
-
-    def _zoom_training(self, images, labels, masks, diameter, channel_axis):
-        """(images, labels, masks, object size to record) zoomed to the model's object size (see finetune)."""
-        if diameter is None or self.object_diameter is None:
-            zoom_factor(diameter, 1.0)  # checks the value
-            return images, labels, masks, None if diameter is None else float(diameter)
-        factor = zoom_factor(diameter, self.object_diameter)
-        return (*zoom_training_set(images, labels, masks, factor, self.in_channels, channel_axis), None)
 
     def _prepare(self, planes, config: TrainSettings) -> list[TrainingImage]:
         """Training planes → normalised images with weight maps (normalisation once per whole image)."""

@@ -50,7 +50,7 @@ class TrainSettings:
     loss: str = "border_ce"
     w0: float = 10.0
     sigma: float = 5.0
-    class_weights: str | None = None  # balanced weights over-grow objects (README, "Fine-tuning from the default")
+    class_weights: str | None = None  # balanced ones over-grow objects (README, HITL from the shipped default)
     steps: int | str = "auto"
     lr: float = 2e-4
     batch_size: int = 4
