@@ -1,4 +1,8 @@
-"""The ``napari-segnet`` launcher: napari with the SegNet dock, the default model and an image."""
+"""``napari-segnet``: the launcher (napari with the SegNet dock, the default model and an image) and the headless
+commands (``napari-segnet predict|train|evaluate …``, the same as ``python -m napari_segnet …``).
+
+The first argument decides: a command name runs that command, anything else (image paths, options, nothing)
+opens the launcher. An image file named exactly like a command opens with a path prefix: ``./predict``."""
 
 from __future__ import annotations
 
@@ -7,7 +11,13 @@ import sys
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="napari-segnet", description=__doc__)
+    from .commands import COMMANDS
+
+    epilog = "headless commands (see napari-segnet COMMAND --help):\n" + "\n".join(
+        f"  {name:<10}{text}" for name, text in COMMANDS.items())
+    parser = argparse.ArgumentParser(prog="napari-segnet", description="Open napari with the SegNet dock, the "
+                                     "default model and the images (or the nuclei sample).", epilog=epilog,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("images", nargs="*", help="image files to open (TIFF, PNG, …); default: the nuclei sample")
     parser.add_argument("--model", help="a .safetensors checkpoint to use instead of the shipped default model")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
@@ -39,6 +49,20 @@ def launch(args: argparse.Namespace):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``napari-segnet`` entry point: a headless command when the first argument names one, else the
+    launcher. Returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    from .commands import COMMANDS
+
+    if argv and argv[0] in COMMANDS:
+        from .commands import run_command
+
+        return run_command(argv)
+    return launcher(argv)
+
+
+def launcher(argv: list[str]) -> int:
+    """Open napari with the dock (``napari-segnet [images…] [--model M]``); returns when the window closes."""
     args = parse_args(argv)
     if args.version:
         from . import __version__

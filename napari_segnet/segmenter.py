@@ -21,7 +21,7 @@ from .models.base import cpu_state, fold_batchnorm
 from .normalization import Normalization
 from .patches import TrainingImage
 from .progress import Cancelled, Outcome, run
-from .tiling import DEFAULT_MAX_CONTEXT, PredictionResult, TileProgress, predict_tiled
+from .tiling import DEFAULT_MAX_CONTEXT, PredictionResult, Region, TileProgress, predict_tiled
 from .training import TrainProgress, TrainResult, TrainSettings, finetune_net
 from .training_set import training_planes
 
@@ -291,16 +291,19 @@ class Segmenter:
 
     def predict_steps(self, image, tile_shape=None, device=None, channel_axis: int | None = None, *,
                       want_labels: bool = True, want_proba: bool = False, labels_out=None, batch_size: int = 1,
-                      max_context: int = DEFAULT_MAX_CONTEXT) -> Iterator[TileProgress | PredictionResult]:
+                      max_context: int = DEFAULT_MAX_CONTEXT, norm_parameters: tuple | None = None,
+                      region: Region | None = None) -> Iterator[TileProgress | PredictionResult]:
         """Check the inputs, then return the prediction as a generator (for thread workers): it yields
         :class:`TileProgress` and finally a :class:`PredictionResult` (labels or None, proba or None).
-        Closing it stops between tiles; outputs are then incomplete."""
+        Closing it stops between tiles; outputs are then incomplete. ``norm_parameters``: (offset, scale) of
+        the whole image when computed elsewhere; ``region``: predict only that part (``tiling.Region``; the
+        outputs have its shape), exactly as in a whole-image pass — the blocks of ``napari_segnet.distributed``."""
         planes = ImagePlanes(image, self.in_channels, channel_axis)
-        offset, scale = self.normalization.parameters(planes)
+        offset, scale = norm_parameters if norm_parameters is not None else self.normalization.parameters(planes)
         dev = pick_device(device)
         return predict_tiled(self._inference_net(dev), planes, lambda t: Normalization.apply(t, offset, scale), dev,
                              tile_shape=tile_shape, want_labels=want_labels, want_proba=want_proba,
-                             labels_out=labels_out, batch_size=batch_size, max_context=max_context)
+                             labels_out=labels_out, batch_size=batch_size, max_context=max_context, region=region)
 
     def _inference_net(self, device: torch.device) -> SegmentationNet:
         """The active weights with BatchNorm folded into the convolutions, channels_last, on ``device``;

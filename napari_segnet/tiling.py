@@ -45,6 +45,35 @@ class AxisPlan:
 
 
 @dataclass(frozen=True)
+class Region:
+    """The part of an image's output to predict: planes [p0, p1), rows [y0, y1), columns [x0, x1).
+
+    The tiles are those of the whole image that contribute to the region, so a region's output equals that
+    part of a whole-image pass, wherever it lies; regions that start on tile starts share no tile (the blocks
+    of a distributed prediction).
+    """
+
+    planes: tuple[int, int]
+    rows: tuple[int, int]
+    cols: tuple[int, int]
+
+    @classmethod
+    def whole(cls, n_planes: int, shape: tuple[int, int]) -> Region:
+        return cls((0, n_planes), (0, shape[0]), (0, shape[1]))
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(planes, rows, columns)."""
+        return tuple(b - a for a, b in (self.planes, self.rows, self.cols))
+
+    def check(self, n_planes: int, shape: tuple[int, int]) -> None:
+        for name, (lo, hi), size in zip(("planes", "rows", "columns"), (self.planes, self.rows, self.cols),
+                                        (n_planes, *shape)):
+            if not 0 <= lo < hi <= size:
+                raise ValueError(f"region {name} [{lo}, {hi}) do not lie within the image's {size}")
+
+
+@dataclass(frozen=True)
 class TileProgress(Progress):
     """``done`` of ``total`` tiles (over all planes) are predicted."""
 
@@ -57,6 +86,11 @@ class PredictionResult(Outcome):
 
     labels: np.ndarray | None
     proba: np.ndarray | None
+
+
+def _contributing(plan: AxisPlan, bounds: tuple[int, int]) -> list[int]:
+    """Tile starts along one axis whose kept output [start − overlap, start + step + overlap) meets [bounds)."""
+    return [s for s in plan.starts if s - plan.overlap < bounds[1] and s + plan.step + plan.overlap > bounds[0]]
 
 
 def ceil_to(value: int, multiple: int) -> int:
@@ -144,7 +178,7 @@ def tile_step(net: SegmentationNet, tile_shape, image_shape: tuple[int, int], de
 def predict_tiled(net: SegmentationNet, planes: ImagePlanes, normalize: Callable[[np.ndarray], np.ndarray],
                   device: torch.device, *, tile_shape=None, want_labels: bool = True, want_proba: bool = False,
                   labels_out=None, batch_size: int = 1, max_context: int = DEFAULT_MAX_CONTEXT,
-                  ) -> Iterator[TileProgress | PredictionResult]:
+                  region: Region | None = None) -> Iterator[TileProgress | PredictionResult]:
     """Tiled prediction of every plane of ``planes``, the one entry point: checks the arguments, then returns
     a generator that yields :class:`TileProgress` after each batch of tiles and finally a
     :class:`PredictionResult`.
@@ -152,11 +186,14 @@ def predict_tiled(net: SegmentationNet, planes: ImagePlanes, normalize: Callable
     The tile comes from ``tile_shape`` (see :func:`tile_step`); on CUDA out-of-memory the run starts again with
     tiles half the size (with a warning). Labels (``planes``' spatial shape: (Y, X), or (n_planes, Y, X) for
     stacks; uint8 up to 256 classes) go into ``labels_out`` when given (NumPy, memory-mapped, zarr), else a new
-    array; probabilities float32 (C, *spatial) when ``want_proba``.
+    array; probabilities float32 (C, *spatial) when ``want_proba``. With a :class:`Region`, only that part is
+    predicted (exactly as in a whole-image pass) and the outputs have the region's shape.
     """
     step = tile_step(net, tile_shape, planes.shape, device)
     stacked = planes.plane_axis is not None
-    spatial = ((planes.n_planes,) if stacked else ()) + planes.shape
+    region = region or Region.whole(planes.n_planes, planes.shape)
+    region.check(planes.n_planes, planes.shape)
+    spatial = (region.shape if stacked else region.shape[1:])
     labels = proba = None
     if want_labels or labels_out is not None:
         dtype = np.uint8 if net.num_classes <= 256 else np.uint16
@@ -168,7 +205,8 @@ def predict_tiled(net: SegmentationNet, planes: ImagePlanes, normalize: Callable
     predictor = TiledPredictor(net, device, normalize, batch_size, max_context)
     proba_view = None if proba is None else (np.moveaxis(proba, 0, 1) if stacked else proba[None])
     labels_view = None if labels is None else _Planes(labels, stacked)
-    return _with_oom_retry(lambda s: predictor.run(planes, s, labels_view, proba_view), step, net.total_stride,
+    return _with_oom_retry(lambda s: predictor.run(planes, s, labels_view, proba_view, region), step,
+                           net.total_stride,
                            PredictionResult(labels, proba))
 
 
@@ -194,29 +232,33 @@ class TiledPredictor:
         self.net, self.device, self.normalize = net, device, normalize
         self.batch_size, self.max_context = batch_size, max_context
 
-    def run(self, planes: ImagePlanes, step: tuple[int, int], labels=None, proba=None) -> Iterator[TileProgress]:
-        """Yield a :class:`TileProgress` after each batch of tiles; closing the generator stops between tiles."""
+    def run(self, planes: ImagePlanes, step: tuple[int, int], labels=None, proba=None, region: Region | None = None
+            ) -> Iterator[TileProgress]:
+        """Yield a :class:`TileProgress` after each batch of tiles; closing the generator stops between tiles.
+        With ``region``, ``labels``/``proba`` have its shape and only the tiles that contribute to it run."""
+        region = region or Region.whole(planes.n_planes, planes.shape)
         py, px = (plan_axis(self.net, n, k, self.max_context) for n, k in zip(planes.shape, step))
-        tiles = [(y, x) for y in py.starts for x in px.starts]
-        total, done = planes.n_planes * len(tiles), 0
+        tiles = [(y, x) for y in _contributing(py, region.rows) for x in _contributing(px, region.cols)]
+        total, done = region.shape[0] * len(tiles), 0
         blend = py.overlap or px.overlap
         windows = (blend_window(py), blend_window(px)) if blend else None
-        for p in range(planes.n_planes):
-            acc = np.zeros((self.net.num_classes, *planes.shape), np.float32) if blend else None
-            weight = np.zeros(planes.shape, np.float32) if blend else None
+        for p in range(*region.planes):
+            acc = np.zeros((self.net.num_classes, *region.shape[1:]), np.float32) if blend else None
+            weight = np.zeros(region.shape[1:], np.float32) if blend else None
             for i in range(0, len(tiles), self.batch_size):
                 batch = tiles[i : i + self.batch_size]
                 probs = self._forward(np.stack([self._read(planes, p, py, px, y, x) for y, x in batch]))
                 for (y, x), prob in zip(batch, probs):
+                    (ty, iy), (tx, ix) = self._kept(py, y, region.rows), self._kept(px, x, region.cols)
                     if blend:
-                        self._accumulate(acc, weight, prob, windows, py, px, y, x)
+                        self._accumulate(acc, weight, prob[:, ty, tx], windows, py, px, iy, ix, y, x, region)
                     else:
-                        self._write(labels, proba, p, prob, py, px, y, x)
+                        self._store(labels, proba, p - region.planes[0], prob[:, ty, tx], iy, ix)
                 done += len(batch)
                 yield TileProgress(done, total)
             if blend:
                 acc /= np.maximum(weight, 1e-12)
-                self._store(labels, proba, p, acc, slice(None), slice(None))
+                self._store(labels, proba, p - region.planes[0], acc, slice(None), slice(None))
 
     def _read(self, planes: ImagePlanes, p: int, py: AxisPlan, px: AxisPlan, y: int, x: int) -> np.ndarray:
         """Normalised float32 (C, tile_in_y, tile_in_x), mirrored where the tile leaves the image."""
@@ -233,23 +275,19 @@ class TiledPredictor:
         return torch.softmax(logits.float(), dim=1).cpu().numpy()
 
     @staticmethod
-    def _kept(plan: AxisPlan, start: int) -> tuple[slice, slice]:
-        """(slice in the tile output, slice in the image) of what one tile contributes along one axis."""
-        lo = max(start - plan.overlap, 0)
-        hi = min(start + plan.step + plan.overlap, plan.size)
+    def _kept(plan: AxisPlan, start: int, bounds: tuple[int, int]) -> tuple[slice, slice]:
+        """(slice in the tile output, slice in the region [bounds)) of what one tile contributes along one axis."""
+        lo = max(start - plan.overlap, bounds[0])
+        hi = min(start + plan.step + plan.overlap, bounds[1])
         first = plan.crop - (start - lo)
-        return slice(first, first + hi - lo), slice(lo, hi)
+        return slice(first, first + hi - lo), slice(lo - bounds[0], hi - bounds[0])
 
-    def _write(self, labels, proba, p, prob, py, px, y, x) -> None:
-        (ty, iy), (tx, ix) = self._kept(py, y), self._kept(px, x)
-        self._store(labels, proba, p, prob[:, ty, tx], iy, ix)
-
-    def _accumulate(self, acc, weight, prob, windows, py, px, y, x) -> None:
-        (ty, iy), (tx, ix) = self._kept(py, y), self._kept(px, x)
-        wy = windows[0][iy.start - (y - py.overlap) : iy.stop - (y - py.overlap)]
-        wx = windows[1][ix.start - (x - px.overlap) : ix.stop - (x - px.overlap)]
-        w = wy[:, None] * wx[None, :]
-        acc[:, iy, ix] += prob[:, ty, tx] * w
+    @staticmethod
+    def _accumulate(acc, weight, prob, windows, py, px, iy, ix, y, x, region: Region) -> None:
+        """Add the kept part ``prob`` of tile (y, x), weighted by its blend window, at region slices iy, ix."""
+        oy, ox = region.rows[0] - (y - py.overlap), region.cols[0] - (x - px.overlap)
+        w = windows[0][iy.start + oy : iy.stop + oy][:, None] * windows[1][ix.start + ox : ix.stop + ox][None, :]
+        acc[:, iy, ix] += prob * w
         weight[iy, ix] += w
 
     @staticmethod

@@ -1,0 +1,206 @@
+"""Block-wise prediction on a dask.distributed cluster, identical to ``Segmenter.predict`` on the whole image.
+
+The output is cut into blocks of whole tiles of the whole-image tiling (``tiling.plan_axis``; block sides are
+multiples of the tile step and start on tile starts), one block per output zarr chunk. Each task predicts one
+block with ``Segmenter.predict_steps(region=…)``: the very tiles a whole-image pass runs there, each reading its
+mirrored context from the input, normalised with the whole image's parameters (computed once, on the client).
+So the result is identical, and workers never write the same chunk. The model travels once: its checkpoint
+bytes are scattered to every worker (``broadcast=True``) and each worker process loads it once into a
+module-level cache. Nothing is gathered on the client but a few numbers per block. Outputs go to a temporary
+folder that replaces the target only when every block is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+
+import numpy as np
+
+from .imagefiles import atomic_directory, create_zarr, read_image, stem
+from .tiling import DEFAULT_MAX_CONTEXT, Region, plan_axis, tile_step
+
+_CACHE: dict[str, object] = {}  # checkpoint digest → Segmenter, one per worker process
+_LOCK = threading.Lock()
+
+
+def connect(spec: str, timeout: float = 10.0):
+    """A ``distributed.Client``: ``local:N`` starts a LocalCluster of N worker processes with one thread each;
+    anything else is the address of a running scheduler (``tcp://HOST:PORT`` or ``HOST:PORT``). Raises
+    ``ConnectionError`` if no scheduler answers within ``timeout`` seconds, ``ValueError`` for a bad spec. Close
+    it with :func:`close`."""
+    from distributed import Client, LocalCluster
+
+    if spec.startswith("local:"):
+        n = spec.split(":", 1)[1]
+        if not n.isdigit() or int(n) < 1:
+            raise ValueError(f"--cluster local:N needs a positive number of workers, got {spec!r}")
+        cluster = LocalCluster(n_workers=int(n), threads_per_worker=1, processes=True, dashboard_address=None,
+                               silence_logs=logging.ERROR)
+        return Client(cluster)
+    address = spec if "://" in spec else f"tcp://{spec}"
+    try:
+        return Client(address, timeout=timeout)
+    except OSError as e:  # includes TimeoutError
+        raise ConnectionError(f"no dask scheduler answered at {address} within {timeout:g} s ({e}); start one "
+                              "(`dask scheduler`, dask-jobqueue, dask-kubernetes) or use local:N") from e
+
+
+def close(client) -> None:
+    """Close ``client`` and, if :func:`connect` started it, its LocalCluster."""
+    from distributed import LocalCluster
+
+    cluster = client.cluster
+    client.close()
+    if isinstance(cluster, LocalCluster):
+        cluster.close()
+
+
+def plan_blocks(n_planes: int, shape: tuple[int, int], steps: tuple[int, int], block: int) -> list[Region]:
+    """Blocks of whole tiles: sides ``block`` rounded down to a multiple of each axis's tile step (at least one
+    tile), one plane each, in raster order."""
+    (h, w), (by, bx) = shape, (max(1, block // s) * s for s in steps)
+    return [Region((p, p + 1), (y, min(y + by, h)), (x, min(x + bx, w)))
+            for p in range(n_planes) for y in range(0, h, by) for x in range(0, w, bx)]
+
+
+def predict_distributed(model, source: str | os.PathLike, output: str | os.PathLike | None, *, client=None,
+                        cluster: str | None = None, proba_output: str | os.PathLike | None = None,
+                        instances_output: str | os.PathLike | None = None, fmt: str = "zarr", tile_shape=None,
+                        block: int = 2048, channel_axis: int | None = None, device=None,
+                        max_context: int = DEFAULT_MAX_CONTEXT,
+                        progress: Callable[[int, int], object] | None = None) -> list[dict]:
+    """Predict the image at ``source`` block by block on a dask cluster; write class ids to the zarr (``fmt``
+    ``"zarr"``) or OME-Zarr (``"ome-zarr"``) ``output`` and, if given, probabilities float32 (C, *spatial) to
+    ``proba_output``. Labels have the image's spatial shape ((Y, X) or (Z|T, Y, X)), as ``Segmenter.predict``.
+
+    model: a Segmenter or a checkpoint path. source: a zarr array, an OME-Zarr group or a TIFF (read lazily).
+    client: a ``distributed.Client``, else ``cluster`` (see :func:`connect`). tile_shape: as ``predict`` (None:
+    from this machine's free memory); block: output pixels per block side. progress(done, total) after each
+    block. Returns one dict per block (block, worker, seconds, peak_rss_mb: the worker's peak memory).
+    """
+    if instances_output is not None:
+        raise ValueError("instance labels are not predicted block-wise (objects cross block borders); run "
+                         "napari_segnet.instances.label_instances on the labels, or predict without a cluster")
+    if client is None:
+        if cluster is None:
+            raise ValueError("give a client or a cluster ('local:N' or a scheduler address)")
+        client = connect(cluster)
+        try:
+            return predict_distributed(model, source, output, client=client, proba_output=proba_output, fmt=fmt,
+                                       tile_shape=tile_shape, block=block, channel_axis=channel_axis,
+                                       device=device, max_context=max_context, progress=progress)
+        finally:
+            close(client)
+    from .segmenter import Segmenter
+
+    seg = model if isinstance(model, Segmenter) else Segmenter.load(model)
+    job = _Job(seg, Path(source), channel_axis, tile_shape, block, device, max_context)
+    with ExitStack() as stack:
+        targets = {k: Path(v) for k, v in (("labels", output), ("proba", proba_output)) if v is not None}
+        paths = {k: job.create(stack.enter_context(atomic_directory(t)), k, fmt, stem(t))
+                 for k, t in targets.items()}
+        return job.submit(client, paths, progress)
+
+
+class _Job:
+    """One distributed prediction: the whole image's tiling, normalisation and blocks, computed on the client."""
+
+    def __init__(self, seg, source: Path, channel_axis, tile_shape, block: int, device, max_context: int):
+        from .devices import pick_device
+        from .images import ImagePlanes
+
+        image, axis = read_image(source, lazy=True)
+        self.seg, self.source, self.device, self.max_context = seg, source, device, max_context
+        self.channel_axis = channel_axis if channel_axis is not None else axis
+        planes = ImagePlanes(image, seg.in_channels, self.channel_axis)
+        self.norm = seg.normalization.parameters(planes)  # once, for the whole image
+        step = tile_step(seg.net, tile_shape, planes.shape, pick_device(device))
+        self.steps = tuple(plan_axis(seg.net, n, k, max_context).step for n, k in zip(planes.shape, step))
+        self.blocks = plan_blocks(planes.n_planes, planes.shape, self.steps, block)
+        self.stacked = planes.plane_axis is not None
+        self.spatial = ((planes.n_planes,) if self.stacked else ()) + planes.shape
+        first = self.blocks[0].shape
+        self.chunks = ((1,) if self.stacked else ()) + first[1:]
+
+    def create(self, folder: Path, kind: str, fmt: str, name: str) -> str:
+        """Create the empty ``kind`` output in ``folder``; the path of its array, for the workers."""
+        axes = "zyx"[-len(self.spatial):]
+        if kind == "labels":
+            dtype = np.uint8 if self.seg.num_classes <= 256 else np.uint16
+            create_zarr(folder, self.spatial, dtype, fmt, axes, self.chunks, name)
+        else:
+            create_zarr(folder, (self.seg.num_classes, *self.spatial), np.float32, fmt, "c" + axes,
+                        (self.seg.num_classes, *self.chunks), name)
+        return str(folder / "0") if fmt == "ome-zarr" else str(folder)
+
+    def submit(self, client, paths: dict[str, str], progress) -> list[dict]:
+        """Run every block on the cluster; raise the first block's error (after cancelling the rest)."""
+        from distributed import as_completed
+
+        data = _checkpoint_bytes(self.seg)
+        model = client.scatter(data, broadcast=True, hash=False)  # once per worker, not once per task
+        futures = client.map(_predict_block, self.blocks, model=model, digest=hashlib.sha256(data).hexdigest(),
+                             source=str(self.source), channel_axis=self.channel_axis, norm=self.norm,
+                             steps=self.steps, paths=paths, stacked=self.stacked, device=self.device,
+                             max_context=self.max_context, pure=False)
+        reports = []
+        try:
+            for future in as_completed(futures):
+                reports.append(future.result())
+                if progress is not None:
+                    progress(len(reports), len(futures))
+        except BaseException:
+            client.cancel(futures)
+            raise
+        return reports
+
+
+def _checkpoint_bytes(seg) -> bytes:
+    with tempfile.TemporaryDirectory() as folder:
+        return seg.save(Path(folder) / "model.safetensors").read_bytes()
+
+
+def worker_segmenter(digest: str, data: bytes):
+    """The Segmenter of checkpoint ``data``, loaded once per process (cached by its sha256 ``digest``)."""
+    from .segmenter import Segmenter
+
+    with _LOCK:
+        if digest not in _CACHE:
+            with tempfile.TemporaryDirectory() as folder:
+                path = Path(folder) / "model.safetensors"
+                path.write_bytes(data)
+                _CACHE[digest] = Segmenter.load(path)
+        return _CACHE[digest]
+
+
+def _predict_block(block: Region, *, model: bytes, digest: str, source: str, channel_axis, norm, steps,
+                   paths: dict[str, str], stacked: bool, device, max_context: int) -> dict:
+    """(On a worker.) Predict one block and write it into the output zarr arrays at ``paths``."""
+    import resource
+
+    import zarr
+
+    from .progress import run
+
+    start = time.perf_counter()
+    seg = worker_segmenter(digest, model)
+    image, _ = read_image(source, lazy=True)
+    result = run(seg.predict_steps(image, steps, device, channel_axis, want_proba="proba" in paths,
+                                   max_context=max_context, norm_parameters=norm, region=block))
+    index = ((slice(*block.planes),) if stacked else ()) + (slice(*block.rows), slice(*block.cols))
+    if "labels" in paths:
+        zarr.open_array(paths["labels"], mode="r+")[index] = result.labels
+    if "proba" in paths:
+        zarr.open_array(paths["proba"], mode="r+")[(slice(None), *index)] = result.proba
+    from distributed import get_worker
+
+    return {"block": block, "worker": get_worker().address, "seconds": time.perf_counter() - start,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
