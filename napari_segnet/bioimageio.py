@@ -154,9 +154,9 @@ def _weights(segmenter, raw: np.ndarray, max_context: int) -> dict[str, bytes]:
     state, script = io.BytesIO(), io.BytesIO()
     torch.save(packaged.state_dict(), state)
     example = torch.zeros(1, segmenter.in_channels, *(n + 2 * pad for n in raw.shape[1:]))
-    with torch.no_grad(), _quiet():
-        traced = torch.jit.trace(net, example, check_trace=False)  # the net alone: MirrorContext is scripted, sizes stay free
-    torch.jit.save(torch.jit.script(MirrorContext(traced, pad, crop)), script)
+    with torch.no_grad(), _quiet():  # TorchScript is what bioimage.io consumers run, deprecated or not
+        traced = torch.jit.trace(net, example, check_trace=False)  # the net alone; MirrorContext is scripted
+        torch.jit.save(torch.jit.script(MirrorContext(traced, pad, crop)), script)
     return {"weights.pt": state.getvalue(), "weights_torchscript.pt": script.getvalue(),
             "architecture.py": architecture_source(segmenter.metadata.architecture).encode()}
 
@@ -167,6 +167,7 @@ def _quiet():
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the size checks in forward: Python-only
+        warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", DeprecationWarning)
         yield
 
 

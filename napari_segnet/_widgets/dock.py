@@ -8,7 +8,15 @@ from dataclasses import asdict
 import numpy as np
 from napari.layers import Image
 from napari.utils.notifications import Notification, NotificationSeverity, notification_manager, show_info
-from qtpy.QtWidgets import QTableWidgetItem, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QFileDialog,
+    QFrame,
+    QScrollArea,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..devices import describe, pick_device
 from ..instances import label_instances
@@ -19,9 +27,19 @@ from ..segmenter import FinetuneFinished, Segmenter
 from ..training import TrainProgress, TrainSettings
 from . import sections
 from .layers import PAINTED, prediction_name, show_instances, show_prediction, track_paint
+from .legend import label_colours
 from .loss_plot import LossPlot
 from .runner import USER_ERRORS, Job, notify
 from .sections import DEFAULT, REVIEW
+
+#: The dock's tabs: (title, section builders); each builder is one section of :mod:`.sections`.
+PAGES = (
+    ("Model", (sections.model_section, sections.export_section)),
+    ("Image && predict", (sections.image_section, sections.predict_section)),
+    ("Fine-tune", (sections.finetune_section,)),
+    ("Evaluate", (sections.evaluate_section,)),
+    ("Project", (sections.project_section,)),
+)
 
 
 def guarded(method):
@@ -48,19 +66,40 @@ class SegNetWidget(QWidget):
         self.training_set: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.job: Job | None = None
         self.setLayout(QVBoxLayout())
+        self.layout().setContentsMargins(2, 2, 2, 2)
         self.loss_plot = LossPlot()
-        for build in (sections.model_section, sections.image_section, sections.predict_section,
-                      sections.finetune_section, sections.evaluate_section):
-            section = build()
-            for name, widget in vars(section).items():
-                setattr(self, name, widget)
-            self.layout().addWidget(section.box.native)
-            if build is sections.finetune_section:
-                self.layout().addWidget(self.loss_plot)
-        self.layout().addWidget(self.table)
-        self.layout().addStretch()
+        self.tabs = QTabWidget()
+        self._add(sections.legend_section())
+        self.layout().addWidget(self.legend)
+        self.layout().addWidget(self.tabs)
+        for title, builders in PAGES:
+            self.tabs.addTab(self._page([self._add(build()) for build in builders]), title)
+        self.tabs.setCurrentIndex(1)  # image & predict: where a session starts
         self._connect()
         self.device_label.value = f"device: {describe(pick_device())}"
+
+    def _add(self, section):
+        """Make the widgets of a section (see :mod:`.sections`) attributes of the dock; returns the section."""
+        for name, widget in vars(section).items():
+            setattr(self, name, widget)
+        return section
+
+    def _page(self, page_sections) -> QScrollArea:
+        """One tab: the sections' boxes (the loss plot after fine-tune, the table after evaluate), scrollable."""
+        page = QWidget()
+        page.setLayout(QVBoxLayout())
+        for section in page_sections:
+            page.layout().addWidget(section.box.native)
+            if hasattr(section, "train_button"):
+                page.layout().addWidget(self.loss_plot)
+            if hasattr(section, "table"):
+                page.layout().addWidget(section.table)
+        page.layout().addStretch()
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.NoFrame)
+        scroll.setWidget(page)
+        return scroll
 
     def _connect(self) -> None:
         """Each button and field calls its action."""
@@ -69,7 +108,8 @@ class SegNetWidget(QWidget):
                                (self.save_button, self.save_model), (self.rollback_button, self.rollback),
                                (self.open_file, self.open_image), (self.predict_button, self.predict),
                                (self.weights_button, self.show_weight_map), (self.train_button, self.finetune),
-                               (self.stop_button, self.stop), (self.eval_button, self.evaluate)):
+                               (self.stop_button, self.stop), (self.eval_button, self.evaluate),
+                               (self.export_button, self.export_model)):
             widget.changed.connect(action)
 
     def reset_choices(self, event=None) -> None:
@@ -124,7 +164,29 @@ class SegNetWidget(QWidget):
         if previous is not None and previous.num_classes != segmenter.num_classes:
             self.training_set.clear()  # corrections made for other classes cannot train this model
         self._refresh_versions()
+        self.update_legend()
         show_info(f"model: {segmenter.metadata.architecture}, classes {segmenter.class_names}")
+
+    def update_legend(self, layer=None) -> None:
+        """Show the model's classes with the colours of ``layer`` (a prediction layer) or napari's defaults."""
+        names = self.segmenter.class_names
+        self.legend.set_classes(names, label_colours(len(names), layer))
+
+    @guarded
+    def export_model(self, *_) -> None:
+        """Write the active model as a bioimage.io package to 'export as' (asks where when it is empty), with the
+        current image (its current slice) as the test input when one is open."""
+        path = str(self.export_file.value or "")
+        if path in ("", "."):
+            path, _ = QFileDialog.getSaveFileName(self, "Export to bioimage.io", "model.zip", "*.zip")
+            if not path:
+                return
+            self.export_file.value = path
+        image = self.image_layer.value
+        data = None if image is None else np.asarray(image.data[self._region(image, always=True)])
+        authors = [a.strip() for a in self.authors.value.split(",") if a.strip()] or None
+        written = self.model().export_bioimageio(path, data, authors=authors, license=self.licence.value.strip())
+        show_info(f"exported {written}")
 
     @guarded
     def load_model(self, *_) -> None:
@@ -198,10 +260,10 @@ class SegNetWidget(QWidget):
     def _channel_axis(self):
         return None if self.channel_axis.value == "auto" else int(self.channel_axis.value)
 
-    def _region(self, image: Image) -> tuple:
-        """The current slice's index for stacks when 'current slice only' is on, else () (everything)."""
+    def _region(self, image: Image, always: bool = False) -> tuple:
+        """The current slice's index for stacks when 'current slice only' is on (or ``always``), else ()."""
         stack_dims = image.data.ndim - (3 if image.rgb else 2)
-        if not self.slice_only.value or stack_dims <= 0:
+        if not (self.slice_only.value or always) or stack_dims <= 0:
             return ()
         return tuple(int(self.viewer.dims.current_step[i]) for i in range(stack_dims))
 
@@ -213,11 +275,12 @@ class SegNetWidget(QWidget):
         data = image.data[region] if region else image.data
         want_proba = self.uncertainty.value
         steps = seg.predict_steps(data, channel_axis=self._channel_axis(), want_proba=want_proba)
-        self._run(Job(steps, "Predicting", lambda u: None,
+        self._run(Job(steps, f"Predicting {image.name}", lambda u: None,
                       lambda result: self._show(image, region, result.labels, result.proba)))
 
     def _show(self, image: Image, region: tuple, labels, proba) -> None:
         layer = show_prediction(self.viewer, image, labels, self.segmenter.class_names, region)
+        self.update_legend(layer)
         if self.instances.value:
             show_instances(self.viewer, image, label_instances(np.asarray(layer.data)[region]), region)
         if proba is not None:
