@@ -9,39 +9,22 @@ import zipfile
 
 import numpy as np
 import pytest
+import test_widget
 from conftest import tiny_segmenter, two_class_image
 
 from napari_segnet._widgets import runner
-from napari_segnet._widgets.dock import PAGES, SegNetWidget
+from napari_segnet._widgets.pages import PAGES
 from napari_segnet.segmenter import Segmenter
 from napari_segnet.tiling import TileProgress
 
 pytestmark = pytest.mark.gui
 
 
-@pytest.fixture
-def errors(monkeypatch):
-    shown = []
-    monkeypatch.setattr(runner, "show_error", shown.append)
-    return shown
-
-
-@pytest.fixture
-def dock(make_napari_viewer, monkeypatch):
-    monkeypatch.setenv(runner.SYNC_ENV, "1")
-    viewer = make_napari_viewer()
-    image, truth = two_class_image(size=64)
-    viewer.add_image(image, name="cells")
-    widget = SegNetWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    widget.reset_choices()
-    widget.image_layer.value = viewer.layers["cells"]
-    widget.set_model(tiny_segmenter(num_classes=2, class_names=["background", "cell"], base_filters=4, depth=2))
-    return viewer, widget
+errors, dock = test_widget.errors, test_widget.dock  # the same dock as the workflow tests: (viewer, widget, truth)
 
 
 def test_every_tab_fits_a_1366x768_screen(dock):
-    _, widget = dock
+    _, widget, _ = dock
     assert [widget.tabs.tabText(i) for i in range(widget.tabs.count())] == [t for t, _ in PAGES]
     assert widget.tabs.currentIndex() == 1  # image & predict
     # 768 px less napari's title bar, menu, status bar and the dock's title: ~640 px for the dock
@@ -52,10 +35,9 @@ def test_every_tab_fits_a_1366x768_screen(dock):
 
 
 def test_legend_follows_the_models_classes_and_the_layer_colours(dock):
-    viewer, widget = dock
+    viewer, widget, _ = dock
     assert widget.legend.names == ["background", "cell"]
-    widget.set_model(tiny_segmenter(num_classes=3, class_names=["bg", "nucleus", "membrane"], base_filters=4,
-                                    depth=2))
+    widget.set_model(tiny_segmenter(num_classes=3, class_names=["bg", "nucleus", "membrane"]))
     assert widget.legend.names == ["bg", "nucleus", "membrane"]
     widget.predict()
     layer = viewer.layers["cells prediction"]
@@ -66,13 +48,13 @@ def test_legend_follows_the_models_classes_and_the_layer_colours(dock):
 
 
 def test_export_button_writes_a_package_that_loads_back(dock, tmp_path, errors):
-    _, widget = dock
+    _, widget, _ = dock
     widget.export_file.value = tmp_path / "cells.zip"
     widget.authors.value = "Ada Lovelace, Alan Turing"
     widget.export_model()
     assert errors == []
     with zipfile.ZipFile(tmp_path / "cells.zip") as z:
-        assert np.load(z.open("test_input.npy")).shape == (1, 1, 64, 64)  # the open image
+        assert np.load(z.open("test_input.npy")).shape == (1, 1, 96, 96)  # the open image
         assert b"Alan Turing" in z.read("rdf.yaml")
     image = two_class_image(seed=2, size=48)[0]
     loaded = Segmenter.load(tmp_path / "cells.zip")

@@ -8,15 +8,7 @@ from dataclasses import asdict
 import numpy as np
 from napari.layers import Image
 from napari.utils.notifications import Notification, NotificationSeverity, notification_manager, show_info
-from qtpy.QtWidgets import (
-    QFileDialog,
-    QFrame,
-    QScrollArea,
-    QTableWidgetItem,
-    QTabWidget,
-    QVBoxLayout,
-    QWidget,
-)
+from qtpy.QtWidgets import QFileDialog, QTableWidgetItem, QVBoxLayout, QWidget
 
 from ..devices import describe, pick_device
 from ..instances import label_instances
@@ -29,17 +21,9 @@ from . import sections
 from .layers import PAINTED, prediction_name, show_instances, show_prediction, track_paint
 from .legend import label_colours
 from .loss_plot import LossPlot
+from .pages import adopt, build_tabs
 from .runner import USER_ERRORS, Job, notify
 from .sections import DEFAULT, REVIEW
-
-#: The dock's tabs: (title, section builders); each builder is one section of :mod:`.sections`.
-PAGES = (
-    ("Model", (sections.model_section, sections.export_section)),
-    ("Image && predict", (sections.image_section, sections.predict_section)),
-    ("Fine-tune", (sections.finetune_section,)),
-    ("Evaluate", (sections.evaluate_section,)),
-    ("Project", (sections.project_section,)),
-)
 
 
 def guarded(method):
@@ -68,38 +52,13 @@ class SegNetWidget(QWidget):
         self.setLayout(QVBoxLayout())
         self.layout().setContentsMargins(2, 2, 2, 2)
         self.loss_plot = LossPlot()
-        self.tabs = QTabWidget()
-        self._add(sections.legend_section())
+        adopt(self, sections.legend_section())
+        self.tabs = build_tabs(self, self.loss_plot)
+        self.tabs.setCurrentIndex(1)  # image & predict: where a session starts
         self.layout().addWidget(self.legend)
         self.layout().addWidget(self.tabs)
-        for title, builders in PAGES:
-            self.tabs.addTab(self._page([self._add(build()) for build in builders]), title)
-        self.tabs.setCurrentIndex(1)  # image & predict: where a session starts
         self._connect()
         self.device_label.value = f"device: {describe(pick_device())}"
-
-    def _add(self, section):
-        """Make the widgets of a section (see :mod:`.sections`) attributes of the dock; returns the section."""
-        for name, widget in vars(section).items():
-            setattr(self, name, widget)
-        return section
-
-    def _page(self, page_sections) -> QScrollArea:
-        """One tab: the sections' boxes (the loss plot after fine-tune, the table after evaluate), scrollable."""
-        page = QWidget()
-        page.setLayout(QVBoxLayout())
-        for section in page_sections:
-            page.layout().addWidget(section.box.native)
-            if hasattr(section, "train_button"):
-                page.layout().addWidget(self.loss_plot)
-            if hasattr(section, "table"):
-                page.layout().addWidget(section.table)
-        page.layout().addStretch()
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.NoFrame)
-        scroll.setWidget(page)
-        return scroll
 
     def _connect(self) -> None:
         """Each button and field calls its action."""
