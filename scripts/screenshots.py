@@ -45,7 +45,7 @@ def main() -> None:
     get_settings().application.gui_notification_level = "none"  # no toasts over the screenshots
     viewer, widget = launch(parse_args([]))
     viewer.layers["nuclei ground truth"].visible = False
-    shot(viewer, "1_open.png", widget, "Image && predict")
+    shot(viewer, "1_open.png", widget, "Predict")
     widget.uncertainty.value = True
     widget.predict()
     shot(viewer, "2_predict.png")
@@ -66,7 +66,7 @@ def main() -> None:
     widget.truth_layer.value = viewer.layers["nuclei ground truth"]
     widget.evaluate()
     shot(viewer, "5_evaluate.png", widget, "Evaluate")
-    widget.export_file.value = OUT / "model.zip"
+    widget.export_file.value = Path("nuclei_unet.zip")  # where Export would write (not pressed)
     shot(viewer, "6_model.png", widget, "Model")
     viewer.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from qtpy.QtCore import QSize, Qt
 from qtpy.QtWidgets import QFrame, QScrollArea, QTabWidget, QVBoxLayout, QWidget
 
 from . import sections
@@ -9,7 +10,7 @@ from . import sections
 #: The dock's tabs: (title, section builders); each builder is one section of :mod:`.sections`.
 PAGES = (
     ("Model", (sections.model_section, sections.export_section)),
-    ("Image && predict", (sections.image_section, sections.predict_section)),
+    ("Predict", (sections.image_section, sections.predict_section)),  # image and predict
     ("Fine-tune", (sections.finetune_section,)),
     ("Evaluate", (sections.evaluate_section,)),
     ("Project", (sections.project_section,)),
@@ -23,23 +24,40 @@ def adopt(owner, section):
     return section
 
 
+class Page(QScrollArea):
+    """A tab's page: scrolls vertically if it must, never horizontally (the dock takes the width it needs, as
+    measured once napari's style sheet has sized its widgets)."""
+
+    def __init__(self, content: QWidget):
+        super().__init__()
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.setWidget(content)
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        width = self.widget().minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width()
+        return QSize(max(hint.width(), width), hint.height())
+
+
 def build_tabs(owner, loss_plot: QWidget) -> QTabWidget:
     """The tabs of :data:`PAGES`, their sections' widgets made attributes of ``owner``; the loss plot goes under
-    the fine-tune section, the metrics table under the evaluate section."""
+    the fine-tune section, the metrics table under the evaluate section (taking the height left)."""
     tabs = QTabWidget()
+    tabs.tabBar().setUsesScrollButtons(False)  # every tab title in sight: the dock takes the width they need
     for title, builders in PAGES:
         page = QWidget()
         page.setLayout(QVBoxLayout())
+        stretch = True
         for section in (adopt(owner, build()) for build in builders):
             page.layout().addWidget(section.box.native)
             if hasattr(section, "train_button"):
                 page.layout().addWidget(loss_plot)
             if hasattr(section, "table"):
-                page.layout().addWidget(section.table)
-        page.layout().addStretch()
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.NoFrame)
-        scroll.setWidget(page)
-        tabs.addTab(scroll, title)
+                page.layout().addWidget(section.table, 1)
+                stretch = False
+        if stretch:
+            page.layout().addStretch()
+        tabs.addTab(Page(page), title)
     return tabs
