@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .blockinstances import block_objects, merge_table, relabel
 from .imagefiles import atomic_directory, create_zarr, read_image, stem
 from .tiling import DEFAULT_MAX_CONTEXT, Region, plan_axis, tile_step
 
@@ -79,32 +80,30 @@ def predict_distributed(model, source: str | os.PathLike, output: str | os.PathL
                         progress: Callable[[int, int], object] | None = None) -> list[dict]:
     """Predict the image at ``source`` block by block on a dask cluster; write class ids to the zarr (``fmt``
     ``"zarr"``) or OME-Zarr (``"ome-zarr"``) ``output`` and, if given, probabilities float32 (C, *spatial) to
-    ``proba_output``. Labels have the image's spatial shape ((Y, X) or (Z|T, Y, X)), as ``Segmenter.predict``.
+    ``proba_output``, instance ids int32 to ``instances_output`` (see ``blockinstances``: ``label_instances(
+    labels, split=False, grow=0)`` of the whole image). Labels have the image's spatial shape ((Y, X) or
+    (Z|T, Y, X)), as ``Segmenter.predict``.
 
     model: a Segmenter or a checkpoint path. source: a zarr array, an OME-Zarr group or a TIFF (read lazily).
     client: a ``distributed.Client``, else ``cluster`` (see :func:`connect`). tile_shape: as ``predict`` (None:
     from this machine's free memory); block: output pixels per block side. progress(done, total) after each
-    block. Returns one dict per block (block, worker, seconds, peak_rss_mb: the worker's peak memory).
+    block. Returns one dict per block, in block order (block, worker, seconds, torch_threads, peak_rss_mb: the
+    worker process's peak memory so far).
     """
-    if instances_output is not None:
-        raise ValueError("instance labels are not predicted block-wise (objects cross block borders); run "
-                         "napari_segnet.instances.label_instances on the labels, or predict without a cluster")
-    if client is None:
-        if cluster is None:
-            raise ValueError("give a client or a cluster ('local:N' or a scheduler address)")
-        client = connect(cluster)
-        try:
-            return predict_distributed(model, source, output, client=client, proba_output=proba_output, fmt=fmt,
-                                       tile_shape=tile_shape, block=block, channel_axis=channel_axis,
-                                       device=device, max_context=max_context, progress=progress)
-        finally:
-            close(client)
+    if instances_output is not None and output is None:
+        raise ValueError("block-wise instances are made from the labels: give an output for them too")
+    if client is None and cluster is None:
+        raise ValueError("give a client or a cluster ('local:N' or a scheduler address)")
     from .segmenter import Segmenter
 
     seg = model if isinstance(model, Segmenter) else Segmenter.load(model)
     job = _Job(seg, Path(source), channel_axis, tile_shape, block, device, max_context)
+    targets = {k: Path(v) for k, v in (("labels", output), ("proba", proba_output), ("instances", instances_output))
+               if v is not None}
     with ExitStack() as stack:
-        targets = {k: Path(v) for k, v in (("labels", output), ("proba", proba_output)) if v is not None}
+        if client is None:
+            client = connect(cluster)
+            stack.callback(close, client)
         paths = {k: job.create(stack.enter_context(atomic_directory(t)), k, fmt, stem(t))
                  for k, t in targets.items()}
         return job.submit(client, paths, progress)
@@ -133,8 +132,8 @@ class _Job:
     def create(self, folder: Path, kind: str, fmt: str, name: str) -> str:
         """Create the empty ``kind`` output in ``folder``; the path of its array, for the workers."""
         axes = "zyx"[-len(self.spatial):]
-        if kind == "labels":
-            dtype = np.uint8 if self.seg.num_classes <= 256 else np.uint16
+        if kind in ("labels", "instances"):
+            dtype = np.int32 if kind == "instances" else np.uint8 if self.seg.num_classes <= 256 else np.uint16
             create_zarr(folder, self.spatial, dtype, fmt, axes, self.chunks, name)
         else:
             create_zarr(folder, (self.seg.num_classes, *self.spatial), np.float32, fmt, "c" + axes,
@@ -142,25 +141,41 @@ class _Job:
         return str(folder / "0") if fmt == "ome-zarr" else str(folder)
 
     def submit(self, client, paths: dict[str, str], progress) -> list[dict]:
-        """Run every block on the cluster; raise the first block's error (after cancelling the rest)."""
-        from distributed import as_completed
-
+        """Run every block on the cluster (then, for instances, the merge and a relabelling pass); raise the
+        first block's error (after cancelling the rest). Returns one report per block, in block order."""
         data = _checkpoint_bytes(self.seg)
         model = client.scatter(data, broadcast=True, hash=False)  # once per worker, not once per task
+        total = len(self.blocks) * (2 if "instances" in paths else 1)
         futures = client.map(_predict_block, self.blocks, model=model, digest=hashlib.sha256(data).hexdigest(),
                              source=str(self.source), channel_axis=self.channel_axis, norm=self.norm,
                              steps=self.steps, paths=paths, stacked=self.stacked, device=self.device,
-                             max_context=self.max_context, pure=False)
-        reports = []
-        try:
-            for future in as_completed(futures):
-                reports.append(future.result())
-                if progress is not None:
-                    progress(len(reports), len(futures))
-        except BaseException:
-            client.cancel(futures)
-            raise
+                             max_context=self.max_context, width=self.spatial[-1], pure=False)
+        reports = _gather(client, futures, progress, 0, total)
+        if "instances" in paths:
+            offsets, table = merge_table([r.pop("objects") for r in reports])
+            shared = client.scatter(table, broadcast=True, hash=False)
+            futures = client.map(_relabel_block, self.blocks, offsets, table=shared, path=paths["instances"],
+                                 stacked=self.stacked, pure=False)
+            _gather(client, futures, progress, len(self.blocks), total)
         return reports
+
+
+def _gather(client, futures: list, progress, done: int, total: int) -> list:
+    """The futures' results in their order, reporting ``progress(done + finished, total)`` as each finishes;
+    on any error (or Ctrl-C) the unfinished ones are cancelled and the error raised."""
+    from distributed import as_completed
+
+    results = {}
+    index = {f.key: i for i, f in enumerate(futures)}
+    try:
+        for future in as_completed(futures):
+            results[index[future.key]] = future.result()
+            if progress is not None:
+                progress(done + len(results), total)
+    except BaseException:
+        client.cancel(futures)
+        raise
+    return [results[i] for i in range(len(futures))]
 
 
 def _checkpoint_bytes(seg) -> bytes:
@@ -181,12 +196,20 @@ def worker_segmenter(digest: str, data: bytes):
         return _CACHE[digest]
 
 
+def _index(block: Region, stacked: bool) -> tuple[slice, ...]:
+    """Where ``block`` lies in an output array: (planes,) rows, columns."""
+    return ((slice(*block.planes),) if stacked else ()) + (slice(*block.rows), slice(*block.cols))
+
+
 def _predict_block(block: Region, *, model: bytes, digest: str, source: str, channel_axis, norm, steps,
-                   paths: dict[str, str], stacked: bool, device, max_context: int) -> dict:
-    """(On a worker.) Predict one block and write it into the output zarr arrays at ``paths``."""
+                   paths: dict[str, str], stacked: bool, device, max_context: int, width: int) -> dict:
+    """(On a worker.) Predict one block and write it into the output zarr arrays at ``paths`` (instances: the
+    block's own component ids, see ``blockinstances``)."""
     import resource
 
+    import torch
     import zarr
+    from distributed import get_worker
 
     from .progress import run
 
@@ -195,12 +218,23 @@ def _predict_block(block: Region, *, model: bytes, digest: str, source: str, cha
     image, _ = read_image(source, lazy=True)
     result = run(seg.predict_steps(image, steps, device, channel_axis, want_proba="proba" in paths,
                                    max_context=max_context, norm_parameters=norm, region=block))
-    index = ((slice(*block.planes),) if stacked else ()) + (slice(*block.rows), slice(*block.cols))
+    index = _index(block, stacked)
+    report = {"block": block, "worker": get_worker().address}
     if "labels" in paths:
         zarr.open_array(paths["labels"], mode="r+")[index] = result.labels
     if "proba" in paths:
         zarr.open_array(paths["proba"], mode="r+")[(slice(None), *index)] = result.proba
-    from distributed import get_worker
-
-    return {"block": block, "worker": get_worker().address, "seconds": time.perf_counter() - start,
+    if "instances" in paths:
+        local, report["objects"] = block_objects(result.labels.reshape(block.shape[1:]), block, width)
+        zarr.open_array(paths["instances"], mode="r+")[index] = local.reshape(result.labels.shape)
+    return {**report, "seconds": time.perf_counter() - start, "torch_threads": torch.get_num_threads(),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _relabel_block(block: Region, offset: int, *, table: np.ndarray, path: str, stacked: bool) -> None:
+    """(On a worker.) Replace one block's local instance ids by their final ids."""
+    import zarr
+
+    array = zarr.open_array(path, mode="r+")
+    index = _index(block, stacked)
+    array[index] = relabel(array[index], offset, table)

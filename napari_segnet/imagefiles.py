@@ -89,7 +89,7 @@ def read_image(path: str | os.PathLike, lazy: bool = False):
                 import zarr
 
                 return zarr.open(tifffile.imread(path, aszarr=True), mode="r"), None
-            return tifffile.imread(path), None
+            return _not_empty(tifffile.imread(path), path), None
         from skimage.io import imread
 
         return np.asarray(imread(path)), None
@@ -97,6 +97,12 @@ def read_image(path: str | os.PathLike, lazy: bool = False):
         if isinstance(e, FileNotFoundError):
             raise
         raise ValueError(f"cannot read {path.name} as an image ({type(e).__name__}: {e})") from e
+
+
+def _not_empty(array: np.ndarray, path: Path) -> np.ndarray:
+    if array.size == 0:  # tifffile reads a damaged file as no pages
+        raise ValueError(f"cannot read {path.name} as an image (no pixels: damaged or empty)")
+    return array
 
 
 def _read_zarr(path: Path):

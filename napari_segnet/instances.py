@@ -97,7 +97,12 @@ def typical_area(mask: np.ndarray) -> float:
     areas = []
     for plane in mask.reshape((-1,) + mask.shape[-2:]):
         areas.append(np.bincount(ndimage.label(plane)[0].ravel())[1:])
-    areas = np.sort(np.concatenate(areas))
+    return pixel_median_area(np.concatenate(areas))
+
+
+def pixel_median_area(areas: np.ndarray) -> float:
+    """The pixel-weighted median of object ``areas`` (N,): the area of the object the median pixel lies in."""
+    areas = np.sort(areas)
     if areas.sum() == 0:
         return 0.0
     return float(areas[np.searchsorted(np.cumsum(areas), areas.sum() / 2)])

@@ -172,8 +172,9 @@ class Project:
 
     def _write_tif(self, kind: str, name: str, array: np.ndarray) -> None:
         path = self._path(kind, name)
-        self._guard(lambda: atomic_write(path, lambda tmp: tifffile.imwrite(tmp, array, compression="zlib")),
-                    path)
+        # minisblack: a (3, Y, X) stack or an RGB image is stored as planes and read back with its shape
+        write = lambda tmp: tifffile.imwrite(tmp, array, compression="zlib", photometric="minisblack")  # noqa: E731
+        self._guard(lambda: atomic_write(path, write), path)
 
     @staticmethod
     def _guard(action, path: Path):

@@ -246,7 +246,7 @@ class Segmenter:
         self.metadata = self.metadata.with_version(Version(
             version, parent, settings=asdict(config), images=len(items),
             reviewed_pixels=int(sum(it.reviewed.sum() for it in items)), final_loss=result.final_loss,
-            seconds=round(result.seconds, 2), details={"guard": guard}))
+            seconds=round(result.seconds, 2), details={"guard": guard, **_world()}))
         self._states[version] = result.state_dict
         self.rollback(version)
         after = guard_scores()
@@ -339,6 +339,13 @@ def _verdict(version: int, parent: int, accepted: bool, before: dict, after: dic
     return (f"version {version} scores a lower mean IU ({after['mean_iu']:.3f}) than version {parent} "
             f"({before['mean_iu']:.3f}) {where}, so version {parent} stays active; activate it anyway with "
             f"rollback({version}) (in the dock: 'Activate anyway', or pick version {version} and roll back)")
+
+
+def _world() -> dict:
+    """``{"world_size": n}`` when training ran in n > 1 processes (torchrun), else nothing."""
+    from . import ddp
+
+    return {"world_size": ddp.world_size()} if ddp.world_size() > 1 else {}
 
 
 def _plain(scores: dict) -> dict:

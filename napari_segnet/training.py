@@ -12,6 +12,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from . import ddp
 from .devices import autocast_dtype, pick_device
 from .losses import ce_dice_loss, soft_dice_loss, weighted_cross_entropy
 from .models import SegmentationNet
@@ -137,10 +138,12 @@ def finetune_net(net: SegmentationNet, items: Sequence[TrainingImage], settings:
 
 def _train(net: SegmentationNet, usable: list[TrainingImage], settings: TrainSettings, dev: torch.device
            ) -> Iterator[TrainProgress | TrainResult]:
-    seed = settings.seed if settings.seed is not None else int(torch.randint(0, 2**31, ()).item())
+    # under torchrun every rank samples other patches; ddp.wrap starts all ranks from rank 0's weights
+    seed = (settings.seed if settings.seed is not None else int(torch.randint(0, 2**31, ()).item())) + ddp.rank()
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     model = copy.deepcopy(net).to(dev).train()
+    trained = ddp.wrap(model, dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     # cosine decay to 5 % of lr: a run ends on settled weights instead of wherever the last large step left them
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, settings.steps, eta_min=settings.lr / 20)
@@ -152,9 +155,9 @@ def _train(net: SegmentationNet, usable: list[TrainingImage], settings: TrainSet
     for step in range(1, settings.steps + 1):
         x, y, w, m = _batch(usable, areas / areas.sum(), sizes, settings, rng, dev)
         with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            logits = model(x)
+            logits = trained(x)
         loss = compute_loss(settings.loss, logits.float(), y, w, m)
-        losses.append(loss.item())
+        losses.append(ddp.mean(loss))  # the same on every rank, so every rank takes the same decisions
         _check_divergence(losses)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -164,6 +167,7 @@ def _train(net: SegmentationNet, usable: list[TrainingImage], settings: TrainSet
         elapsed = time.perf_counter() - start
         yield TrainProgress(step, settings.steps, losses[-1], float(np.mean(losses[-20:])),
                             elapsed / step * (settings.steps - step))
+    ddp.sync_buffers(model)
     state = cpu_state(model)
     if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
         raise TrainingAborted("training produced non-finite weights; the model was left unchanged. "

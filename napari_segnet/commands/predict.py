@@ -29,6 +29,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="predict again images whose outputs exist")
     p.add_argument("--cluster", help="predict block-wise on dask.distributed: local:N (N local worker processes) "
                    "or the address of a running scheduler (tcp://HOST:PORT); outputs must be zarr or ome-zarr")
+    p.add_argument("--timeout", type=float, default=10.0, help="with --cluster ADDRESS: seconds to wait for the "
+                   "scheduler to answer (default 10)")
     p.add_argument("--block", type=int, default=2048, help="with --cluster: output pixels per block side, rounded "
                    "to whole tiles (default 2048)")
     return p
@@ -47,12 +49,14 @@ def run(args: argparse.Namespace) -> int:
     out = writable_folder(args.out)
     seg = load_model(args.model)
     kinds = ["labels"] + ["proba"] * args.proba + ["instances"] * args.instances
-    client = _client(args.cluster) if args.cluster else None
+    client = _client(args.cluster, args.timeout) if args.cluster else None
     try:
         return _batch(seg, paths, out, kinds, args, client)
     finally:
         if client is not None:
-            _close(client)
+            from ..distributed import close
+
+            close(client)
 
 
 def _batch(seg, paths: list[Path], out: Path, kinds: list[str], args, client) -> int:
@@ -61,6 +65,8 @@ def _batch(seg, paths: list[Path], out: Path, kinds: list[str], args, client) ->
         for i, path in enumerate(paths):
             targets = {k: output_path(out, path, k, args.format) for k in kinds}
             todo = {k: t for k, t in targets.items() if args.overwrite or not t.exists()}
+            if client is not None and "instances" in todo:
+                todo["labels"] = targets["labels"]  # block-wise instances are made from the labels
             try:
                 if not todo:
                     skipped.append(path)
@@ -113,20 +119,13 @@ def _predict_distributed(seg, path: Path, todo: dict[str, Path], args, client) -
                             block=args.block, channel_axis=args.channel_axis, device=args.device, progress=bar.update)
 
 
-def _client(spec: str):
+def _client(spec: str, timeout: float):
     from ..distributed import connect
 
     try:
-        return connect(spec)
+        return connect(spec, timeout)
     except (ValueError, ConnectionError, ImportError) as e:
         raise UsageError(str(e)) from e
-
-
-def _close(client) -> None:
-    cluster = client.cluster
-    client.close()
-    if cluster is not None and type(cluster).__name__ == "LocalCluster":
-        cluster.close()
 
 
 def _describe(e: Exception) -> str:

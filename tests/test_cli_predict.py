@@ -1,0 +1,160 @@
+"""``napari-segnet predict``: inputs of every kind, outputs named after them and written atomically, resume,
+failures reported while the rest go on; bad inputs; Ctrl-C; the launcher is still the default."""
+
+import sys
+import time
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+from cli_helpers import interrupt, main
+from conftest import smooth_image, tiny_segmenter
+from skimage.io import imsave
+
+from napari_segnet.imagefiles import read_image, write_array
+from napari_segnet.instances import label_instances
+
+zarr = pytest.importorskip("zarr")
+
+
+@pytest.fixture
+def model(tmp_path):
+    """A tiny valid U-Net whose labels vary across a smooth image, saved; (segmenter, path)."""
+    seg = tiny_segmenter(padding="valid", batch_norm=False)
+    with torch.no_grad():
+        seg.net.head.bias.zero_()
+        seg.net.head.weight.mul_(50)
+    return seg, seg.save(tmp_path / "m.safetensors")
+
+
+def test_files_folders_globs_in_every_format(model, tmp_path, capsys):
+    seg, path = model
+    images = {"a": smooth_image((40, 50), 1), "b": smooth_image((30, 30), 2).astype(np.uint8),
+              "c": smooth_image((33, 41), 3), "d": smooth_image((2, 20, 24), 4)}
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "more").mkdir()
+    tifffile.imwrite(tmp_path / "folder" / "a.tif", images["a"])
+    imsave(tmp_path / "folder" / "b.png", images["b"], check_contrast=False)
+    write_array(tmp_path / "more" / "c.zarr", images["c"], "zarr", "yx")
+    write_array(tmp_path / "more" / "d.ome.zarr", images["d"], "ome-zarr", "zyx")
+    status, out, err = main(capsys, "predict", tmp_path / "folder", tmp_path / "more" / "*zarr", "--model", path,
+                            "--out", tmp_path / "out")
+    assert status == 0 and out == ""
+    assert "4 predicted, 0 skipped (outputs exist; --overwrite to redo), 0 failed" in err
+    for name, image in images.items():
+        labels = tifffile.imread(tmp_path / "out" / f"{name}_labels.tif")
+        np.testing.assert_array_equal(labels, seg.predict(image))
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{n}_labels.tif" for n in "abcd"]
+
+
+def test_proba_and_instances_as_ome_zarr(model, tmp_path, capsys):
+    seg, path = model
+    image = smooth_image((48, 52))
+    tifffile.imwrite(tmp_path / "x.tif", image)
+    status, _, _ = main(capsys, "predict", tmp_path / "x.tif", "--model", path, "--out", tmp_path / "o",
+                        "--format", "ome-zarr", "--proba", "--instances")
+    assert status == 0
+    labels = np.asarray(read_image(tmp_path / "o" / "x_labels.ome.zarr")[0])
+    proba, channel_axis = read_image(tmp_path / "o" / "x_proba.ome.zarr")
+    instances = np.asarray(read_image(tmp_path / "o" / "x_instances.ome.zarr")[0])
+    np.testing.assert_array_equal(labels, seg.predict(image))
+    assert channel_axis == 0 and proba.shape == (3, 48, 52) and proba.dtype == np.float32
+    np.testing.assert_array_equal(instances, label_instances(labels))
+    assert instances.max() >= 3
+
+
+def test_existing_outputs_are_skipped_unless_overwrite(model, tmp_path, capsys):
+    seg, path = model
+    tifffile.imwrite(tmp_path / "x.tif", smooth_image((30, 30)))
+    args = ("predict", tmp_path / "x.tif", "--model", path, "--out", tmp_path / "o")
+    assert main(capsys, *args)[0] == 0
+    target = tmp_path / "o" / "x_labels.tif"
+    tifffile.imwrite(target, np.full((30, 30), 7, np.uint8))  # not what the model says: shows it was kept
+    status, _, err = main(capsys, *args)
+    assert status == 0 and "0 predicted, 1 skipped" in err and (tifffile.imread(target) == 7).all()
+    assert main(capsys, *args, "--overwrite")[0] == 0
+    np.testing.assert_array_equal(tifffile.imread(target), seg.predict(smooth_image((30, 30))))
+
+
+def test_a_failing_file_is_reported_and_the_rest_go_on(model, tmp_path, capsys):
+    _, path = model
+    (tmp_path / "in").mkdir()
+    tifffile.imwrite(tmp_path / "in" / "good.tif", smooth_image((30, 30)))
+    (tmp_path / "in" / "broken.tif").write_bytes(b"II*\x00 not a tiff at all")
+    status, _, err = main(capsys, "predict", tmp_path / "in", "--model", path, "--out", tmp_path / "o")
+    assert status == 1
+    assert "FAILED" in err and "cannot read broken.tif as an image (no pixels: damaged or empty)" in err
+    assert "1 predicted, 0 skipped (outputs exist; --overwrite to redo), 1 failed" in err
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["good_labels.tif"]
+
+
+def bad_input(tmp_path, case):
+    """(arguments after the inputs' folder, expected message) of each bad command line."""
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "a_file").write_text("x")
+    tifffile.imwrite(tmp_path / "x.tif", np.zeros((8, 8), np.uint8))
+    (tmp_path / "twin").mkdir()
+    tifffile.imwrite(tmp_path / "twin" / "x.tif", np.zeros((8, 8), np.uint8))
+    return {
+        "missing": ([tmp_path / "nope.tif", "--out", tmp_path / "o"], "no such image file or folder: "),
+        "empty folder": ([tmp_path / "empty", "--out", tmp_path / "o"], "no images (.zarr, .tiff, .tif, .png) in"),
+        "unwritable output": ([tmp_path / "x.tif", "--out", tmp_path / "a_file" / "o"],
+                              "cannot write to the output folder"),
+        "no model": ([tmp_path / "x.tif", "--out", tmp_path / "o", "--model", tmp_path / "m.pt"], "no model file"),
+        "same names": ([tmp_path / "x.tif", tmp_path / "twin", "--out", tmp_path / "o"], "several inputs are named"),
+        "cluster to tif": ([tmp_path / "x.tif", "--out", tmp_path / "o", "--cluster", "local:1"],
+                           "add --format zarr"),
+    }[case]
+
+
+@pytest.mark.parametrize("case", ["missing", "empty folder", "unwritable output", "no model", "same names",
+                                  "cluster to tif"])
+def test_bad_command_lines_exit_2_with_one_message(tmp_path, capsys, case):
+    args, message = bad_input(tmp_path, case)
+    status, out, err = main(capsys, "predict", *args)
+    assert status == 2 and out == ""
+    assert err.startswith("napari-segnet predict: error: ") and message in err
+
+
+def test_unanswering_cluster_address_fails_within_the_timeout(model, tmp_path, capsys):
+    tifffile.imwrite(tmp_path / "x.tif", np.zeros((8, 8), np.uint8))
+    start = time.perf_counter()
+    status, _, err = main(capsys, "predict", tmp_path / "x.tif", "--model", model[1], "--out", tmp_path / "o",
+                          "--format", "zarr", "--cluster", "tcp://127.0.0.1:9", "--timeout", "2")
+    assert status == 2 and "no dask scheduler answered at tcp://127.0.0.1:9 within 2 s" in err
+    assert time.perf_counter() - start < 20
+    assert not (tmp_path / "o" / "x_labels.zarr").exists()
+
+
+@pytest.mark.parametrize("fmt, suffix", [("tif", ".tif"), ("zarr", ".zarr")])
+def test_ctrl_c_leaves_no_broken_output(model, tmp_path, fmt, suffix):
+    _, path = model
+    (tmp_path / "in").mkdir()
+    tifffile.imwrite(tmp_path / "in" / "a_small.tif", smooth_image((20, 20)))
+    tifffile.imwrite(tmp_path / "in" / "b_big.tif", smooth_image((1200, 1200)))  # ~5000 tiles of 16 px
+    status, err = interrupt(["predict", tmp_path / "in", "--model", path, "--out", tmp_path / "o", "--tile", "16",
+                             "--format", fmt], "b_big.tif: ", tmp_path)
+    assert status == 130, err
+    assert "interrupted while predicting" in err and "1 predicted, 0 skipped" in err
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [f"a_small_labels{suffix}"]  # no temporaries
+
+
+def test_without_a_command_it_is_still_the_launcher(monkeypatch, capsys, tmp_path):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setitem(sys.modules, "napari", None)
+    status, _, err = main(capsys, tmp_path / "image.tif", "--model", tmp_path / "m.safetensors")
+    assert status == 1 and err.startswith("napari-segnet needs a display")
+    with pytest.raises(SystemExit) as stop:
+        main(capsys, "--help")
+    assert stop.value.code == 0
+    assert "predict   predict images" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["predict", "train", "evaluate"])
+def test_every_command_has_help(capsys, command):
+    with pytest.raises(SystemExit) as stop:
+        main(capsys, command, "--help")
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: napari-segnet {command} ")

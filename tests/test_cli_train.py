@@ -1,0 +1,125 @@
+"""``napari-segnet train``: from folders (paired by name) or a project; the loss falls; bad inputs; Ctrl-C;
+two DDP processes under torchrun (gloo) end on the same weights and rank 0 saves a model that loads."""
+
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+from cli_helpers import child_env, interrupt, main, one_thread, write_pairs  # noqa: F401
+from conftest import two_class_image
+
+from napari_segnet.project import Project
+from napari_segnet.segmenter import Segmenter
+
+TINY = ["--model", "unet", "--option", "base_filters=4", "--option", "depth=2", "--patch-size", "32",
+        "--batch-size", "2", "--lr", "3e-3", "--seed", "0", "--accept-worse"]
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def running_means(err: str) -> list[float]:
+    """The running mean losses the progress bar showed, in order."""
+    return [float(v) for v in re.findall(r"mean=([0-9.]+)", err)]
+
+
+def test_train_from_folders_saves_a_new_version(tmp_path, capsys):
+    images, labels = write_pairs(tmp_path)
+    status, _, err = main(capsys, "train", "--images", images, "--labels", labels, *TINY, "--steps", "40",
+                          "--validation", images, labels, "--out", tmp_path / "m.safetensors")
+    assert status == 0, err
+    assert "version 1 is active (trained from version 0); saved to" in err
+    means = running_means(err)
+    assert means[-1] < 0.8 * means[0]  # the loss falls
+    seg = Segmenter.load(tmp_path / "m.safetensors")
+    version = seg.metadata.versions[-1]
+    assert seg.active_version == 1 and version.settings["steps"] == 40 and version.images == 2
+    assert version.details["guard"] == "validation" and "world_size" not in version.details  # one process
+    assert seg.net.depth == 2 and seg.num_classes == 2  # the architecture options and classes from the labels
+
+
+def test_train_a_project_saves_back_into_it(tmp_path, capsys):
+    project = Project(tmp_path / "p")
+    for i in range(2):
+        image, labels = two_class_image(seed=i)
+        project.add_image(f"img{i}", image)
+        project.save_correction(f"img{i}", labels)
+    status, _, err = main(capsys, "train", "--project", tmp_path / "p", *TINY, "--steps", "5")
+    assert status == 0, err
+    again = Project(tmp_path / "p")
+    assert again.load_model().active_version == 1
+    assert again.events[-1]["event"] == "fine-tuned from the command line" and again.events[-1]["version"] == 1
+
+
+def bad_train(tmp_path, case):
+    images, labels = write_pairs(tmp_path)
+    if case == "unmatched":
+        tifffile.imwrite(labels / "stray_labels.tif", np.zeros((8, 8), np.uint8))
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "a_file").write_text("x")
+    out = ["--out", tmp_path / "m.safetensors"]
+    return {
+        "unmatched": (["--images", images, "--labels", labels, *out],
+                      "images and labels are paired by file name, but 1 labels have no partner: stray"),
+        "missing": (["--images", tmp_path / "nope", "--labels", labels, *out],
+                    "images: no such image file or folder: "),
+        "empty": (["--images", tmp_path / "empty", "--labels", labels, *out], "images: no images"),
+        "unwritable": (["--images", images, "--labels", labels, "--out", tmp_path / "a_file" / "m.safetensors"],
+                       "cannot write to the output folder"),
+        "no data": (out, "give --images and --labels (or --project)"),
+        "no project": (["--project", tmp_path / "nope"], "no project folder"),
+        "architecture": (["--images", images, "--labels", labels, "--model", "unet9", "--out", "m"],
+                         "--model unet9 is neither a file, 'default' nor an architecture"),
+    }[case]
+
+
+@pytest.mark.parametrize("case", ["unmatched", "missing", "empty", "unwritable", "no data", "no project",
+                                  "architecture"])
+def test_bad_training_command_lines(tmp_path, capsys, case):
+    args, message = bad_train(tmp_path, case)
+    if case != "architecture" and "--project" not in args:
+        args += ["--model", "default"]
+    status, _, err = main(capsys, "train", *args)
+    assert status == 2 and err.startswith("napari-segnet train: error: ") and message in err, err
+    assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_unreadable_label_file(tmp_path, capsys):
+    images, labels = write_pairs(tmp_path)
+    (labels / "cell1_labels.tif").write_bytes(b"garbage")
+    status, _, err = main(capsys, "train", "--images", images, "--labels", labels, *TINY,
+                          "--out", tmp_path / "m.safetensors")
+    assert status == 2 and "labels: cannot read cell1_labels.tif as an image" in err
+
+
+def test_ctrl_c_during_training_writes_nothing(tmp_path):
+    images, labels = write_pairs(tmp_path)
+    status, err = interrupt(["train", "--images", images, "--labels", labels, *TINY, "--steps", "100000",
+                             "--out", tmp_path / "m.safetensors"], "loss=", tmp_path)
+    assert status == 130, err
+    assert "interrupted: training stopped and nothing was saved" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "labels"]  # no model, no temporary
+
+
+def test_torchrun_two_gloo_processes(tmp_path):
+    images, labels = write_pairs(tmp_path)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "napari_segnet", "train", "--images", images, "--labels", labels, *TINY, "--steps", "40",
+               "--device", "cpu", "--out", tmp_path / "ddp.safetensors"]
+    done = subprocess.run(list(map(str, command)), env=child_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    digests = dict(re.findall(r"rank (\d) of 2: weights ([0-9a-f]{16})", done.stderr))
+    assert sorted(digests) == ["0", "1"] and digests["0"] == digests["1"]  # the same weights on both ranks
+    means = running_means(done.stderr)  # only rank 0 shows progress: one bar
+    assert means[-1] < 0.8 * means[0]
+    assert done.stderr.count("saved to") == 1 and sorted(p.name for p in tmp_path.iterdir()) == [
+        "ddp.safetensors", "images", "labels"]
+    from napari_segnet.ddp import state_digest
+
+    seg = Segmenter.load(tmp_path / "ddp.safetensors")
+    assert seg.metadata.versions[-1].details["world_size"] == 2
+    assert state_digest(seg.net) == digests["0"]  # rank 0 saved what both ranks hold
+    assert seg.predict(two_class_image(seed=5)[0]).shape == (64, 64)

@@ -1,0 +1,126 @@
+"""Block-wise prediction on a dask LocalCluster (2 workers, 1 thread each) equals Segmenter.predict on the whole
+image; instance ids merge across block borders; a scheduler that does not answer fails fast."""
+
+import time
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+from cli_helpers import one_thread  # noqa: F401
+from conftest import smooth_image, tiny_segmenter
+
+from napari_segnet.blockinstances import block_objects, merge_table, relabel
+from napari_segnet.distributed import connect, plan_blocks, predict_distributed
+from napari_segnet.imagefiles import read_image, write_array
+from napari_segnet.instances import label_instances
+
+distributed = pytest.importorskip("distributed")
+zarr = pytest.importorskip("zarr")
+
+
+@pytest.fixture(scope="module")
+def client():
+    import logging
+
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                       silence_logs=logging.ERROR)
+    with distributed.Client(cluster) as c:
+        yield c
+    cluster.close()
+
+
+def sharp(seg):
+    """The tiny net's head scaled up so that its labels vary across the image (a non-trivial comparison)."""
+    with torch.no_grad():
+        seg.net.head.bias.zero_()
+        seg.net.head.weight.mul_(50)
+    return seg
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_valid_unet_blocks_equal_whole_image(client, tmp_path):
+    seg = sharp(tiny_segmenter(padding="valid", batch_norm=False))
+    image = smooth_image((150, 133))
+    write_array(tmp_path / "in.zarr", image, "zarr", "yx")
+    reports = predict_distributed(seg, tmp_path / "in.zarr", tmp_path / "labels.zarr", client=client, tile_shape=24,
+                                  block=48, proba_output=tmp_path / "proba.zarr")
+    labels = np.asarray(zarr.open_array(str(tmp_path / "labels.zarr"), mode="r"))
+    whole = seg.predict(image, tile_shape=24)
+    assert len(reports) == 4 * 3 and {r["worker"] for r in reports} == set(client.scheduler_info()["workers"])
+    assert 0.05 < (whole == 1).mean() < 0.95
+    np.testing.assert_array_equal(labels, whole)
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "proba.zarr"), mode="r"),
+                                  seg.predict_proba(image, tile_shape=24))
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_padded_unet_stack_from_lazy_tiff_equals_whole_image(client, tmp_path):
+    seg = tiny_segmenter()  # 'same' padding, BatchNorm; its receptive field makes tiles blend
+    stack = smooth_image((2, 70, 90))
+    tifffile.imwrite(tmp_path / "stack.tif", stack)
+    done = []
+    predict_distributed(seg, tmp_path / "stack.tif", tmp_path / "s.ome.zarr", client=client, fmt="ome-zarr",
+                        tile_shape=32, block=40, proba_output=tmp_path / "p.zarr",
+                        progress=lambda d, t: done.append((d, t)))
+    labels, axis = read_image(tmp_path / "s.ome.zarr")
+    assert axis is None and labels.shape == stack.shape
+    np.testing.assert_array_equal(np.asarray(labels), seg.predict(stack, tile_shape=32))
+    (proba, c_axis), whole = read_image(tmp_path / "p.zarr"), seg.predict_proba(stack, 32)
+    assert c_axis == 0 and proba.shape == (3, 2, 70, 90) and np.ptp(whole[1]) > 5e-4  # varies
+    np.testing.assert_array_equal(np.asarray(proba), whole)
+    assert done[-1] == (2 * 3 * 3, 2 * 3 * 3)  # 2 planes × 3 × 3 blocks of 32 px
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_instances_across_block_borders_equal_whole_image_components(client, tmp_path):
+    seg = sharp(tiny_segmenter(padding="valid", batch_norm=False))
+    image = smooth_image((2, 100, 90), seed=3)
+    zarr_path = tmp_path / "in.zarr"
+    write_array(zarr_path, image, "zarr", "zyx")
+    predict_distributed(seg, zarr_path, tmp_path / "l.zarr", instances_output=tmp_path / "i.zarr", client=client,
+                        tile_shape=16, block=32)
+    labels = np.asarray(zarr.open_array(str(tmp_path / "l.zarr"), mode="r"))
+    ids = np.asarray(zarr.open_array(str(tmp_path / "i.zarr"), mode="r"))
+    expected = label_instances(labels, split=False, grow=0)
+    assert ids.dtype == np.int32 and expected.max() >= 100
+    np.testing.assert_array_equal(ids, expected)  # id for id, so objects cut by a block border are one object
+
+
+def test_merge_joins_an_object_cut_into_four_blocks_and_keeps_touching_classes_apart():
+    labels = np.zeros((8, 8), np.uint8)
+    labels[2:6, 2:6] = 1  # one square across all four 4×4 blocks
+    labels[0, 3:5] = 2  # a class-2 bar touching the square's top face, across the vertical border
+    labels[7, 7] = 1  # a 1-pixel speck
+    blocks = plan_blocks(1, (8, 8), (4, 4), 4)
+    summaries, locals_ = [], []
+    for b in blocks:
+        local, summary = block_objects(labels[slice(*b.rows), slice(*b.cols)], b, 8)
+        summaries.append(summary)
+        locals_.append(local)
+    assert [len(s.classes) for s in summaries] == [2, 2, 1, 2]
+    offsets, table = merge_table(summaries, min_size=2)
+    out = np.zeros_like(labels, np.int32)
+    for b, local, offset in zip(blocks, locals_, offsets):
+        out[slice(*b.rows), slice(*b.cols)] = relabel(local, offset, table)
+    # class 1 first (the square, 16 px: id 1; the speck removed by min_size=2), then the class-2 bar (id 2)
+    assert (out[2:6, 2:6] == 1).all() and (out[0, 3:5] == 2).all() and out[7, 7] == 0 and out.max() == 2
+
+
+def test_unanswering_scheduler_fails_within_timeout():
+    start = time.perf_counter()
+    with pytest.raises(ConnectionError, match="no dask scheduler answered at tcp://127.0.0.1:9"):
+        connect("tcp://127.0.0.1:9", timeout=2)
+    assert time.perf_counter() - start < 15
+
+
+@pytest.mark.parametrize("spec, message", [("local:0", "positive number"), ("local:x", "positive number")])
+def test_bad_cluster_spec(spec, message):
+    with pytest.raises(ValueError, match=message):
+        connect(spec)
+
+
+def test_instances_need_labels(tmp_path):
+    with pytest.raises(ValueError, match="give an output for them too"):
+        predict_distributed(tiny_segmenter(), tmp_path / "x.zarr", None, cluster="local:1",
+                            instances_output=tmp_path / "i.zarr")
