@@ -89,9 +89,10 @@ def architecture_source(architecture: str) -> str:
     return "\n".join(parts)
 
 
-def sample_input(segmenter, image=None, max_context: int = DEFAULT_MAX_CONTEXT) -> np.ndarray:
+def sample_input(segmenter, image=None, size: tuple[int, int] | None = None) -> np.ndarray:
     """float32 (C, H, W) raw intensities: ``image`` (any layout :class:`ImagePlanes` reads; first plane of a
-    stack) cropped to the largest valid package size ≤ 256, or a synthetic image when None."""
+    stack) cropped to the largest valid package size ≤ 256 (``size``: the axes' (min, step), default
+    :func:`axis_size`), or a synthetic image when None. ``ValueError`` if it is smaller than min."""
     net = segmenter.net
     if image is None:
         from .synthetic import synthetic_image
@@ -99,7 +100,7 @@ def sample_input(segmenter, image=None, max_context: int = DEFAULT_MAX_CONTEXT) 
         image = np.repeat(synthetic_image((128, 128), n_objects=10)[0][None], segmenter.in_channels, axis=0)
         image = image[0] if segmenter.in_channels == 1 else image
     planes = ImagePlanes(image, segmenter.in_channels)
-    low, step = axis_size(net, max_context)
+    low, step = size or axis_size(net)
     sizes = []
     for n in planes.shape:
         if n < low:
@@ -126,15 +127,16 @@ def export_bioimageio(segmenter, path: str | os.PathLike, image=None, *, name: s
     """
     path = Path(path)
     path = path if path.suffix == ".zip" else path.with_name(path.name + ".zip")
-    raw = sample_input(segmenter, image, max_context)
+    size, (pad, crop) = axis_size(segmenter.net, max_context), context(segmenter.net, max_context)
+    raw = sample_input(segmenter, image, size)
     multi = segmenter.in_channels > 1
     proba = run(segmenter.predict_steps(raw if multi else raw[0], raw.shape[1:], channel_axis=0 if multi else None,
                                         want_labels=False, want_proba=True, max_context=max_context)).proba
-    files = _weights(segmenter, raw, max_context)
+    files = _weights(segmenter, raw, pad, crop)
     files.update({"test_input.npy": _npy(raw[None]), "test_output.npy": _npy(proba[None]),
                   "cover.png": _cover(raw, proba.argmax(axis=0)), "README.md": documentation(segmenter).encode(),
                   CHECKPOINT: _checkpoint_bytes(segmenter)})
-    rdf = _rdf(segmenter, files, (axis_size(segmenter.net, max_context), context(segmenter.net, max_context)),
+    rdf = _rdf(segmenter, files, (size, (pad, crop)),
                name=name, description=description, authors=authors, license=license, tags=tags)
     files["rdf.yaml"] = yaml.safe_dump(rdf, sort_keys=False, allow_unicode=True).encode()
     try:
@@ -144,12 +146,11 @@ def export_bioimageio(segmenter, path: str | os.PathLike, image=None, *, name: s
     return path
 
 
-def _weights(segmenter, raw: np.ndarray, max_context: int) -> dict[str, bytes]:
+def _weights(segmenter, raw: np.ndarray, pad: int, crop: int) -> dict[str, bytes]:
     """The state dict of the packaged model, its TorchScript and the architecture's source, as file bytes."""
     net = build_model(segmenter.metadata.architecture, segmenter.in_channels, segmenter.num_classes,
-                      **segmenter.metadata.options)
+                      **segmenter.metadata.options)  # a copy: eval mode and tracing leave the model as it was
     net.load_state_dict(segmenter.net.state_dict())
-    pad, crop = context(net, max_context)
     packaged = MirrorContext(net.eval(), pad, crop).eval()
     state, script = io.BytesIO(), io.BytesIO()
     torch.save(packaged.state_dict(), state)
