@@ -13,6 +13,7 @@ import test_widget
 from conftest import tiny_segmenter, two_class_image
 
 from napari_segnet._widgets import runner
+from napari_segnet._widgets.dock import SegNetWidget
 from napari_segnet._widgets.pages import PAGES
 from napari_segnet.segmenter import Segmenter
 from napari_segnet.tiling import TileProgress
@@ -87,22 +88,25 @@ def test_progress_reaches_the_activity_panel_with_time_left(dock, monkeypatch): 
     assert any(re.search(r"\d\d:\d\d<\d\d:\d\d", e) for e in etas), etas  # elapsed<time left
 
 
-def test_a_launch_with_the_default_binding_shows_no_deprecation_toast(qtbot):
+def test_a_launch_with_the_default_binding_shows_no_deprecation_toast(make_napari_viewer, qtbot):
+    """What the launcher does, on a shown window (napari warns in the window's first showEvent); in the fixture's
+    viewer, as a second napari.Viewer() outside it would register napari's plugins twice in this process."""
     import qtpy
     from napari.utils.notifications import notification_manager
 
-    from napari_segnet.cli import launch, parse_args
+    from napari_segnet.cli import prefer_qt6
 
     if qtpy.API_NAME != "PyQt6":
         pytest.skip(f"running on {qtpy.API_NAME}: napari 0.9 itself warns that its PyQt5 support is deprecated")
+    prefer_qt6()  # Qt is loaded already: changes nothing
     seen = len(notification_manager.records)
-    viewer, _ = launch(parse_args([]))
-    try:
-        qtbot.wait(50)
-        messages = [str(n.message) for n in notification_manager.records[seen:]]
-        assert messages and not [m for m in messages if "deprecat" in m.lower()], messages
-    finally:
-        viewer.close()
+    viewer = make_napari_viewer(show=True)
+    widget = SegNetWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="SegNet", area="right")
+    widget.set_model(Segmenter.default())
+    qtbot.wait(50)
+    messages = [str(n.message) for n in notification_manager.records[seen:]]
+    assert messages and not [m for m in messages if "deprecat" in m.lower()], messages
 
 
 @pytest.mark.skipif(os.environ.get("QT_API") == "pyqt5", reason="the PyQt5 run chose its binding")
