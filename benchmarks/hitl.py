@@ -10,7 +10,13 @@ trained on the same reviewed tiles each round. Needs ``pip install scikit-learn 
 ``--data synthetic`` runs the same loop on 4-class synthetic images (cells and rods of equal brightness, told
 apart by shape and texture; 4 working images, 2 held out) and reports mean IU over the 4 classes.
 
-Run: python benchmarks/hitl.py [--rounds 5] [--plot hitl.png] [--data nuclei|synthetic]
+``--data tissue|objects``: new models for the user's own classes, pretrained start vs scratch vs the forest with
+64² tiles (see benchmarks/multiclass.py; ``--start`` and ``--loss`` choose the runs).
+
+``--compare-next``: the user follows the dock's Next suggestions (most uncertain unreviewed tile, no ground
+truth) instead of the worst-tile oracle; both runs are printed side by side (U-Net only).
+
+Run: python benchmarks/hitl.py [--rounds 5] [--plot hitl.png] [--data nuclei|synthetic|tissue|objects] [--compare-next]
 """
 
 from __future__ import annotations
@@ -19,12 +25,14 @@ import argparse
 import time
 from functools import partial
 
+import multiclass
 import numpy as np
 import torch
 from napari_segnet.sample_data import HELD_OUT, TRAIN, nuclei
 
 from napari_segnet.metrics import segmentation_scores
 from napari_segnet.segmenter import Segmenter
+from napari_segnet.suggest import suggest_tiles, uncertainty
 from napari_segnet.synthetic import CLASS_NAMES, synthetic_image
 
 TILE = 128
@@ -64,6 +72,47 @@ def worst_tile(preds, truths, reviewed) -> tuple[int, int, int]:
     return where
 
 
+def suggested_tile(seg: Segmenter, images, reviewed) -> tuple[int, int, int]:
+    """(image index, y, x) of the tile the dock's Next button would show first: the unreviewed tile with the
+    highest mean uncertainty (1 − max p) over all working images; no ground truth needed."""
+    best, where = -1.0, None
+    for i, (im, r) in enumerate(zip(images, reviewed)):
+        u = uncertainty(seg.predict_proba(im))
+        tiles = suggest_tiles(u, r, TILE, max_reviewed=0.0)
+        if tiles and u[tiles[0]].mean() > best:
+            best, where = float(u[tiles[0]].mean()), (i, tiles[0][0].start, tiles[0][1].start)
+    return where
+
+
+def compare_next(rounds: int, data: str, arch: str) -> None:
+    """The simulated user following the Next suggestions against the worst-tile oracle (U-Net only): held-out
+    IoU per round, and how many wrong pixels the chosen tile had compared with the oracle's tile."""
+    images, truths, held_images, held_truths, names = load(data)
+    results = {}
+    for user in ("oracle", "next"):
+        torch.manual_seed(0)
+        seg = Segmenter.create(arch, 1, len(names), class_names=names, base_filters=8, depth=3)
+        reviewed = [np.zeros(t.shape, bool) for t in truths]
+        preds, rows = [seg.predict(im) for im in images], []
+        for rnd in range(1, rounds + 1):
+            oi, oy, ox = worst_tile(preds, truths, reviewed)
+            i, y, x = (oi, oy, ox) if user == "oracle" else suggested_tile(seg, images, reviewed)
+            wrong = [int((p[b, c] != t[b, c]).sum()) for p, t, b, c in (
+                (preds[j], truths[j], slice(v, v + TILE), slice(h, h + TILE)) for j, v, h in ((i, y, x), (oi, oy, ox)))]
+            reviewed[i][y : y + TILE, x : x + TILE] = True
+            labels = [np.where(r, t, 0) for t, r in zip(truths, reviewed)]
+            for _ in seg.finetune(images, labels, reviewed, seed=rnd, **SETTINGS):
+                pass
+            preds = [seg.predict(im) for im in images]
+            held = np.stack([seg.predict(im) for im in held_images])
+            rows.append((fg_iou(held, np.stack(held_truths)), wrong[0], wrong[1]))
+        results[user] = rows
+    print("| round | oracle IoU (held-out) | Next IoU (held-out) | wrong px in Next's tile | in the oracle's tile |")
+    print("|---|---|---|---|---|")
+    for rnd, (o, n) in enumerate(zip(results["oracle"], results["next"]), start=1):
+        print(f"| {rnd} | {o[0]:.3f} | {n[0]:.3f} | {n[1]} | {n[2]} |", flush=True)
+
+
 class ForestPeer:
     """The random-forest pixel classifier of scikit-image, as ilastik does it."""
 
@@ -98,8 +147,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--arch", default="unet")
     parser.add_argument("--plot", default=None, help="write a PNG plot of IoU per round")
-    parser.add_argument("--data", default="nuclei", choices=("nuclei", "synthetic"))
+    parser.add_argument("--data", default="nuclei", choices=("nuclei", "synthetic", *multiclass.DATASETS))
+    parser.add_argument("--start", default="both", choices=("both", "pretrained", "scratch"))
+    parser.add_argument("--loss", default="balanced_ce")
+    parser.add_argument("--compare-next", action="store_true",
+                        help="the user follows the dock's Next suggestions; compare with the worst-tile oracle")
     args = parser.parse_args()
+    if args.data in multiclass.DATASETS:
+        starts = ("pretrained", "scratch") if args.start == "both" else (args.start,)
+        return multiclass.main(args.data, args.rounds, starts, args.loss, 200 if args.start == "both" else 0)
+    if args.compare_next:
+        compare_next(args.rounds, args.data, args.arch)
+        return
     torch.manual_seed(0)
     images, truths, held_images, held_truths, names = load(args.data)
     seg = Segmenter.create(args.arch, 1, len(names), class_names=names, base_filters=8, depth=3)

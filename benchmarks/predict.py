@@ -21,7 +21,7 @@ import time
 
 CASES = [  # name, architecture, options
     ("U-Net small (d3, 8)", "unet", {"base_filters": 8, "depth": 3}),
-    ("U-Net (d4, 32)", "unet", {}),
+    ("U-Net (d4, 32)", "unet", {"base_filters": 32, "depth": 4}),
     ("U-Net paper (valid)", "unet_paper", {}),
     ("FCN-8s (width 1/8)", "fcn8s", {"width": 0.125}),
 ]

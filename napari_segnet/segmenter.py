@@ -17,10 +17,11 @@ from .images import ImagePlanes
 from .instances import label_instances
 from .metadata import ModelMetadata, Version
 from .metrics import confusion_matrix, scores_from_confusion
-from .models import SegmentationNet, build_model
+from .models import SegmentationNet, build_model, model_options
 from .models.base import cpu_state, fold_batchnorm
 from .normalization import Normalization
 from .patches import TrainingImage
+from .pretrained import load_encoder_into, new_model_options, pick_start, start_details
 from .progress import Cancelled, Outcome, run
 from .tiling import DEFAULT_MAX_CONTEXT, PredictionResult, Region, TileProgress, predict_tiled
 from .training import TrainProgress, TrainResult, TrainSettings, finetune_net
@@ -64,18 +65,40 @@ class Segmenter:
     @classmethod
     def create(cls, architecture: str = "unet", in_channels: int = 1, num_classes: int = 2,
                class_names: Sequence[str] | None = None, normalization: Normalization | dict | None = None,
-               **options) -> Segmenter:
-        """A new, untrained model; ``options`` go to :func:`napari_segnet.models.build_model`. At least two
-        classes (background + object): a softmax over one class could only ever answer class 0."""
+               start: str | None = None, **options) -> Segmenter:
+        """A new model; ``options`` go to :func:`napari_segnet.models.build_model` (for a U-Net, those not given
+        are the pretrained configuration: depth 3, 16 base filters). At least two classes (background +
+        object): a softmax over one class could only ever answer class 0.
+
+        ``start``: ``"pretrained"`` — every layer but the 1×1 head starts from the general encoder shipped in
+        the wheel (:mod:`napari_segnet.pretrained`; any classes, any channels); ``"scratch"`` — random
+        weights; None (default) — pretrained where an encoder fits the architecture and options, else scratch.
+        Version 0's record says which (``start``, ``encoder``), and checkpoints keep it.
+        """
         if isinstance(num_classes, int) and not isinstance(num_classes, bool) and num_classes == 1:
             raise ValueError("num_classes=1 cannot work (a softmax over one class always answers class 0); "
                              "use num_classes=2: background and your object")
+        encoder = pick_start(architecture, options, start)
+        defaults = model_options(architecture)  # recorded: the options given and where new models differ
+        options = {k: v for k, v in new_model_options(architecture, options).items()
+                   if k in options or v != defaults[k]}
         net = build_model(architecture, in_channels, num_classes, **options)
+        if encoder is not None:
+            load_encoder_into(net, encoder)
         names = tuple(class_names) if class_names is not None else ("background", *(
             f"class {i}" for i in range(1, num_classes)))
         norm = normalization if isinstance(normalization, Normalization) else Normalization.from_dict(
             normalization or {})
-        return cls(net, ModelMetadata(architecture, in_channels, num_classes, names, dict(options), norm))
+        created = Version(0, note="created", details=start_details(encoder))
+        return cls(net, ModelMetadata(architecture, in_channels, num_classes, names, dict(options), norm,
+                                      versions=(created,)))
+
+    @property
+    def start(self) -> dict:
+        """Where this model started: ``{"start": "pretrained", "encoder": name, …}`` or ``{"start": "scratch"}``
+        (models from before pretrained starts: ``{}``)."""
+        first = self.metadata.versions[0]
+        return {k: v for k, v in first.details.items() if k in ("start", "encoder", "encoder_card")}
 
     @classmethod
     def default(cls) -> Segmenter:

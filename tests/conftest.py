@@ -36,6 +36,16 @@ def segmenter():
     return tiny_segmenter()
 
 
+@pytest.fixture
+def errors(monkeypatch):
+    """Messages the dock shows as error notifications (GUI tests only: imports the dock's runner)."""
+    from napari_segnet._widgets import runner
+
+    shown = []
+    monkeypatch.setattr(runner, "show_error", shown.append)
+    return shown
+
+
 def two_class_image(seed=0, size=64):
     """Bright discs on a dark noisy background, and their labels."""
     rng = np.random.default_rng(seed)

@@ -18,14 +18,6 @@ pytestmark = pytest.mark.gui
 
 
 @pytest.fixture
-def errors(monkeypatch):
-    """Messages the dock shows as error notifications."""
-    shown = []
-    monkeypatch.setattr(runner, "show_error", shown.append)
-    return shown
-
-
-@pytest.fixture
 def dock(make_napari_viewer, monkeypatch):
     monkeypatch.setenv(runner.SYNC_ENV, "1")
     viewer = make_napari_viewer()

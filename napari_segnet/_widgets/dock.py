@@ -13,17 +13,18 @@ from qtpy.QtWidgets import QFileDialog, QTableWidgetItem, QVBoxLayout, QWidget
 from ..devices import describe, pick_device
 from ..instances import label_instances
 from ..metrics import object_score_rows, object_scores, segmentation_scores
-from ..models import model_options
+from ..pretrained import new_model_options
 from ..project import Project
 from ..segmenter import FinetuneFinished, Segmenter
 from ..training import TrainProgress, TrainSettings
 from . import sections
 from .layers import PAINTED, prediction_name, show_instances, show_prediction, track_paint
 from .legend import label_colours
+from .live import LiveMode
 from .loss_plot import LossPlot
-from .pages import adopt, build_tabs
+from .pages import add_to_page, adopt, build_tabs
 from .runner import USER_ERRORS, Job, notify
-from .sections import DEFAULT, REVIEW
+from .sections import DEFAULT, REVIEW, STARTS
 
 
 def guarded(method):
@@ -57,12 +58,16 @@ class SegNetWidget(QWidget):
         self.tabs.setCurrentIndex(1)  # image & predict: where a session starts
         self.layout().addWidget(self.legend)
         self.layout().addWidget(self.tabs)
+        self.live_mode = LiveMode(self)  # the Live section (learn while painting, Next)
+        self.layout().removeWidget(self.live_mode.ui.box.native)  # into the Predict tab, under Predict
+        add_to_page(self.tabs, "Predict", self.live_mode.ui.box.native)
         self._connect()
         self.device_label.value = f"device: {describe(pick_device())}"
 
     def _connect(self) -> None:
         """Each button and field calls its action."""
         for widget, action in ((self.project_dir, self.open_project), (self.architecture, self._show_options),
+                               (self.separate, self._separate_objects),
                                (self.new_button, self.use_model), (self.load_file, self.load_model),
                                (self.save_button, self.save_model), (self.rollback_button, self.rollback),
                                (self.open_file, self.open_image), (self.predict_button, self.predict),
@@ -95,14 +100,21 @@ class SegNetWidget(QWidget):
             raise ValueError("give at least two class names, e.g. 'background, nucleus'")
         image = self.image_layer.value
         channels = 3 if image is not None and image.rgb else 1
+        start = "scratch" if self.start.value == STARTS[1] else None  # pretrained where an encoder fits
         self.set_model(Segmenter.create(self.architecture.value, channels, len(names), class_names=names,
-                                        **self.parse_options()))
+                                        start=start, **self.parse_options()))
 
     def _show_options(self, *_) -> None:
-        """Fill the options field with the chosen architecture's defaults."""
+        """Fill the options field with the chosen architecture's defaults for a new model; a new model's classes
+        are most often regions, so 'separate touching objects' follows: on only for the nuclei default."""
         name = self.architecture.value
-        defaults = {} if name == DEFAULT else model_options(name)
+        defaults = {} if name == DEFAULT else new_model_options(name)
         self.options.value = ", ".join(f"{k}={v!r}" for k, v in defaults.items())
+        self.separate.value = name == DEFAULT
+
+    def _separate_objects(self, *_) -> None:
+        """'separate touching objects' picks the loss: border-weighted CE when on, class-balanced CE when off."""
+        self.loss.value = "border_ce" if self.separate.value else "balanced_ce"
 
     def parse_options(self) -> dict:
         """``name=value, …`` → dict; values are Python literals (numbers, strings, True/False)."""
@@ -124,7 +136,10 @@ class SegNetWidget(QWidget):
             self.training_set.clear()  # corrections made for other classes cannot train this model
         self._refresh_versions()
         self.update_legend()
-        show_info(f"model: {segmenter.metadata.architecture}, classes {segmenter.class_names}")
+        start = segmenter.start
+        origin = {"pretrained": f", started from the pretrained encoder {start.get('encoder')}",
+                  "scratch": ", started from random weights"}.get(start.get("start"), "")
+        show_info(f"model: {segmenter.metadata.architecture}, classes {segmenter.class_names}{origin}")
 
     def update_legend(self, layer=None) -> None:
         """Show the model's classes with the colours of ``layer`` (a prediction layer) or napari's defaults."""
@@ -136,11 +151,8 @@ class SegNetWidget(QWidget):
         """Write the active model as a bioimage.io package to 'export as' (asks where when it is empty), with the
         current image (its current slice) as the test input when one is open."""
         path = str(self.export_file.value or "")
-        if path in ("", "."):
-            path, _ = QFileDialog.getSaveFileName(self, "Export to bioimage.io", "model.zip", "*.zip")
-            if not path:
-                return
-            self.export_file.value = path
+        if path in ("", ".") and not (path := QFileDialog.getSaveFileName(self, "Export", "model.zip", "*.zip")[0]):
+            return
         image = self.image_layer.value
         data = None if image is None else np.asarray(image.data[self._region(image, always=True)])
         authors = [a.strip() for a in self.authors.value.split(",") if a.strip()] or None
@@ -376,8 +388,6 @@ class SegNetWidget(QWidget):
         if self.job is not None and not self.job.done:
             raise ValueError("wait for the running prediction or fine-tune to finish, or press Stop")
         self.job = job.start()
-
-
 
 
 def _warn(message: str, *actions) -> None:

@@ -61,3 +61,11 @@ def build_tabs(owner, loss_plot: QWidget) -> QTabWidget:
             page.layout().addStretch()
         tabs.addTab(Page(page), title)
     return tabs
+
+
+def add_to_page(tabs: QTabWidget, title: str, widget: QWidget) -> None:
+    """Put ``widget`` at the end of the sections of tab ``title`` (above the page's closing stretch)."""
+    index = [tabs.tabText(i) for i in range(tabs.count())].index(title)
+    layout = tabs.widget(index).widget().layout()
+    last = layout.count() - 1
+    layout.insertWidget(last if layout.itemAt(last).spacerItem() is not None else last + 1, widget)

@@ -24,6 +24,7 @@ from ..training import LOSSES
 
 DEFAULT = "default (pretrained nuclei U-Net)"
 REVIEW = ("whole image", "painted pixels only")
+STARTS = ("from pretrained", "from scratch")
 
 
 def project_section() -> SimpleNamespace:
@@ -45,6 +46,9 @@ def model_section() -> SimpleNamespace:
                                                             "comma-separated"),
         class_names=LineEdit(label="classes", value="background, nucleus",
                              tooltip="class names, comma-separated; the first is the background (0)"),
+        start=ComboBox(label="start", choices=list(STARTS), value=STARTS[0],
+                       tooltip="a new model starts from the general encoder shipped with the plugin (learns your "
+                               "classes from fewer corrections; U-Net depth 3, 16 filters) or from random weights"),
         new_button=PushButton(text="Use this model"),
         load_file=FileEdit(label="load", mode="r", filter="*.safetensors *.zip",
                            tooltip="a napari-segnet checkpoint, or a bioimage.io package exported by napari-segnet"),
@@ -106,6 +110,9 @@ def predict_section() -> SimpleNamespace:
 def finetune_section() -> SimpleNamespace:
     """Loss and its parameters, steps, learning rate, which pixels count as reviewed, Start/Stop."""
     w = SimpleNamespace(
+        separate=CheckBox(text="separate touching objects", value=True,
+                          tooltip="on: the U-Net border weights (loss border_ce) for objects that touch, e.g. "
+                                  "nuclei; off: class-balanced CE, better for regions such as tissue types"),
         loss=ComboBox(label="loss", choices=list(LOSSES), value="border_ce"),
         w0=FloatSpinBox(label="w0", value=10.0, min=0, max=100, step=1),
         sigma=FloatSpinBox(label="σ (px)", value=5.0, min=0.5, max=50, step=0.5),

@@ -1,0 +1,326 @@
+"""The dock's Live section: learn while painting (a LiveSession in a thread worker) and Next (where to correct)."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import numpy as np
+from magicgui.widgets import CheckBox, Container, FloatSpinBox, Label, PushButton, SpinBox
+from napari.utils.notifications import show_info
+from qtpy.QtCore import QEvent, QObject
+
+from ..live import BurstDone, LiveSession, LiveSettings, Refreshed, Waiting
+from ..suggest import suggest_tiles, uncertainty
+from ..training import TrainProgress
+from .layers import mark_painted, prediction_name, track_paint
+from .runner import USER_ERRORS, notify
+
+#: Seconds the worker sleeps when there is nothing to do (how soon a new stroke starts a burst).
+POLL_S = 0.05
+NEXT_LAYER = "next region"
+TILE = 128
+
+
+def live_section() -> SimpleNamespace:
+    """The Live toggle, its burst length, learning rate and refresh interval, the Next button, a status line."""
+    d = LiveSettings()
+    w = SimpleNamespace(
+        live_toggle=CheckBox(text="Live: learn while I paint", value=False,
+                             tooltip="every stroke on the prediction layer is learned from in short bursts; "
+                                     "the prediction follows; turning it off makes the session one new version"),
+        burst_steps=SpinBox(label="burst steps", value=d.burst_steps, min=1, max=1000),
+        live_lr=FloatSpinBox(label="live learning rate", value=d.lr, min=1e-6, max=1.0, step=1e-4),
+        refresh_s=FloatSpinBox(label="refresh whole image every (s)", value=d.refresh_s, min=0, max=600),
+        next_button=PushButton(text="Next: most uncertain unreviewed region"),
+        live_status=Label(value=""),
+    )
+    w.box = Container(label="Live", widgets=list(vars(w).values()))
+    return w
+
+
+class _CloseFilter(QObject):
+    """Ends live mode before the viewer's window closes."""
+
+    def __init__(self, on_close):
+        super().__init__()
+        self.on_close = on_close
+
+    def eventFilter(self, obj, event):  # noqa: N802 (Qt's name)
+        if event.type() == QEvent.Close:
+            self.on_close()
+        return False
+
+
+class LiveMode:
+    """Live mode and Next for a :class:`~napari_segnet._widgets.dock.SegNetWidget` (``dock``). While live,
+    ``dock.job`` is this object, so Predict and Fine-tune wait for it (``done``) and Stop ends it (``stop``)."""
+
+    def __init__(self, dock):
+        self.dock, self.viewer = dock, dock.viewer
+        self.ui = live_section()
+        for name, widget in vars(self.ui).items():
+            setattr(dock, name, widget)
+        dock.layout().addWidget(self.ui.box.native)
+        self.session: LiveSession | None = None
+        self.worker = None
+        self.done = True
+        self.visited: dict[tuple, set] = {}
+        self.ui.live_toggle.changed.connect(self._toggled)
+        self.ui.next_button.changed.connect(self.next_region)
+        self.viewer.layers.events.removed.connect(self._layer_removed)
+        self._filter = _CloseFilter(self.stop)
+        self.viewer.window._qt_window.installEventFilter(self._filter)
+
+    # ---- on / off -------------------------------------------------------------------------------------------
+    def _toggled(self, on: bool) -> None:
+        if on and self.session is None:
+            try:
+                self.start()
+            except USER_ERRORS as e:
+                self.session = None  # nothing was connected yet
+                notify(e)
+                self.ui.live_toggle.value = False
+        elif not on:
+            self.stop()
+
+    def start(self) -> None:
+        """Begin a live session on the chosen image's prediction layer (its current slice for stacks)."""
+        dock = self.dock
+        if dock.job is not None and not dock.job.done:
+            raise ValueError("wait for the running prediction or fine-tune to finish, or press Stop")
+        image = dock.current_image()
+        name = prediction_name(image)
+        if name not in self.viewer.layers:
+            raise ValueError(f"predict '{image.name}' first, then turn live mode on and paint on '{name}'")
+        self.image, self.layer = image, self.viewer.layers[name]
+        settings = LiveSettings(burst_steps=self.ui.burst_steps.value, lr=self.ui.live_lr.value,
+                                refresh_s=self.ui.refresh_s.value, loss=dock.loss.value)
+        self.session = LiveSession(dock.model(), settings)
+        self._add_plane(self._slice())
+        track_paint(self.layer)
+        self.layer.events.paint.connect(self._painted)
+        self.viewer.scene.camera.events.center.connect(self._update_view)
+        self.viewer.scene.camera.events.zoom.connect(self._update_view)
+        self.viewer.dims.events.current_step.connect(self._update_view)
+        self._update_view()
+        self.done, dock.job = False, self
+        self._start_worker()
+        self.ui.live_status.value = "live: paint corrections; the model learns from them"
+
+    def _slice(self) -> int:
+        """The plane live mode starts on: the current slice of a stack, 0 for a 2-D image."""
+        return int(self.viewer.dims.current_step[0]) if self.layer.data.ndim == 3 else 0
+
+    def _add_plane(self, z: int) -> None:
+        stack = self.layer.data.ndim == 3
+        painted = track_paint(self.layer)
+        labels, reviewed = (self.layer.data[z], painted[z]) if stack else (self.layer.data, painted)
+        self.session.add_plane((self.image.name, z), np.asarray(self.image.data), np.asarray(labels), reviewed,
+                               plane=z, channel_axis=self.dock._channel_axis())
+
+    def _start_worker(self) -> None:
+        from napari.qt.threading import create_worker
+
+        self.worker = create_worker(_drive, self.session)
+        self.worker.yielded.connect(self._received)
+        self.worker.errored.connect(self._failed)
+        self.worker.start()
+
+    def stop(self) -> None:
+        """End live mode: the burst in flight is abandoned, every stroke goes to the training set (and the
+        project folder), and the kept bursts become one new version."""
+        session, self.session = self.session, None
+        if session is None:
+            return
+        version = session.finish()  # waits at most for the step in flight
+        if self.worker is not None:
+            self.worker.quit()
+        self._disconnect()
+        self.done = True
+        self._keep_strokes(session)
+        dock = self.dock
+        dock._refresh_versions()
+        message = (f"live session: version {version} is active ({session.strokes} strokes)" if version is not None
+                   else f"live session: no burst was kept; version {session.base_version} stays active")
+        self._status(message)
+        show_info(message)
+        if dock.project is not None:
+            try:
+                dock.project.save_model(dock.segmenter)
+            except OSError as e:
+                notify(e)
+        if self.ui.live_toggle.value:
+            self.ui.live_toggle.value = False
+
+    def _disconnect(self) -> None:
+        for emitter, slot in ((self.layer.events.paint, self._painted), (self.viewer.scene.camera.events.center,
+                              self._update_view), (self.viewer.scene.camera.events.zoom, self._update_view),
+                              (self.viewer.dims.events.current_step, self._update_view)):
+            emitter.disconnect(slot)
+
+    def _keep_strokes(self, session: LiveSession) -> None:
+        """The session's corrected labels and reviewed pixels join the dock's training set (and project)."""
+        dock, name = self.dock, self.image.name
+        data = np.asarray(self.image.data)
+        shape = self.layer.data.shape
+        _, labels, reviewed = dock.training_set.get(name, (data, None, None))
+        labels = np.zeros(shape, self.layer.data.dtype) if labels is None or labels.shape != shape else labels
+        reviewed = np.zeros(shape, bool) if reviewed is None or reviewed.shape != shape else reviewed.copy()
+        for (_, z), plane in session.planes.items():
+            index = (z,) if len(shape) == 3 else ()
+            labels[index] = np.where(plane.reviewed, plane.labels, labels[index])
+            reviewed[index] |= plane.reviewed
+        if reviewed.any():
+            dock.training_set[name] = (data, labels, reviewed)
+            if dock.project is not None:
+                try:
+                    dock._save_to_project(self.image, labels, reviewed)
+                except OSError as e:
+                    notify(e)
+
+    def _layer_removed(self, event) -> None:
+        if self.session is not None and event.value in (self.layer, self.image):
+            self.stop()
+
+    # ---- strokes, view, results (GUI thread) ------------------------------------------------------------------
+    def _painted(self, event) -> None:
+        """A stroke on the prediction layer: its pixels and new labels go to the session (napari may emit the
+        event before it writes the data, so the labels come from the stroke's history atoms)."""
+        stroke, values = _stroke(self.layer.data.shape, self.layer.data.dtype, event.value)
+        planes = np.nonzero(stroke.reshape(len(stroke), -1).any(axis=1))[0] if stroke.ndim == 3 else [0]
+        for z in planes:
+            key = (self.image.name, int(z))
+            if key not in self.session.planes:
+                self._add_plane(int(z))
+            index = (int(z),) if stroke.ndim == 3 else ()
+            self.session.paint(key, stroke[index], values[index])
+
+    def _update_view(self, *_) -> None:
+        """Tell the session which part of which plane is visible (refreshed first after each burst)."""
+        if self.session is None:
+            return
+        cam, size = self.viewer.scene.camera, np.asarray(self.viewer.canvas.size, float)
+        center = np.asarray(cam.center[-2:], float)
+        half = size / (2 * cam.zoom)
+        scale, translate = np.asarray(self.layer.scale[-2:]), np.asarray(self.layer.translate[-2:])
+        lo = np.floor((center - half - translate) / scale).astype(int).clip(0)
+        hi = np.ceil((center + half - translate) / scale).astype(int)
+        self.session.view = ((self.image.name, self._slice()), (slice(lo[0], hi[0]), slice(lo[1], hi[1])))
+
+    def _received(self, item) -> None:
+        if isinstance(item, TrainProgress):
+            self._status(f"live: burst {len(self.session.bursts) + 1 if self.session else '—'}, "
+                         f"step {item.done}/{item.total}, loss {item.loss:.3f}")
+        elif isinstance(item, BurstDone):
+            self._status(f"live: burst {item.number} {'kept' if item.accepted else 'rejected by the guard'} "
+                         f"({item.strokes} strokes, {item.seconds:.1f} s)")
+        elif isinstance(item, Refreshed) and self.layer in self.viewer.layers:
+            self._show(item)
+
+    def _show(self, refreshed: Refreshed) -> None:
+        """Write a refreshed region into the prediction layer, keeping every painted pixel."""
+        z = refreshed.key[1]
+        index = ((z,) if self.layer.data.ndim == 3 else ()) + tuple(refreshed.region)
+        painted = track_paint(self.layer)[index]
+        self.layer.data[index] = np.where(painted, self.layer.data[index], refreshed.labels)
+        self.layer.refresh()
+
+    def _status(self, text: str) -> None:
+        try:
+            self.ui.live_status.value = text
+        except RuntimeError:  # the dock is being destroyed with the viewer
+            pass
+
+    @staticmethod
+    def _failed(error: BaseException) -> None:
+        if isinstance(error, USER_ERRORS):
+            notify(error)
+        else:
+            raise error
+
+    # ---- Next ---------------------------------------------------------------------------------------------------
+    def next_region(self, *_) -> None:
+        """Move the view to the unreviewed 128² tile of the current image (slice) where the model is least certain
+        — the next one each press — and outline it in the 'next region' Shapes layer."""
+        try:
+            self._next()
+        except USER_ERRORS as e:
+            notify(e)
+
+    def _next(self) -> None:
+        image = self.dock.current_image()
+        z = int(self.viewer.dims.current_step[0]) if _is_stack(image) else None
+        u = self._uncertainty(image, z)
+        name = prediction_name(image)
+        reviewed = None
+        if name in self.viewer.layers and self.viewer.layers[name].data.shape[-2:] == u.shape:
+            painted = track_paint(self.viewer.layers[name])
+            reviewed = painted[z] if z is not None else painted
+        visited = self.visited.setdefault((image.name, z), set())
+        tiles = suggest_tiles(u, reviewed, TILE, skip=visited)
+        if not tiles:
+            visited.clear()
+            raise ValueError("every region of this image was visited or reviewed; pressing Next again starts over")
+        rows, cols = tiles[0]
+        visited.add((rows.start, cols.start))
+        self._outline(image, rows, cols)
+        self.suggested = (rows, cols)
+
+    def _uncertainty(self, image, z: int | None) -> np.ndarray:
+        """1 − max p (Y, X) of the current model on the image (or slice ``z``): the live model while live, else
+        the '<image> uncertainty' layer when it fits, else predicted now."""
+        key = (image.name, z or 0)
+        if self.session is not None and key in self.session.planes:
+            return self.session.uncertainty(key)
+        layer_name = f"{image.name} uncertainty"
+        data = np.asarray(image.data[z] if z is not None else image.data)
+        spatial = data.shape[:2] if image.rgb else data.shape[-2:]
+        if layer_name in self.viewer.layers and self.viewer.layers[layer_name].data.shape == spatial:
+            return np.asarray(self.viewer.layers[layer_name].data)
+        return uncertainty(self.dock.model().predict_proba(data, channel_axis=self.dock._channel_axis()))
+
+    def _outline(self, image, rows: slice, cols: slice) -> None:
+        """Outline the tile in the 'next region' layer and centre the view on it, zoomed to fill ~60 % of it."""
+        rect = np.array([[rows.start, cols.start], [rows.stop, cols.stop]], float)
+        scale, translate = np.asarray(image.scale[-2:]), np.asarray(image.translate[-2:])
+        if NEXT_LAYER in self.viewer.layers:
+            self.viewer.layers[NEXT_LAYER].data = [rect]
+            self.viewer.layers[NEXT_LAYER].shape_type = ["rectangle"]
+        else:
+            self.viewer.add_shapes([rect], shape_type="rectangle", name=NEXT_LAYER, edge_color="yellow",
+                                   face_color="transparent", edge_width=3, scale=scale, translate=translate)
+        center = translate + scale * rect.mean(axis=0)
+        self.viewer.scene.camera.center = (*self.viewer.scene.camera.center[:-2], *center)
+        side = max(rows.stop - rows.start, cols.stop - cols.start) * scale.max()
+        self.viewer.scene.camera.zoom = 0.6 * min(self.viewer.canvas.size) / side
+        prediction = prediction_name(image)
+        if prediction in self.viewer.layers:  # ready to paint there
+            self.viewer.layers.selection.active = self.viewer.layers[prediction]
+
+
+def _stroke(shape: tuple, dtype, atoms) -> tuple[np.ndarray, np.ndarray]:
+    """(changed pixels bool, their new labels) of the shape of the layer, from a paint event's history atoms."""
+    stroke, values = np.zeros(shape, bool), np.zeros(shape, dtype)
+    mark_painted(stroke, atoms)
+    for atom in atoms:
+        if hasattr(atom, "slice_key"):  # a masked atom: bounding box, changed pixels (None: all), new value
+            values[atom.slice_key][... if atom.mask is None else atom.mask] = atom.new_value
+        else:  # (indices, old values, new value(s))
+            values[atom[0]] = atom[2]
+    return stroke, values
+
+
+def _is_stack(image) -> bool:
+    return image.data.ndim - (3 if image.rgb else 2) > 0
+
+
+def _drive(session: LiveSession):
+    """The worker's generator: the session's steps, sleeping :data:`POLL_S` whenever it is waiting."""
+    for item in session.steps():
+        if isinstance(item, Waiting):
+            time.sleep(POLL_S)
+        yield item
+
+
+__all__ = ["LiveMode", "live_section"]

@@ -1,0 +1,267 @@
+"""The live fine-tuning session: strokes become reviewed pixels, short guarded bursts train on them, one version.
+
+A :class:`LiveSession` works on a copy of the active model. The GUI thread records strokes with :meth:`paint`
+(cheap, under a lock, never waits for training); a worker drives :meth:`LiveSession.steps`, which fine-tunes the
+copy in short bursts on every reviewed pixel of the session (a stroke made during a burst joins the next one),
+keeps a burst only if the reviewed-pixel guard of :meth:`Segmenter.finetune` accepts it, and re-predicts the
+visible region first and whole planes when idle. :meth:`finish` turns the session into ONE new version of the
+original model (parent: the version active when the session began, which stays available for rollback).
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+
+from .images import ImagePlanes
+from .metadata import Version
+from .normalization import Normalization
+from .segmenter import FinetuneFinished, Segmenter, _plain
+from .suggest import uncertainty
+from .training import TrainingAborted, TrainProgress, TrainSettings
+
+#: Pixels of context kept around the reviewed pixels (training crops) and the visible region (refreshes).
+MARGIN = 48
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    """A burst: ``burst_steps`` optimisation steps at ``lr`` (10 at 3e-4: the most bursts kept by the guard and a
+    median stroke → refresh latency under 5 s on 512² in benchmarks/live.py, see README); whole planes are
+    re-predicted at most every ``refresh_s`` seconds; ``idle_bursts`` more bursts run after the last stroke."""
+
+    burst_steps: int = 10
+    lr: float = 3e-4
+    refresh_s: float = 2.0
+    idle_bursts: int = 2
+    batch_size: int = 4
+    patch_size: int = 96
+    loss: str = "border_ce"
+
+    def __post_init__(self):
+        TrainSettings(steps=self.burst_steps, lr=self.lr, batch_size=self.batch_size, patch_size=self.patch_size,
+                      loss=self.loss)  # the same checks as a fine-tune
+        if not (self.refresh_s >= 0 and self.idle_bursts >= 0):
+            raise ValueError(f"refresh_s and idle_bursts must be ≥ 0, got {self.refresh_s}, {self.idle_bursts}")
+
+    def train_settings(self, seed: int) -> dict:
+        """Keyword arguments of ``Segmenter.finetune`` for one burst."""
+        return {"steps": self.burst_steps, "lr": self.lr, "batch_size": self.batch_size,
+                "patch_size": self.patch_size, "loss": self.loss, "seed": seed}
+
+
+@dataclass(frozen=True)
+class BurstDone:
+    """A burst ended: whether the guard kept it, on how many strokes and reviewed pixels, and why."""
+
+    number: int
+    accepted: bool
+    strokes: int
+    reviewed_pixels: int
+    seconds: float
+    message: str
+    scores_after: dict | None = field(default=None, repr=False)
+    final_loss: float = float("nan")
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    """A new prediction of plane ``key`` at ``region`` (a (rows, cols) pair of slices): labels (h, w)."""
+
+    key: tuple
+    region: tuple[slice, slice]
+    labels: np.ndarray = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Nothing to do until a new stroke arrives (the driver sleeps a little, then asks again)."""
+
+
+@dataclass
+class _Plane:
+    normalised: np.ndarray  # (C, Y, X) float32, normalised with the whole image's parameters
+    labels: np.ndarray      # (Y, X) the corrected labels as the user painted them
+    reviewed: np.ndarray    # (Y, X) bool
+
+
+class LiveSession:
+    """Live fine-tuning of a copy of ``segmenter``; see the module docstring. Planes are named by any hashable
+    ``key`` (the dock uses (layer name, plane index))."""
+
+    def __init__(self, segmenter: Segmenter, settings: LiveSettings | None = None):
+        self.segmenter, self.settings = segmenter, settings or LiveSettings()
+        self.base_version = segmenter.active_version
+        # the copy takes inputs normalised with each whole image's parameters (planes are cropped for speed)
+        self.model = Segmenter(copy.deepcopy(segmenter.net), replace(
+            segmenter.metadata, normalization=Normalization("none")))
+        self.planes: dict = {}
+        self.bursts: list[BurstDone] = []
+        self.strokes = 0
+        self.view: tuple | None = None  # (key, (rows, cols)) of the visible region, set by the GUI
+        self.closed = False
+        self.version: int | None = None
+        self._trained_strokes, self._idle, self._stale, self._last_full = 0, 0, set(), 0.0
+        self._data_lock, self._model_lock = threading.Lock(), threading.RLock()
+
+    # ---- strokes (GUI thread) -----------------------------------------------------------------------------
+    def add_plane(self, key, image, labels: np.ndarray, reviewed: np.ndarray | None = None, plane: int = 0,
+                  channel_axis: int | None = None) -> None:
+        """Register plane ``plane`` of ``image`` (any layout ``Segmenter.predict`` takes) with its current
+        labels (Y, X) and reviewed mask (Y, X) bool (None: nothing reviewed yet). Normalised once, here."""
+        planes = ImagePlanes(image, self.segmenter.in_channels, channel_axis)
+        offset, scale = self.segmenter.normalization.parameters(planes)
+        raw = planes.block(plane, slice(None), slice(None)).astype(np.float32)
+        labels = np.array(labels, copy=True)
+        if labels.shape != raw.shape[1:]:
+            raise ValueError(f"labels of shape {labels.shape} do not match the plane's {raw.shape[1:]}")
+        reviewed = np.zeros(labels.shape, bool) if reviewed is None else np.array(reviewed, bool)
+        with self._data_lock:
+            self.planes[key] = _Plane(Normalization.apply(raw, offset, scale), labels, reviewed)
+
+    def paint(self, key, stroke: np.ndarray, labels: np.ndarray) -> None:
+        """Record a stroke: ``stroke`` (Y, X) bool marks the pixels it changed, ``labels`` (Y, X) holds their
+        new values. Takes only a short lock: never waits for a burst."""
+        if key not in self.planes:
+            raise ValueError(f"no plane {key!r} in this live session; add it first")
+        if self.closed:
+            raise ValueError("this live session has ended")
+        with self._data_lock:
+            plane = self.planes[key]
+            plane.labels[stroke] = np.asarray(labels)[stroke]
+            plane.reviewed |= stroke
+            self.strokes += 1
+
+    @property
+    def reviewed_pixels(self) -> int:
+        return int(sum(p.reviewed.sum() for p in self.planes.values()))
+
+    # ---- the worker's loop --------------------------------------------------------------------------------
+    def steps(self) -> Iterator[TrainProgress | BurstDone | Refreshed | Waiting]:
+        """The session's work, until :meth:`finish`: bursts (their progress, then :class:`BurstDone`), the
+        visible region after each accepted burst, whole stale planes when idle, :class:`Waiting` otherwise."""
+        while not self.closed:
+            if self._wants_burst():
+                accepted = yield from self._burst()
+                if accepted and self.view is not None and self.view[0] in self.planes:
+                    yield self.refresh(*self.view)
+            elif self._stale and time.perf_counter() - self._last_full >= self.settings.refresh_s:
+                key = self._stale.pop()
+                self._last_full = time.perf_counter()
+                yield self.refresh(key, (slice(None), slice(None)))
+            else:
+                yield Waiting()
+
+    def _wants_burst(self) -> bool:
+        if self.strokes == 0 or not any(p.reviewed.any() for p in self.planes.values()):
+            return False
+        return self.strokes > self._trained_strokes or self._idle < self.settings.idle_bursts
+
+    def _snapshot(self) -> tuple[list, list, list, int]:
+        """Training crops of every plane with reviewed pixels: (images, labels, masks, strokes so far)."""
+        with self._data_lock:
+            strokes, crops = self.strokes, []
+            for p in self.planes.values():
+                if p.reviewed.any():
+                    box = _box(p.reviewed, MARGIN)
+                    crops.append((p.normalised[(slice(None), *box)], p.labels[box].copy(), p.reviewed[box].copy()))
+        return (*([c[i] for c in crops] for i in range(3)), strokes)
+
+    def _burst(self):
+        """One burst on a snapshot; yields its progress and a :class:`BurstDone`; returns whether it was kept."""
+        images, labels, masks, strokes = self._snapshot()
+        self._idle = 0 if strokes > self._trained_strokes else self._idle + 1
+        self._trained_strokes = strokes
+        start, number = time.perf_counter(), len(self.bursts) + 1
+        try:
+            finished = yield from self._train(images, labels, masks, number)
+        except TrainingAborted as e:
+            finished = e
+        if finished is None:  # the session ended mid-burst: the copy is as it was
+            return False
+        pixels = int(sum(m.sum() for m in masks))
+        if isinstance(finished, TrainingAborted):
+            done = BurstDone(number, False, strokes, pixels, time.perf_counter() - start, str(finished))
+        else:
+            done = BurstDone(number, finished.accepted, strokes, pixels, time.perf_counter() - start,
+                             finished.message, finished.scores_after,
+                             self.model.metadata.version(finished.version).final_loss)
+        self.bursts.append(done)
+        if done.accepted:
+            self._stale = set(self.planes)
+        yield done
+        return done.accepted
+
+    def _train(self, images, labels, masks, number):
+        """Step the copy's fine-tune under the model lock (so :meth:`finish` never sees half a burst); stops
+        between steps once the session ends. Returns the FinetuneFinished, or None if stopped."""
+        gen = self.model.finetune(images, labels, masks, channel_axis=0, **self.settings.train_settings(number))
+        try:
+            while True:
+                with self._model_lock:
+                    if self.closed:
+                        return None
+                    item = next(gen, None)
+                if item is None or isinstance(item, FinetuneFinished):
+                    return item
+                yield item
+        finally:
+            gen.close()
+
+    def refresh(self, key, region: tuple[slice, slice]) -> Refreshed:
+        """The copy's prediction of plane ``key`` at ``region`` (a (rows, cols) pair of slices, clipped to the
+        plane), predicted with :data:`MARGIN` pixels of context around it."""
+        plane = self.planes[key]
+        h, w = plane.labels.shape
+        rows, cols = (slice(*s.indices(n)[:2]) for s, n in zip(region, (h, w)))
+        outer = (slice(max(rows.start - MARGIN, 0), min(rows.stop + MARGIN, h)),
+                 slice(max(cols.start - MARGIN, 0), min(cols.stop + MARGIN, w)))
+        with self._model_lock:
+            labels = self.model.predict(plane.normalised[(slice(None), *outer)], channel_axis=0)
+        inner = (slice(rows.start - outer[0].start, rows.stop - outer[0].start),
+                 slice(cols.start - outer[1].start, cols.stop - outer[1].start))
+        return Refreshed(key, (rows, cols), labels[inner])
+
+    def uncertainty(self, key) -> np.ndarray:
+        """1 − max p (Y, X) of the copy on plane ``key`` (for Next while live)."""
+        with self._model_lock:
+            return uncertainty(self.model.predict_proba(self.planes[key].normalised, channel_axis=0))
+
+    # ---- the end --------------------------------------------------------------------------------------------
+    def finish(self) -> int | None:
+        """End the session (a burst in flight is abandoned; the strokes stay in :attr:`planes`). If any burst
+        was kept, the copy's weights become ONE new active version of the original model, whose parent is the
+        version active when the session began; returns its number, or None when no burst was kept."""
+        self.closed = True
+        with self._model_lock:
+            if self.version is not None or not any(b.accepted for b in self.bursts):
+                return self.version
+            self.version = self._add_version()
+        return self.version
+
+    def _add_version(self) -> int:
+        seg, kept = self.segmenter, [b for b in self.bursts if b.accepted]
+        number = seg.metadata.next_version()
+        seg.metadata = seg.metadata.with_version(Version(
+            number, self.base_version, note=f"live session: {len(kept)} of {len(self.bursts)} bursts kept, "
+                                            f"{self.strokes} strokes",
+            settings=asdict(self.settings), images=len(self.planes), reviewed_pixels=self.reviewed_pixels,
+            final_loss=kept[-1].final_loss, seconds=round(sum(b.seconds for b in self.bursts), 2),
+            scores=_plain(kept[-1].scores_after), details={"guard": "reviewed pixels", "live": {
+                "bursts": len(self.bursts), "kept": len(kept), "strokes": self.strokes}}))
+        seg.add_weights(number, self.model.weights())
+        seg.rollback(number)
+        return number
+
+
+def _box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
+    """The bounding box of ``mask`` (Y, X) grown by ``margin`` pixels, clipped to the array."""
+    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    return (slice(max(rows[0] - margin, 0), rows[-1] + margin + 1),
+            slice(max(cols[0] - margin, 0), cols[-1] + margin + 1))
+
