@@ -21,7 +21,7 @@ from napari_segnet.tiling import TileProgress
 pytestmark = pytest.mark.gui
 
 
-errors, dock = test_widget.errors, test_widget.dock  # the same dock as the workflow tests: (viewer, widget, truth)
+dock = test_widget.dock  # the same dock as the workflow tests: (viewer, widget, truth); errors: conftest
 
 
 def test_every_tab_fits_a_1366x768_screen(dock):
