@@ -75,11 +75,25 @@ def launcher(argv: list[str]) -> int:
         print(f"napari-segnet needs a display ({problem}): run `xvfb-run napari-segnet` for a virtual one "
               "(apt-get install xvfb) or set DISPLAY", file=sys.stderr)
         return 1
+    prefer_qt6()
     import napari
 
     launch(args)
     napari.run()
     return 0
+
+
+def prefer_qt6() -> None:
+    """Use PyQt6 when it is installed and no binding was chosen (``QT_API`` unset, Qt not loaded yet): napari
+    0.9 deprecates PyQt5 (a warning at every launch) and its own ``napari[pyqt]`` installs PyQt6, but qtpy
+    would pick PyQt5 first when both are installed. ``QT_API=pyqt5`` keeps PyQt5."""
+    import importlib.util
+    import os
+
+    if "QT_API" in os.environ or any(m in sys.modules for m in ("qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6")):
+        return
+    if importlib.util.find_spec("PyQt6") is not None:
+        os.environ["QT_API"] = "pyqt6"
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -110,7 +111,13 @@ class Segmenter:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Segmenter:
-        """A model saved by :meth:`save`; ``CheckpointError`` (a ``ValueError``) for any other file."""
+        """A model saved by :meth:`save`, or a bioimage.io package written by :meth:`export_bioimageio` (a .zip);
+        ``CheckpointError`` (a ``ValueError``) for any other file, saying what is supported."""
+        if zipfile.is_zipfile(path):
+            from .bioimageio import package_checkpoint
+
+            with package_checkpoint(path) as checkpoint:
+                return cls.load(checkpoint)
         state, meta = load_checkpoint(path)
         try:
             seg = cls(build_model(meta.architecture, meta.in_channels, meta.num_classes, **meta.options), meta)
@@ -130,6 +137,14 @@ class Segmenter:
         ``.safetensors`` file) atomically; the file's active version is ``version``. Returns the path."""
         version = self.active_version if version is None else version
         return save_checkpoint(path, self.weights(version), self.metadata.activate(version))
+
+    def export_bioimageio(self, path: str | os.PathLike, image=None, **details) -> Path:
+        """Write the active model as a bioimage.io model package (.zip) to ``path``; ``image`` (optional) gives
+        the test input; ``details``: name, description, authors, license, tags. See
+        :func:`napari_segnet.bioimageio.export_bioimageio`. Returns the path."""
+        from .bioimageio import export_bioimageio
+
+        return export_bioimageio(self, path, image, **details)
 
     # ---- properties ---------------------------------------------------------------------------------------
     @property

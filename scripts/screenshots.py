@@ -1,6 +1,7 @@
 """Take the README screenshots from a real session: launcher, prediction, a correction, fine-tune, evaluation.
 
-Run under a virtual display: NAPARI_SEGNET_SYNC=1 xvfb-run -a -s "-screen 0 1600x1000x24" python scripts/screenshots.py
+Taken at a laptop's 1366×768, the size the dock is made to fit. Run under a virtual display:
+NAPARI_SEGNET_SYNC=1 xvfb-run -a -s "-screen 0 1366x768x24" python scripts/screenshots.py
 """
 
 from __future__ import annotations
@@ -12,23 +13,29 @@ import numpy as np
 
 os.environ.setdefault("NAPARI_SEGNET_SYNC", "1")
 
-from napari_segnet.cli import launch, parse_args  # noqa: E402
+from napari_segnet.cli import launch, parse_args, prefer_qt6  # noqa: E402
+
+prefer_qt6()  # the binding a plain install brings (README: Qt)
 
 OUT = Path(__file__).resolve().parents[1] / "docs"
 
 
-def shot(viewer, name: str) -> None:
+SIZE = (1366, 768)
+
+
+def shot(viewer, name: str, widget=None, tab: str | None = None) -> None:
     from qtpy.QtWidgets import QApplication
 
+    if tab is not None:
+        widget.tabs.setCurrentIndex([widget.tabs.tabText(i) for i in range(widget.tabs.count())].index(tab))
     QApplication.processEvents()
-    viewer.window._qt_window.resize(1500, 950)
+    viewer.window._qt_window.resize(*SIZE)
     QApplication.processEvents()
     viewer.screenshot(str(OUT / name), canvas_only=False, flash=False)
     from PIL import Image
 
-    with Image.open(OUT / name) as img:  # keep the repository light: 1000 px wide, 128 colours
-        img = img.convert("RGB").resize((1000, round(img.height * 1000 / img.width)), Image.LANCZOS)
-        img.quantize(128).save(OUT / name, optimize=True)
+    with Image.open(OUT / name) as img:  # keep the repository light: 128 colours, full size (text stays legible)
+        img.convert("RGB").quantize(128).save(OUT / name, optimize=True)
     print("wrote", OUT / name)
 
 
@@ -38,7 +45,7 @@ def main() -> None:
     get_settings().application.gui_notification_level = "none"  # no toasts over the screenshots
     viewer, widget = launch(parse_args([]))
     viewer.layers["nuclei ground truth"].visible = False
-    shot(viewer, "1_open.png")
+    shot(viewer, "1_open.png", widget, "Predict")
     widget.uncertainty.value = True
     widget.predict()
     shot(viewer, "2_predict.png")
@@ -52,13 +59,15 @@ def main() -> None:
     layer.refresh()
     viewer.layers.selection.active = layer
     layer.mode = "paint"
-    shot(viewer, "3_correct.png")
+    shot(viewer, "3_correct.png", widget, "Fine-tune")
     widget.steps.value = 100
     widget.finetune()
-    shot(viewer, "4_finetune.png")
+    shot(viewer, "4_finetune.png", widget, "Fine-tune")
     widget.truth_layer.value = viewer.layers["nuclei ground truth"]
     widget.evaluate()
-    shot(viewer, "5_evaluate.png")
+    shot(viewer, "5_evaluate.png", widget, "Evaluate")
+    widget.export_file.value = Path("nuclei_unet.zip")  # where Export would write (not pressed)
+    shot(viewer, "6_model.png", widget, "Model")
     viewer.close()
 
 

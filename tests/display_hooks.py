@@ -17,6 +17,9 @@ def pytest_collection_modifyitems(config, items):
     """Skip (or mark for failure) every GUI test when this machine has no usable display."""
     gui = [item for item in items
            if item.get_closest_marker("gui") or QT_FIXTURES & set(getattr(item, "fixturenames", ()))]
+    for item in gui:  # so that `-m gui` (CI's second Qt binding) selects Qt-fixture tests too
+        if not item.get_closest_marker("gui"):
+            item.add_marker(pytest.mark.gui)
     problem = display_problem() if gui else None
     if problem is None:
         return

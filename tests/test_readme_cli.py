@@ -37,7 +37,7 @@ def test_readme_command_line_examples(tmp_path, monkeypatch, capsys):
     project.save_correction("one", label)
     write_array(tmp_path / "big.ome.zarr", np.tile(two_class_image(seed=5, size=128)[0], (2, 2)), "ome-zarr", "yx")
     commands = readme_commands()
-    assert len(commands) == 7 and all(c.startswith("napari-segnet ") for c in commands)
+    assert len(commands) == 8 and all(c.startswith("napari-segnet ") for c in commands)
     monkeypatch.chdir(tmp_path)
     for command in commands:  # in this process (as the shell would split them): no interpreter start per line
         status = cli.main(shlex.split(command)[1:])
@@ -54,6 +54,11 @@ def test_readme_command_line_examples(tmp_path, monkeypatch, capsys):
         f"cell{i}_{k}.ome.zarr" for i in range(2) for k in ("instances", "labels", "proba")]
     rows = (tmp_path / "scores.csv").read_text().splitlines()
     assert rows[0].startswith("file,pixel_accuracy,mean_accuracy,mean_iu,") and rows[-1].startswith("total,")
+    from napari_segnet.segmenter import Segmenter
+
+    exported, trained = (Segmenter.load(tmp_path / n) for n in ("mine.zip", "mine.safetensors"))
+    assert exported.class_names == trained.class_names
+    assert exported.weights().keys() == trained.weights().keys()
     accuracy = float(rows[-1].split(",")[1])
     assert accuracy > 0.9  # the default nuclei model on bright discs
     assert read_image(out / "big_labels.zarr")[0].shape == (256, 256)

@@ -8,7 +8,7 @@ from dataclasses import asdict
 import numpy as np
 from napari.layers import Image
 from napari.utils.notifications import Notification, NotificationSeverity, notification_manager, show_info
-from qtpy.QtWidgets import QTableWidgetItem, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFileDialog, QTableWidgetItem, QVBoxLayout, QWidget
 
 from ..devices import describe, pick_device
 from ..instances import label_instances
@@ -20,8 +20,10 @@ from ..segmenter import FinetuneFinished, Segmenter
 from ..training import TrainProgress, TrainSettings
 from . import sections
 from .layers import PAINTED, prediction_name, show_instances, show_prediction, track_paint
+from .legend import label_colours
 from .live import LiveMode
 from .loss_plot import LossPlot
+from .pages import add_to_page, adopt, build_tabs
 from .runner import USER_ERRORS, Job, notify
 from .sections import DEFAULT, REVIEW, STARTS
 
@@ -50,18 +52,16 @@ class SegNetWidget(QWidget):
         self.training_set: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.job: Job | None = None
         self.setLayout(QVBoxLayout())
+        self.layout().setContentsMargins(2, 2, 2, 2)
         self.loss_plot = LossPlot()
-        for build in (sections.model_section, sections.image_section, sections.predict_section,
-                      sections.finetune_section, sections.evaluate_section):
-            section = build()
-            for name, widget in vars(section).items():
-                setattr(self, name, widget)
-            self.layout().addWidget(section.box.native)
-            if build is sections.finetune_section:
-                self.layout().addWidget(self.loss_plot)
+        adopt(self, sections.legend_section())
+        self.tabs = build_tabs(self, self.loss_plot)
+        self.tabs.setCurrentIndex(1)  # image & predict: where a session starts
+        self.layout().addWidget(self.legend)
+        self.layout().addWidget(self.tabs)
         self.live_mode = LiveMode(self)  # the Live section (learn while painting, Next)
-        self.layout().addWidget(self.table)
-        self.layout().addStretch()
+        self.layout().removeWidget(self.live_mode.ui.box.native)  # into the Predict tab, under Predict
+        add_to_page(self.tabs, "Predict", self.live_mode.ui.box.native)
         self._connect()
         self.device_label.value = f"device: {describe(pick_device())}"
 
@@ -74,7 +74,8 @@ class SegNetWidget(QWidget):
                                (self.open_file, self.open_image), (self.predict_button, self.predict),
                                (self.weights_button, self.show_weight_map), (self.train_button, self.finetune),
                                (self.stop_button, self.stop), (self.eval_button, self.evaluate),
-                               (self.estimate_button, self.estimate_size)):
+                               (self.estimate_button, self.estimate_size),
+                               (self.export_button, self.export_model)):
             widget.changed.connect(action)
 
     def reset_choices(self, event=None) -> None:
@@ -137,10 +138,29 @@ class SegNetWidget(QWidget):
         if previous is not None and previous.num_classes != segmenter.num_classes:
             self.training_set.clear()  # corrections made for other classes cannot train this model
         self._refresh_versions()
+        self.update_legend()
         start = segmenter.start
         origin = {"pretrained": f", started from the pretrained encoder {start.get('encoder')}",
                   "scratch": ", started from random weights"}.get(start.get("start"), "")
         show_info(f"model: {segmenter.metadata.architecture}, classes {segmenter.class_names}{origin}")
+
+    def update_legend(self, layer=None) -> None:
+        """Show the model's classes with the colours of ``layer`` (a prediction layer) or napari's defaults."""
+        names = self.segmenter.class_names
+        self.legend.set_classes(names, label_colours(len(names), layer))
+
+    @guarded
+    def export_model(self, *_) -> None:
+        """Write the active model as a bioimage.io package to 'export as' (asks where when it is empty), with the
+        current image (its current slice) as the test input when one is open."""
+        path = str(self.export_file.value or "")
+        if path in ("", ".") and not (path := QFileDialog.getSaveFileName(self, "Export", "model.zip", "*.zip")[0]):
+            return
+        image = self.image_layer.value
+        data = None if image is None else np.asarray(image.data[self._region(image, always=True)])
+        authors = [a.strip() for a in self.authors.value.split(",") if a.strip()] or None
+        written = self.model().export_bioimageio(path, data, authors=authors, license=self.licence.value.strip())
+        show_info(f"exported {written}")
 
     @guarded
     def load_model(self, *_) -> None:
@@ -214,10 +234,10 @@ class SegNetWidget(QWidget):
     def _channel_axis(self):
         return None if self.channel_axis.value == "auto" else int(self.channel_axis.value)
 
-    def _region(self, image: Image) -> tuple:
-        """The current slice's index for stacks when 'current slice only' is on, else () (everything)."""
+    def _region(self, image: Image, always: bool = False) -> tuple:
+        """The current slice's index for stacks when 'current slice only' is on (or ``always``), else ()."""
         stack_dims = image.data.ndim - (3 if image.rgb else 2)
-        if not self.slice_only.value or stack_dims <= 0:
+        if not (self.slice_only.value or always) or stack_dims <= 0:
             return ()
         return tuple(int(self.viewer.dims.current_step[i]) for i in range(stack_dims))
 
@@ -230,11 +250,12 @@ class SegNetWidget(QWidget):
         want_proba = self.uncertainty.value
         steps = seg.predict_steps(data, channel_axis=self._channel_axis(), want_proba=want_proba,
                                   diameter=self.diameter())
-        self._run(Job(steps, "Predicting", lambda u: None,
+        self._run(Job(steps, f"Predicting {image.name}", lambda u: None,
                       lambda result: self._show(image, region, result.labels, result.proba)))
 
     def _show(self, image: Image, region: tuple, labels, proba) -> None:
         layer = show_prediction(self.viewer, image, labels, self.segmenter.class_names, region)
+        self.update_legend(layer)
         if self.instances.value:
             show_instances(self.viewer, image, label_instances(np.asarray(layer.data)[region]), region)
         if proba is not None:
@@ -386,8 +407,6 @@ class SegNetWidget(QWidget):
         if self.job is not None and not self.job.done:
             raise ValueError("wait for the running prediction or fine-tune to finish, or press Stop")
         self.job = job.start()
-
-
 
 
 def _warn(message: str, *actions) -> None:

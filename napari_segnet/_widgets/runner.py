@@ -91,9 +91,12 @@ class Job:
             self.on_done(item)
             return
         if self._bar is None:
-            self._bar = progress(total=item.total, desc=self.description)
-        self._bar.n = item.done
-        self._bar.refresh()
+            self._bar = progress(total=item.total, desc=self.description, unit=item.unit)
+        if self._bar.total != item.total:
+            self._bar.total = item.total
+        # update(), not n = …: it emits the value event the activity panel's bar follows, and the eta text
+        # ("elapsed<time left, rate") from tqdm's rate
+        self._bar.update(item.done - self._bar.n)
         self.on_update(item)
 
     @staticmethod

@@ -27,12 +27,20 @@ REVIEW = ("whole image", "painted pixels only")
 STARTS = ("from pretrained", "from scratch")
 
 
-def model_section() -> SimpleNamespace:
-    """Project folder, architecture with options and class names, load/save, versions, device."""
+def project_section() -> SimpleNamespace:
+    """The project folder: images, corrections and every model version, saved and restored."""
     w = SimpleNamespace(
         project_dir=FileEdit(label="project", mode="d",
                              tooltip="a folder that keeps images, corrections and every model version; "
                                      "saved after each fine-tune, restored when opened again"),
+    )
+    w.box = Container(label="Project", widgets=list(vars(w).values()))
+    return w
+
+
+def model_section() -> SimpleNamespace:
+    """Architecture with options and class names, load/save, versions, device."""
+    w = SimpleNamespace(
         architecture=ComboBox(label="architecture", choices=[DEFAULT, *list_models()], value=DEFAULT),
         options=LineEdit(label="options", value="", tooltip="the architecture's options as name=value, "
                                                             "comma-separated"),
@@ -42,7 +50,8 @@ def model_section() -> SimpleNamespace:
                        tooltip="a new model starts from the general encoder shipped with the plugin (learns your "
                                "classes from fewer corrections; U-Net depth 3, 16 filters) or from random weights"),
         new_button=PushButton(text="Use this model"),
-        load_file=FileEdit(label="load", mode="r", filter="*.safetensors"),
+        load_file=FileEdit(label="load", mode="r", filter="*.safetensors *.zip",
+                           tooltip="a napari-segnet checkpoint, or a bioimage.io package exported by napari-segnet"),
         save_file=FileEdit(label="save as", mode="w", filter="*.safetensors"),
         save_button=PushButton(text="Save model"),
         versions=ComboBox(label="version", choices=[]),
@@ -51,6 +60,26 @@ def model_section() -> SimpleNamespace:
     )
     w.box = Container(label="Model", widgets=list(vars(w).values()))
     return w
+
+
+def export_section() -> SimpleNamespace:
+    """A bioimage.io model package of the active model: file, authors, licence, the Export button."""
+    w = SimpleNamespace(
+        export_file=FileEdit(label="export as", mode="w", filter="*.zip",
+                             tooltip="the bioimage.io package (.zip) to write; empty: asks"),
+        authors=LineEdit(label="authors", value="", tooltip="comma-separated; empty: your login name"),
+        licence=LineEdit(label="licence", value="CC-BY-4.0", tooltip="SPDX id of the weights' licence"),
+        export_button=PushButton(text="Export to bioimage.io…"),
+    )
+    w.box = Container(label="bioimage.io", widgets=list(vars(w).values()))
+    return w
+
+
+def legend_section() -> SimpleNamespace:
+    """The class legend (colour → class name) of the active model."""
+    from .legend import ClassLegend
+
+    return SimpleNamespace(legend=ClassLegend())
 
 
 def image_section() -> SimpleNamespace:
@@ -116,5 +145,5 @@ def evaluate_section() -> SimpleNamespace:
     w.table.setHorizontalHeaderLabels(["metric", "value"])
     w.table.verticalHeader().setVisible(False)
     w.table.horizontalHeader().setStretchLastSection(True)
-    w.table.setMinimumHeight(200)
+    w.table.setMinimumHeight(160)
     return w

@@ -1,4 +1,4 @@
-"""The headless commands of ``napari-segnet`` (predict, train, evaluate): one module each, no napari, no Qt."""
+"""The headless commands of ``napari-segnet`` (predict, train, evaluate, export): one module each, no napari, no Qt."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ COMMANDS = {
     "predict": "predict images (files, folders, globs; TIFF, PNG, zarr, OME-Zarr) into an output folder",
     "train": "fine-tune a model on image/label pairs (or a project folder); torchrun for several processes",
     "evaluate": "score predicted labels against ground truth (FCN and object metrics)",
+    "export": "write a model as a bioimage.io model package (.zip) for deepImageJ, ilastik, QuPath, Fiji, Python",
 }
 
 
