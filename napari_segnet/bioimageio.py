@@ -51,9 +51,13 @@ def family(architecture: str) -> str:
 
 def context(net, max_context: int = DEFAULT_MAX_CONTEXT) -> tuple[int, int]:
     """(pad, crop): mirrored input pixels per side and the first kept output pixel of one whole-image tile of
-    :func:`napari_segnet.tiling.plan_axis` — what :class:`MirrorContext` must do to equal ``predict``."""
-    plan = plan_axis(net, 10**6, net.total_stride, max_context)
-    return plan.pad, plan.crop
+    :func:`napari_segnet.tile_plan.explicit_plan` — what :class:`MirrorContext` must do to equal ``predict``.
+    A whole-image tile reads the valid-convolution border (``pad``, 0 for padded nets) mirrored and keeps its
+    output from the first pixel; the package's input sizes are whole-image sizes (multiples of the stride)."""
+    size = 64 * net.total_stride
+    plan = plan_axis(net, size, size, max_context)
+    assert plan.window(0) == 0 and plan.input_index(0)[0] == -plan.pad  # one tile from the image's first pixel
+    return plan.pad, 0
 
 
 def axis_size(net, max_context: int = DEFAULT_MAX_CONTEXT, checks: int = 16) -> tuple[int, int]:

@@ -18,10 +18,11 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
+from .finetune_outcome import FinetuneFinished, plain_scores
 from .images import ImagePlanes
 from .metadata import Version
 from .normalization import Normalization
-from .segmenter import FinetuneFinished, Segmenter, _plain
+from .segmenter import Segmenter
 from .suggest import uncertainty
 from .training import TrainingAborted, TrainProgress, TrainSettings
 
@@ -252,7 +253,7 @@ class LiveSession:
                                             f"{self.strokes} strokes",
             settings=asdict(self.settings), images=len(self.planes), reviewed_pixels=self.reviewed_pixels,
             final_loss=kept[-1].final_loss, seconds=round(sum(b.seconds for b in self.bursts), 2),
-            scores=_plain(kept[-1].scores_after), details={"guard": "reviewed pixels", "live": {
+            scores=plain_scores(kept[-1].scores_after), details={"guard": "reviewed pixels", "live": {
                 "bursts": len(self.bursts), "kept": len(kept), "strokes": self.strokes}}))
         seg.add_weights(number, self.model.weights())
         seg.rollback(number)

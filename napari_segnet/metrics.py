@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from scipy import ndimage
 
@@ -225,3 +227,11 @@ def object_score_rows(scores: list[dict[str, float | int]]) -> list[tuple[str, f
     for s in scores:
         rows += [(f"{name} @ {s['threshold']:g}", s[key]) for name, key in names]
     return rows
+
+
+def pixel_score_rows(scores: dict, class_names: Sequence[str] = ()) -> list[tuple[str, float]]:
+    """:func:`segmentation_scores` as a flat (name, value) table: the four FCN metrics, then the IU of each
+    class, named after ``class_names`` where given (``"IU nucleus"``), else after the class id."""
+    rows = [(k.replace("_", " "), scores[k]) for k in
+            ("pixel_accuracy", "mean_accuracy", "mean_iu", "frequency_weighted_iu")]
+    return rows + [(f"IU {class_names[i] if i < len(class_names) else i}", v) for i, v in enumerate(scores["iu"])]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +13,7 @@ import torch
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .devices import pick_device
+from .finetune_outcome import FinetuneFinished, plain_scores, verdict
 from .images import ImagePlanes
 from .instances import label_instances
 from .metadata import ModelMetadata, Version
@@ -22,7 +23,7 @@ from .models.base import cpu_state, fold_batchnorm
 from .normalization import Normalization
 from .patches import TrainingImage
 from .pretrained import load_encoder_into, new_model_options, pick_start, start_details
-from .progress import Cancelled, Outcome, run
+from .progress import Cancelled, run
 from .scale import recorded_diameter, spatial_shape, zoom_factor, zoom_image, zoom_training_set, zoomed_back
 from .tiling import DEFAULT_MAX_CONTEXT, PredictionResult, Region, TileProgress, predict_tiled
 from .training import TrainProgress, TrainResult, TrainSettings, finetune_net
@@ -30,22 +31,6 @@ from .training_set import training_planes
 
 #: Kept for callers of earlier versions: a prediction stopped by its progress callback.
 PredictionCancelled = Cancelled
-
-
-@dataclass(frozen=True)
-class FinetuneFinished(Outcome):
-    """The outcome of a completed fine-tune: the new version, whether it became active, and why.
-
-    ``guard`` names what the before/after scores were measured on: ``"validation"`` (the images given as
-    ``validation``) or ``"reviewed pixels"`` (the corrections the version was trained on).
-    """
-
-    version: int
-    accepted: bool
-    scores_before: dict | None
-    scores_after: dict | None
-    message: str
-    guard: str = "reviewed pixels"
 
 
 class Segmenter:
@@ -289,11 +274,11 @@ class Segmenter:
         self._states[version] = result.state_dict
         self.rollback(version)
         after = guard_scores()
-        self._update_version(version, scores=_plain(after))
+        self._update_version(version, scores=plain_scores(after))
         accepted = accept_worse or not after["mean_iu"] < before["mean_iu"]  # NaN (nothing to compare) accepts
         if not accepted:
             self.rollback(parent)
-        yield FinetuneFinished(version, accepted, before, after, _verdict(version, parent, accepted, before, after,
+        yield FinetuneFinished(version, accepted, before, after, verdict(version, parent, accepted, before, after,
                                                                          guard), guard)
 
     def _reviewed_scores(self, items: Sequence[TrainingImage], device=None) -> dict:
@@ -385,27 +370,8 @@ class Segmenter:
         return self._folded[1]
 
 
-def _verdict(version: int, parent: int, accepted: bool, before: dict, after: dict, guard: str) -> str:
-    """The message of a finished fine-tune."""
-    if accepted:
-        return f"version {version} is active (trained from version {parent})"
-    where = "on the validation set" if guard == "validation" else "on the reviewed pixels it was trained on"
-    return (f"version {version} scores a lower mean IU ({after['mean_iu']:.3f}) than version {parent} "
-            f"({before['mean_iu']:.3f}) {where}, so version {parent} stays active; activate it anyway with "
-            f"rollback({version}) (in the dock: 'Activate anyway', or pick version {version} and roll back)")
-
-
 def _world() -> dict:
     """``{"world_size": n}`` when training ran in n > 1 processes (torchrun), else nothing."""
     from . import ddp
 
     return {"world_size": ddp.world_size()} if ddp.world_size() > 1 else {}
-
-
-def _plain(scores: dict) -> dict:
-    """Scores as JSON-friendly floats and lists (NaN → None)."""
-    def conv(v):
-        arr = np.asarray(v, dtype=float)
-        return [None if np.isnan(x) else float(x) for x in arr.ravel()] if arr.ndim else (
-            None if np.isnan(arr) else float(arr))
-    return {k: conv(v) for k, v in scores.items() if k != "confusion"}

@@ -191,3 +191,14 @@ def test_object_score_rows_and_json():
 def test_object_scores_bad_inputs(pred, truth, options, match):
     with pytest.raises(ValueError, match=match):
         object_scores(pred, truth, **options)
+
+
+def test_pixel_score_rows_name_classes_and_keep_the_values():
+    from napari_segnet.metrics import pixel_score_rows
+
+    pred = np.array([[0, 1], [1, 1]])
+    target = np.array([[0, 0], [1, 1]])
+    rows = dict(pixel_score_rows(segmentation_scores(pred, target, 3), ["background", "cell"]))
+    assert rows["pixel accuracy"] == 0.75
+    assert rows["IU background"] == 0.5 and rows["IU cell"] == pytest.approx(2 / 3)
+    assert np.isnan(rows["IU 2"])  # a class without a name is named by its id

@@ -240,11 +240,11 @@ def test_weight_map_is_the_one_the_selected_loss_trains_with(dock):
 
 
 def test_a_version_the_guard_rejects_can_be_activated_from_its_notification(dock, monkeypatch):
-    from napari_segnet._widgets import dock as dock_module
+    from napari_segnet._widgets import runner as runner_module
 
     viewer, widget, truth = dock
     shown = []
-    monkeypatch.setattr(dock_module.notification_manager, "dispatch", shown.append)
+    monkeypatch.setattr(runner_module.notification_manager, "dispatch", shown.append)
     widget.predict()
     viewer.layers["cells prediction"].data = truth.copy()
     widget.steps.value, widget.lr.value = 100, 1e-2

@@ -7,12 +7,12 @@ from dataclasses import asdict
 
 import numpy as np
 from napari.layers import Image
-from napari.utils.notifications import Notification, NotificationSeverity, notification_manager, show_info
+from napari.utils.notifications import show_info
 from qtpy.QtWidgets import QFileDialog, QTableWidgetItem, QVBoxLayout, QWidget
 
 from ..devices import describe, pick_device
 from ..instances import label_instances
-from ..metrics import object_score_rows, object_scores, segmentation_scores
+from ..metrics import object_score_rows, object_scores, pixel_score_rows, segmentation_scores
 from ..pretrained import new_model_options
 from ..project import Project
 from ..scale import estimate_diameter
@@ -24,19 +24,8 @@ from .legend import label_colours
 from .live import LiveMode
 from .loss_plot import LossPlot
 from .pages import add_to_page, adopt, build_tabs
-from .runner import USER_ERRORS, Job, notify
+from .runner import Job, guarded, notify, warn
 from .sections import DEFAULT, REVIEW, STARTS
-
-
-def guarded(method):
-    """Turn an error a user can cause into a notification (never a traceback); nothing else changes."""
-    def wrapper(self, *args):
-        try:
-            return method(self, *args)
-        except USER_ERRORS as e:
-            notify(e)
-    wrapper.__name__, wrapper.__doc__ = method.__name__, method.__doc__
-    return wrapper
 
 
 class SegNetWidget(QWidget):
@@ -194,7 +183,7 @@ class SegNetWidget(QWidget):
         (a damaged log or model file) are shown as warnings."""
         self.project = Project(self.project_dir.value)
         for problem in self.project.problems:
-            _warn(problem)
+            warn(problem)
         for name in self.project.names:
             image = self.project.image(name)
             if name not in self.viewer.layers:
@@ -326,7 +315,7 @@ class SegNetWidget(QWidget):
         if finished.accepted:
             show_info(finished.message)
         else:
-            _warn(finished.message, ("Activate anyway", lambda *_: self.activate(finished.version)))
+            warn(finished.message, ("Activate anyway", lambda *_: self.activate(finished.version)))
         if self.project is not None:
             try:
                 self.project.save_model(self.segmenter)
@@ -390,11 +379,7 @@ class SegNetWidget(QWidget):
     def show_scores(self, scores: dict, objects: list[dict] | None = None) -> None:
         """Fill the metrics table with ``scores`` (as :func:`segmentation_scores` returns them), then the object
         metrics ``objects`` (as :func:`object_scores` returns them)."""
-        names = self.model().class_names
-        rows = [(k.replace("_", " "), scores[k]) for k in
-                ("pixel_accuracy", "mean_accuracy", "mean_iu", "frequency_weighted_iu")]
-        rows += [(f"IU {names[i] if i < len(names) else i}", v) for i, v in enumerate(scores["iu"])]
-        rows += object_score_rows(objects or [])
+        rows = pixel_score_rows(scores, self.model().class_names) + object_score_rows(objects or [])
         self.table.setRowCount(len(rows))
         for r, (k, v) in enumerate(rows):
             self.table.setItem(r, 0, QTableWidgetItem(k))
@@ -407,11 +392,6 @@ class SegNetWidget(QWidget):
         if self.job is not None and not self.job.done:
             raise ValueError("wait for the running prediction or fine-tune to finish, or press Stop")
         self.job = job.start()
-
-
-def _warn(message: str, *actions) -> None:
-    """A warning notification, with buttons for ``actions`` ((label, callback) pairs)."""
-    notification_manager.dispatch(Notification(message, severity=NotificationSeverity.WARNING, actions=actions))
 
 
 __all__ = ["PAINTED", "SegNetWidget"]

@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable, Iterator
 
 from napari.utils import progress
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import Notification, NotificationSeverity, notification_manager, show_error, show_info
 
 from ..progress import Outcome, Progress
 from ..training import TrainingAborted
@@ -26,6 +26,23 @@ def synchronous() -> bool:
 def notify(error: BaseException) -> None:
     """One clear notification for an error a user can cause."""
     show_error(str(error) or type(error).__name__)
+
+
+def warn(message: str, *actions) -> None:
+    """A warning notification, with buttons for ``actions`` ((label, callback) pairs)."""
+    notification_manager.dispatch(Notification(message, severity=NotificationSeverity.WARNING, actions=actions))
+
+
+def guarded(method):
+    """Turn an error a user can cause into a notification (never a traceback); nothing else changes."""
+    def wrapper(self, *args):
+        try:
+            return method(self, *args)
+        except USER_ERRORS as e:
+            notify(e)
+    wrapper.__name__, wrapper.__doc__ = method.__name__, method.__doc__
+    return wrapper
+
 
 
 class Job:

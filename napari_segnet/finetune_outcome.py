@@ -1,0 +1,44 @@
+"""The outcome of a fine-tune: the new version, whether the guard accepted it, its scores and the message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .progress import Outcome
+
+
+@dataclass(frozen=True)
+class FinetuneFinished(Outcome):
+    """The outcome of a completed fine-tune: the new version, whether it became active, and why.
+
+    ``guard`` names what the before/after scores were measured on: ``"validation"`` (the images given as
+    ``validation``) or ``"reviewed pixels"`` (the corrections the version was trained on).
+    """
+
+    version: int
+    accepted: bool
+    scores_before: dict | None
+    scores_after: dict | None
+    message: str
+    guard: str = "reviewed pixels"
+
+
+def verdict(version: int, parent: int, accepted: bool, before: dict, after: dict, guard: str) -> str:
+    """The message of a finished fine-tune."""
+    if accepted:
+        return f"version {version} is active (trained from version {parent})"
+    where = "on the validation set" if guard == "validation" else "on the reviewed pixels it was trained on"
+    return (f"version {version} scores a lower mean IU ({after['mean_iu']:.3f}) than version {parent} "
+            f"({before['mean_iu']:.3f}) {where}, so version {parent} stays active; activate it anyway with "
+            f"rollback({version}) (in the dock: 'Activate anyway', or pick version {version} and roll back)")
+
+
+def plain_scores(scores: dict) -> dict:
+    """Scores as JSON-friendly floats and lists (NaN → None)."""
+    def conv(v):
+        arr = np.asarray(v, dtype=float)
+        return [None if np.isnan(x) else float(x) for x in arr.ravel()] if arr.ndim else (
+            None if np.isnan(arr) else float(arr))
+    return {k: conv(v) for k, v in scores.items() if k != "confusion"}
