@@ -31,21 +31,20 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="override the default number of steps")
     args = parser.parse_args()
     from napari_segnet.segmenter import FinetuneFinished, Segmenter
-    from napari_segnet.training import TrainProgress, TrainSettings
+    from napari_segnet.training import TrainProgress
 
     images, labels = three_tiles()
     settings = {"seed": 0} | ({"steps": args.steps} if args.steps else {})
     seg = Segmenter.default()
     start, stamps, result = time.perf_counter(), [], None
     for update in seg.finetune(images, labels, device=args.device, **settings):
-        stamps.append(time.perf_counter())
         if isinstance(update, FinetuneFinished):
             result = update
-        elif not isinstance(update, TrainProgress):
-            continue
+        elif isinstance(update, TrainProgress):
+            stamps.append(time.perf_counter())
     total = time.perf_counter() - start
-    steps = settings.get("steps", TrainSettings().steps)
-    per_step = np.diff(stamps[: steps + 1]) if len(stamps) > steps else np.diff(stamps)
+    steps = len(stamps)  # the default is steps="auto": as many as the reviewed area asks for
+    per_step = np.diff(stamps)
     print(f"{torch.get_num_threads()} threads, {args.device}: {steps} steps, {1000 * np.median(per_step):.0f} ms/step "
           f"(median), round {total:.1f} s (incl. weight maps and the before/after guard), mean IU on reviewed "
           f"pixels {result.scores_before['mean_iu']:.3f} → {result.scores_after['mean_iu']:.3f}")
