@@ -383,7 +383,8 @@ class SegNetWidget(QWidget):
         self.table.setRowCount(len(rows))
         for r, (k, v) in enumerate(rows):
             self.table.setItem(r, 0, QTableWidgetItem(k))
-            self.table.setItem(r, 1, QTableWidgetItem("—" if np.isnan(v) else f"{v:.4f}"))
+            text = str(v) if isinstance(v, (int, np.integer)) else "—" if np.isnan(v) else f"{v:.4f}"  # counts
+            self.table.setItem(r, 1, QTableWidgetItem(text))
         self.table.resizeColumnToContents(0)
         self.scores, self.object_scores = scores, objects
 
