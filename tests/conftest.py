@@ -64,6 +64,26 @@ def two_class_image(seed=0, size=64):
     return image.astype(np.float32), labels
 
 
+def open_dock(make_napari_viewer, monkeypatch, size=96, truth_layer=False):
+    """A viewer with a two-class image "cells" (its truth also as Labels "truth" when ``truth_layer``) and the
+    dock on it with a tiny 2-class model, predicting inline; returns (viewer, dock, truth). GUI tests only."""
+    from napari_segnet._widgets import runner
+    from napari_segnet._widgets.dock import SegNetWidget
+
+    monkeypatch.setenv(runner.SYNC_ENV, "1")
+    viewer = make_napari_viewer()
+    image, truth = two_class_image(size=size)
+    viewer.add_image(image, name="cells")
+    if truth_layer:
+        viewer.add_labels(truth, name="truth")
+    widget = SegNetWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.reset_choices()
+    widget.image_layer.value = viewer.layers["cells"]
+    widget.set_model(tiny_segmenter(num_classes=2, class_names=["background", "cell"]))
+    return viewer, widget, truth
+
+
 def run(gen):
     """All updates of a fine-tune: (progress updates, the FinetuneFinished outcome)."""
     updates = list(gen)

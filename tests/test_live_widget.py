@@ -4,10 +4,8 @@ import time
 
 import numpy as np
 import pytest
-from conftest import tiny_segmenter, two_class_image
+from conftest import open_dock
 
-from napari_segnet._widgets import runner
-from napari_segnet._widgets.dock import SegNetWidget
 from napari_segnet.segmenter import Segmenter
 
 pytestmark = pytest.mark.gui
@@ -21,15 +19,7 @@ def always_better(monkeypatch):
 
 
 def make_dock(make_napari_viewer, monkeypatch, size=96):
-    monkeypatch.setenv(runner.SYNC_ENV, "1")  # Predict inline; live mode always runs in its worker
-    viewer = make_napari_viewer()
-    image, truth = two_class_image(size=size)
-    viewer.add_image(image, name="cells")
-    widget = SegNetWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    widget.reset_choices()
-    widget.image_layer.value = viewer.layers["cells"]
-    widget.set_model(tiny_segmenter(num_classes=2, class_names=["background", "cell"]))
+    viewer, widget, truth = open_dock(make_napari_viewer, monkeypatch, size)  # Predict inline; live in its worker
     widget.burst_steps.value, widget.live_lr.value, widget.refresh_s.value = 4, 1e-2, 0.0
     return viewer, widget, truth
 

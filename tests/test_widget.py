@@ -4,7 +4,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import tiny_segmenter, two_class_image
+from conftest import open_dock, two_class_image
 from scipy import ndimage
 
 from napari_segnet._widgets import runner
@@ -20,16 +20,7 @@ pytestmark = pytest.mark.gui
 
 @pytest.fixture
 def dock(make_napari_viewer, monkeypatch):
-    monkeypatch.setenv(runner.SYNC_ENV, "1")
-    viewer = make_napari_viewer()
-    image, truth = two_class_image(size=96)
-    viewer.add_image(image, name="cells")
-    viewer.add_labels(truth, name="truth")
-    widget = SegNetWidget(viewer)
-    viewer.window.add_dock_widget(widget)
-    widget.reset_choices()
-    widget.image_layer.value = viewer.layers["cells"]
-    widget.set_model(tiny_segmenter(num_classes=2, class_names=["background", "cell"]))
+    viewer, widget, truth = open_dock(make_napari_viewer, monkeypatch, truth_layer=True)
     widget.steps.value, widget.lr.value = 60, 1e-2
     return viewer, widget, truth
 
