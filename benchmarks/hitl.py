@@ -33,6 +33,7 @@ import multiclass
 import numpy as np
 import torch
 from napari_segnet.sample_data import HELD_OUT, TRAIN, nuclei
+from simulated_user import worst_tile
 
 from napari_segnet.metrics import segmentation_scores
 from napari_segnet.segmenter import Segmenter
@@ -62,20 +63,6 @@ def load(data: str):
             [truth[z] for z in HELD_OUT], ["background", "nucleus"])
 
 
-def worst_tile(preds, truths, reviewed) -> tuple[int, int, int]:
-    """(image index, y, x) of the unreviewed tile with the most wrong pixels."""
-    best, where = -1, None
-    for i, (p, t, r) in enumerate(zip(preds, truths, reviewed)):
-        for y in range(0, t.shape[0], TILE):
-            for x in range(0, t.shape[1], TILE):
-                if r[y, x]:
-                    continue
-                wrong = int((p[y : y + TILE, x : x + TILE] != t[y : y + TILE, x : x + TILE]).sum())
-                if wrong > best:
-                    best, where = wrong, (i, y, x)
-    return where
-
-
 def suggested_tile(seg: Segmenter, images, reviewed) -> tuple[int, int, int]:
     """(image index, y, x) of the tile the dock's Next button would show first: the unreviewed tile with the
     highest mean uncertainty (1 − max p) over all working images; no ground truth needed."""
@@ -99,7 +86,7 @@ def compare_next(rounds: int, data: str, arch: str) -> None:
         reviewed = [np.zeros(t.shape, bool) for t in truths]
         preds, rows = [seg.predict(im) for im in images], []
         for rnd in range(1, rounds + 1):
-            oi, oy, ox = worst_tile(preds, truths, reviewed)
+            oi, oy, ox = worst_tile(preds, truths, reviewed, TILE)
             i, y, x = (oi, oy, ox) if user == "oracle" else suggested_tile(seg, images, reviewed)
             wrong = [int((p[b, c] != t[b, c]).sum()) for p, t, b, c in (
                 (preds[j], truths[j], slice(v, v + TILE), slice(h, h + TILE)) for j, v, h in ((i, y, x), (oi, oy, ox)))]
@@ -190,7 +177,7 @@ def main() -> None:
           "| RF IoU (held-out) | U-Net s/round | RF s/round |")
     print("|---|---|---|---|---|---|---|---|")
     for rnd in range(1, args.rounds + 1):
-        i, y, x = worst_tile(preds, truths, reviewed)
+        i, y, x = worst_tile(preds, truths, reviewed, TILE)
         reviewed[i][y : y + TILE, x : x + TILE] = True
         labels = [np.where(r, t, 0) for t, r in zip(truths, reviewed)]
         t0 = time.perf_counter()

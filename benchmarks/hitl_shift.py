@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 import torch
+from simulated_user import worst_tile
 from skimage.measure import label
 
 from napari_segnet.domain_shift import shifted_cells3d
@@ -27,18 +28,6 @@ from napari_segnet.metrics import object_scores, segmentation_scores
 from napari_segnet.segmenter import Segmenter
 
 TILE = 64
-
-
-def worst_tile(preds, truths, reviewed) -> tuple[int, int, int]:
-    """(image index, y, x) of the unreviewed tile with the most wrong pixels (tiles clipped at the border)."""
-    best, where = -1, None
-    for i, (p, t, r) in enumerate(zip(preds, truths, reviewed)):
-        for y in range(0, t.shape[0], TILE):
-            for x in range(0, t.shape[1], TILE):
-                wrong = int((p[y:y + TILE, x:x + TILE] != t[y:y + TILE, x:x + TILE]).sum())
-                if not r[y, x] and wrong > best:
-                    best, where = wrong, (i, y, x)
-    return where
 
 
 def scores(preds, instances, truths, cases) -> tuple[float, float, float]:
@@ -106,7 +95,7 @@ def run_shift(rounds: int, settings: dict, tta: bool = False, diameter: float | 
     for rnd in range(rounds + 1):
         accepted = "—"
         if rnd:
-            i, y, x = worst_tile(preds, truths, reviewed)
+            i, y, x = worst_tile(preds, truths, reviewed, TILE)
             reviewed[i][y:y + TILE, x:x + TILE] = True
             t0 = time.perf_counter()
             labels = [np.where(r, t, 0) for t, r in zip(truths, reviewed)]

@@ -24,6 +24,7 @@ import time
 
 import numpy as np
 import torch
+from simulated_user import worst_tile
 
 from napari_segnet.metrics import segmentation_scores
 from napari_segnet.segmenter import Segmenter
@@ -53,17 +54,6 @@ def mean_iu(preds: list[np.ndarray], truths: list[np.ndarray], n: int) -> float:
     return float(segmentation_scores(np.stack(preds), np.stack(truths), n)["mean_iu"])
 
 
-def worst_tile(pred: np.ndarray, truth: np.ndarray, reviewed: np.ndarray) -> tuple[int, int]:
-    """(y, x) of the unreviewed TILE² tile with the most wrong pixels."""
-    best, where = -1, None
-    for y in range(0, truth.shape[0], TILE):
-        for x in range(0, truth.shape[1], TILE):
-            wrong = int((pred[y:y + TILE, x:x + TILE] != truth[y:y + TILE, x:x + TILE]).sum())
-            if not reviewed[y, x] and wrong > best:
-                best, where = wrong, (y, x)
-    return where
-
-
 def round_settings(tiles: int, loss: str, seed: int) -> dict:
     """Fine-tune settings for a round with ``tiles`` reviewed tiles."""
     steps = int(np.clip(STEPS_PER_TILE * tiles, MIN_STEPS, MAX_STEPS))
@@ -83,7 +73,7 @@ def user_rounds(data, start: str, rounds: int, loss: str) -> tuple[list[dict], l
     seg, reviewed = new_model(names, start), np.zeros(truth.shape, bool)
     pred, rows, masks = seg.predict(image), [], []
     for rnd in range(1, rounds + 1):
-        y, x = worst_tile(pred, truth, reviewed)
+        _, y, x = worst_tile([pred], [truth], [reviewed], TILE)
         reviewed[y:y + TILE, x:x + TILE] = True
         t0 = time.perf_counter()
         *_, outcome = seg.finetune([image], [np.where(reviewed, truth, 0)], [reviewed],
