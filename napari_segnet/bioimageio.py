@@ -26,7 +26,7 @@ from .images import ImagePlanes
 from .models import MODELS, build_model
 from .models.mirrored import MirrorContext
 from .progress import run
-from .tiling import DEFAULT_MAX_CONTEXT, plan_axis
+from .tiling import DEFAULT_MAX_CONTEXT, explicit_plan
 
 FORMAT_VERSION = "0.5.4"  # read by every bioimageio.spec 0.5.x from 0.5.4 on (0.5.12, 0.5.14 upgrade it)
 CHECKPOINT = "napari_segnet.safetensors"  # our own checkpoint inside the package: what Segmenter.load reads
@@ -55,7 +55,7 @@ def context(net, max_context: int = DEFAULT_MAX_CONTEXT) -> tuple[int, int]:
     A whole-image tile reads the valid-convolution border (``pad``, 0 for padded nets) mirrored and keeps its
     output from the first pixel; the package's input sizes are whole-image sizes (multiples of the stride)."""
     size = 64 * net.total_stride
-    plan = plan_axis(net, size, size, max_context)
+    plan = explicit_plan(net, size, size, max_context)
     assert plan.window(0) == 0 and plan.input_index(0)[0] == -plan.pad  # one tile from the image's first pixel
     return plan.pad, 0
 

@@ -1,6 +1,6 @@
 """Block-wise prediction on a dask.distributed cluster, identical to ``Segmenter.predict`` on the whole image.
 
-The output is cut into blocks of whole tiles of the whole-image tiling (``tiling.plan_axis``; block sides are
+The output is cut into blocks of whole tiles of the whole-image tiling (``tiling.explicit_plan``; block sides are
 multiples of the tile step and start on tile starts), one block per output zarr chunk. Each task predicts one
 block with ``Segmenter.predict_steps(region=…)``: the very tiles a whole-image pass runs there, each reading its
 mirrored context from the input, normalised with the whole image's parameters (computed once, on the client).
@@ -26,7 +26,7 @@ import numpy as np
 
 from .blockinstances import block_objects, merge_table, relabel
 from .imagefiles import atomic_directory, create_zarr, read_image, stem
-from .tiling import DEFAULT_MAX_CONTEXT, Region, plan_axis, tile_step
+from .tiling import DEFAULT_MAX_CONTEXT, Region, explicit_plan, tile_step
 
 _CACHE: dict[str, object] = {}  # checkpoint digest → Segmenter, one per worker process
 _LOCK = threading.Lock()
@@ -122,7 +122,7 @@ class _Job:
         planes = ImagePlanes(image, seg.in_channels, self.channel_axis)
         self.norm = seg.normalization.parameters(planes)  # once, for the whole image
         step = tile_step(seg.net, tile_shape, planes.shape, pick_device(device))
-        self.steps = tuple(plan_axis(seg.net, n, k, max_context).step for n, k in zip(planes.shape, step))
+        self.steps = tuple(explicit_plan(seg.net, n, k, max_context).step for n, k in zip(planes.shape, step))
         self.blocks = plan_blocks(planes.n_planes, planes.shape, self.steps, block)
         self.stacked = planes.plane_axis is not None
         self.spatial = ((planes.n_planes,) if self.stacked else ()) + planes.shape

@@ -123,8 +123,6 @@ def explicit_plan(net: SegmentationNet, size: int, step: int, max_context: int =
     return axis_plan(net, size, step + 2 * margin, margin, overlap, step=step)
 
 
-plan_axis = explicit_plan
-
 
 def plan_cost(py: AxisPlan, px: AxisPlan) -> int:
     """Relative time of a plan: input pixels run (halo included; convolution FLOPs are proportional to them)

@@ -17,10 +17,10 @@ from .images import ImagePlanes, reflect_index
 from .models import SegmentationNet
 from .progress import Outcome, Progress
 from .tile_pipeline import pipelined
-from .tile_plan import DEFAULT_MAX_CONTEXT, AxisPlan, auto_plan, ceil_to, explicit_plan, plan_axis
+from .tile_plan import DEFAULT_MAX_CONTEXT, AxisPlan, auto_plan, ceil_to, explicit_plan
 
 __all__ = ["DEFAULT_MAX_CONTEXT", "AxisPlan", "PredictionResult", "Region", "TileProgress", "TiledPredictor",
-           "blend_window", "ceil_to", "plan_axis", "plan_tiles", "predict_tiled", "tile_budget", "tile_step"]
+           "blend_window", "ceil_to", "explicit_plan", "plan_tiles", "predict_tiled", "tile_budget", "tile_step"]
 
 #: Most tiles per batch on CUDA (tiles are batched up to the memory budget; on the CPU one at a time).
 MAX_CUDA_BATCH = 16

@@ -8,7 +8,7 @@ from conftest import smooth_image, tiny_segmenter
 from napari_segnet.images import reflect_index
 from napari_segnet.models import build_model
 from napari_segnet.progress import run
-from napari_segnet.tiling import TiledPredictor, blend_window, plan_axis, tile_weights
+from napari_segnet.tiling import TiledPredictor, blend_window, explicit_plan, tile_weights
 
 IMAGE = smooth_image((1000, 1300))  # a multiple of nothing
 
@@ -41,7 +41,7 @@ def test_fcn_and_blended_fc_densenet_are_seamless():
                                atol=1e-4)
     dense = tiny_segmenter("fc_densenet56", growth_rate=2, first_filters=4)
     # its halo (439 px) exceeds the context cap: with a cap below the measured context, tiles overlap and blend
-    plan = plan_axis(dense.net, 230, 64, max_context=16)
+    plan = explicit_plan(dense.net, 230, 64, max_context=16)
     assert plan.overlap > 0 and len(plan.starts) == 4
     whole = dense.predict_proba(image, tile_shape=10_000)
     tiled = run(dense.predict_steps(image, 64, want_labels=False, want_proba=True, max_context=16)).proba
@@ -51,11 +51,11 @@ def test_fcn_and_blended_fc_densenet_are_seamless():
 
 def test_plans_start_on_stride_multiples_and_cover_the_image():
     net = build_model("unet_paper")
-    plan = plan_axis(net, 1000, 300)
+    plan = explicit_plan(net, 1000, 300)
     assert plan.step % 16 == 0 and plan.pad == 92 and plan.margin == 0
     assert net.is_valid_size(plan.tile_in) and net.output_size(plan.tile_in) >= plan.step
     assert list(plan.starts)[-1] < 1000 <= list(plan.starts)[-1] + plan.step
-    padded = plan_axis(build_model("unet"), 1000, 300)
+    padded = explicit_plan(build_model("unet"), 1000, 300)
     assert padded.margin == 112 and padded.tile_in == padded.step + 224  # halo 107 → 112
     # no mirrored context at the image border: tiles there see what a whole-image pass sees
     assert padded.pad == 0 and padded.window(0) == 0 and padded.window(3) + padded.tile_out == padded.extent == 1008
@@ -68,7 +68,7 @@ def test_reflect_index_mirrors_without_repeating_the_edge():
 
 def test_blend_window_is_symmetric_and_flat_in_the_middle():
     net = tiny_segmenter("fc_densenet56", growth_rate=2, first_filters=4).net
-    plan = plan_axis(net, 2000, 512, max_context=16)  # below its measured context: blend over 32 px
+    plan = explicit_plan(net, 2000, 512, max_context=16)  # below its measured context: blend over 32 px
     w = blend_window(plan)
     assert len(w) == plan.step + 2 * plan.overlap == 544
     np.testing.assert_allclose(w, w[::-1])
