@@ -65,7 +65,7 @@ def test_shifted_cells3d_is_zoomed_held_out_truth():
 
 #: Zero-shot scores of the shipped default on held-out slice 10 recorded at 0.5× by a widefield camera (nuclei
 #: ~20 px instead of 39, blurred, noisy, 8-bit range in uint16), measured with the shipped model: nucleus IoU
-#: 0.868 and object F1@0.5 0.900, asserted with a margin. The previous default (cells3d only): 0.260 and 0.345.
+#: 0.889 and object F1@0.5 0.878, asserted with a margin. The cells3d-only default before it: 0.260 and 0.345.
 ZERO_SHOT_IOU, ZERO_SHOT_F1 = 0.83, 0.85
 
 
