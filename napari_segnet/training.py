@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -155,6 +156,16 @@ def finetune_net(net: SegmentationNet, items: Sequence[TrainingImage], settings:
         raise ValueError("no reviewed pixels to learn from: mark at least part of an image as reviewed")
     settings = settings.resolved(int(sum(it.reviewed.sum() for it in usable)))
     return _train(net, usable, settings, pick_device(device))
+
+
+def warm_up_in_background() -> threading.Thread:
+    """Pay torch's one-time cost of a process's first optimizer (building ``torch.optim.Adam`` imports
+    ``torch._dynamo``: 1.3 s here) in a daemon thread, so that the first fine-tune round does not (the dock calls
+    this when it opens)."""
+    thread = threading.Thread(target=lambda: torch.optim.Adam([torch.zeros(1, requires_grad=True)]), daemon=True,
+                              name="napari-segnet warm-up")
+    thread.start()
+    return thread
 
 
 def _train(net: SegmentationNet, usable: list[TrainingImage], settings: TrainSettings, dev: torch.device

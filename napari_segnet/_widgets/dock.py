@@ -17,7 +17,7 @@ from ..pretrained import new_model_options
 from ..project import Project
 from ..scale import estimate_diameter
 from ..segmenter import FinetuneFinished, Segmenter
-from ..training import TrainProgress, TrainSettings
+from ..training import TrainProgress, TrainSettings, warm_up_in_background
 from . import sections
 from .layers import PAINTED, prediction_name, show_instances, show_prediction, track_paint
 from .legend import label_colours
@@ -53,6 +53,7 @@ class SegNetWidget(QWidget):
         add_to_page(self.tabs, "Predict", self.live_mode.ui.box.native)
         self._connect()
         self.device_label.value = f"device: {describe(pick_device())}"
+        warm_up_in_background()  # the first fine-tune round then starts at once
 
     def _connect(self) -> None:
         """Each button and field calls its action."""
