@@ -143,6 +143,8 @@ def main() -> None:
     parser.add_argument("--tta", action="store_true", help="--data shift: average predictions over flips")
     parser.add_argument("--diameter", type=float, default=None, help="--data shift: object size option")
     parser.add_argument("--model", default=None, help="--data shift: a checkpoint instead of the shipped default")
+    parser.add_argument("--replay", type=int, default=0, help="--data shift: replay crops per reviewed tile")
+    parser.add_argument("--average", type=float, default=1.0, help="--data shift: keep α·new + (1-α)·old weights")
     parser.add_argument("--start", default="both", choices=("both", "pretrained", "scratch"))
     parser.add_argument("--loss", default="balanced_ce")
     parser.add_argument("--compare-next", action="store_true",
@@ -158,7 +160,8 @@ def main() -> None:
     if args.data == "shift":
         from hitl_shift import run_shift
 
-        rows = run_shift(args.rounds, json.loads(args.settings), args.tta, args.diameter, ForestPeer, args.model)
+        rows = run_shift(args.rounds, json.loads(args.settings), args.tta, args.diameter, ForestPeer, args.model,
+                         args.replay, args.average)
         if args.plot:
             from hitl_shift import plot
 

@@ -10,6 +10,12 @@ shipped default zero-shot. Per round: nucleus pixel IoU, object F1 and AP at IoU
 ``Segmenter.predict_instances``; true instances as drawn) on the held-out images and pixel IoU on the working
 ones, and the seconds of the round (fine-tune + predicting the six images). The peer is the same random forest
 as in ``hitl.py``, trained on the same pixels; its instances are the face-connected components of its foreground.
+
+Measured options (README, "Human in the loop from the shipped default"): ``replay=k`` adds k × (reviewed tiles)
+crops of the default's own training data (``scripts/train_default.training_pool`` with another seed: 128² crops
+whose central 64² is marked reviewed, so they weigh as much as a user tile) to every round, with the steps the
+user's area alone would get; ``average=α`` keeps α · fine-tuned + (1 − α) · previous weights after each round
+(weight-space ensembling).
 """
 
 from __future__ import annotations
@@ -76,8 +82,47 @@ class Model:
         return pred, label_instances(pred)
 
 
+def replay_crops(count: int, rng: np.random.Generator) -> tuple[list, list, list]:
+    """``count`` 128² crops of the default's training data: (images, labels, reviewed = the central 64²)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from train_default import training_pool
+
+    images, labels, _ = training_pool(max(count, 1), seed=1)
+    out = ([], [], [])
+    for image, lab in zip(images, labels, strict=True):
+        y, x = (rng.integers(0, max(n - 128, 0) + 1) for n in image.shape)
+        mask = np.zeros((min(128, image.shape[0]), min(128, image.shape[1])), bool)
+        mask[32:96, 32:96] = True
+        for part, item in zip(out, (image[y:y + 128, x:x + 128], lab[y:y + 128, x:x + 128], mask)):
+            part.append(item)
+    return out
+
+
+def finetune_round(model: Model, work, truths, reviewed, rnd: int, settings: dict, diameter, replay: int,
+                   average: float) -> bool:
+    """One fine-tune of ``model`` on the reviewed tiles (+ replay, then weight averaging); True if accepted."""
+    from napari_segnet.training import TrainSettings
+
+    images, labels, masks = [c.image for c in work], [np.where(r, t, 0) for t, r in zip(truths, reviewed)], reviewed
+    if replay:
+        area = int(sum(r.sum() for r in reviewed))
+        settings = {"steps": TrainSettings.of(**settings).resolved(area).steps} | settings
+        more = replay_crops(replay * area // TILE**2, np.random.default_rng(rnd))
+        images, labels, masks = images + more[0], labels + more[1], list(masks) + more[2]
+    before = {k: v.clone() for k, v in model.seg.net.state_dict().items()}
+    update = list(model.seg.finetune(images, labels, masks, seed=rnd, diameter=diameter, **settings))[-1]
+    if update.accepted and average < 1:
+        after = model.seg.net.state_dict()
+        model.seg.net.load_state_dict({k: average * after[k] + (1 - average) * before[k]
+                                       if after[k].is_floating_point() else after[k] for k in after})
+    return update.accepted
+
+
 def run_shift(rounds: int, settings: dict, tta: bool = False, diameter: float | None = None, peer_cls=None,
-              model_path: str | None = None) -> list[tuple]:
+              model_path: str | None = None, replay: int = 0, average: float = 1.0) -> list[tuple]:
     """Print and return the table rows (round, tiles, U-Net held-out IoU/F1/AP, working IoU, RF …, seconds)."""
     cases = shifted_cells3d()
     work, held = cases[:3], cases[3:]
@@ -87,7 +132,7 @@ def run_shift(rounds: int, settings: dict, tta: bool = False, diameter: float | 
     reviewed = [np.zeros(t.shape, bool) for t in truths]
     print(f"domain shift: 3 working + 3 held-out shifted cells3d slices, {TILE}² tiles; CPU, "
           f"{torch.get_num_threads()} threads; shipped default; fine-tune {json.dumps(settings)}; tta={tta}; "
-          f"diameter={diameter}\n")
+          f"diameter={diameter}; replay={replay}; average={average}\n")
     print("| round | tiles | U-Net IoU | U-Net F1@0.5 | U-Net AP@0.5 | U-Net IoU (working) | RF IoU | RF F1@0.5 "
           "| RF AP@0.5 | RF IoU (working) | U-Net s | RF s | active |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -98,10 +143,8 @@ def run_shift(rounds: int, settings: dict, tta: bool = False, diameter: float | 
             i, y, x = worst_tile(preds, truths, reviewed, TILE)
             reviewed[i][y:y + TILE, x:x + TILE] = True
             t0 = time.perf_counter()
-            labels = [np.where(r, t, 0) for t, r in zip(truths, reviewed)]
-            update = list(model.seg.finetune([c.image for c in work], labels, reviewed, seed=rnd, diameter=diameter,
-                                             **settings))[-1]
-            accepted = "yes" if update.accepted else "no"
+            accepted = "yes" if finetune_round(model, work, truths, reviewed, rnd, settings, diameter, replay,
+                                               average) else "no"
         out = [model.predict(c.image) for c in cases]
         seconds = time.perf_counter() - t0
         preds = [o[0] for o in out[:3]]

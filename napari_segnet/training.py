@@ -22,7 +22,9 @@ from .patches import TrainingImage, augment, sample_patch
 from .progress import Outcome, Progress
 from .weightmap import unet_weight_map
 
-LOSSES = ("border_ce", "ce", "balanced_ce", "dice", "ce_dice")
+#: border_ce_dice = the border-weighted CE + soft Dice (measured against border_ce: README, "Human in the loop from
+#: the shipped default"); ce_dice adds Dice to CE without the border term.
+LOSSES = ("border_ce", "ce", "balanced_ce", "dice", "ce_dice", "border_ce_dice")
 
 #: A run has diverged when the mean of its last 3 losses exceeds this multiple of its first loss (the loss of
 #: the untouched model; at least 0.1). Healthy runs start at their highest loss and fall; lr = 1e6 reaches
@@ -88,8 +90,8 @@ class TrainSettings:
 
     def weight_map_args(self) -> dict:
         """w0, sigma and class weights of the per-pixel weights this loss uses."""
-        border = self.loss in ("border_ce",)
-        weights = self.class_weights if self.loss == "border_ce" else None
+        border = self.loss in ("border_ce", "border_ce_dice")
+        weights = self.class_weights if border else None
         if self.loss == "balanced_ce":
             weights = self.class_weights or "balanced"
         return {"w0": self.w0 if border else 0.0, "sigma": self.sigma, "class_weights": weights}
@@ -130,7 +132,7 @@ def compute_loss(name: str, logits: torch.Tensor, target: torch.Tensor, weight: 
     """The loss ``name`` on logits (N, C, h, w) with target, weight and mask (N, h, w)."""
     if name == "dice":
         return soft_dice_loss(logits, target, mask=mask)
-    if name == "ce_dice":
+    if name in ("ce_dice", "border_ce_dice"):
         return ce_dice_loss(logits, target, weight=weight, mask=mask)
     return weighted_cross_entropy(logits, target, weight=weight, mask=mask)
 

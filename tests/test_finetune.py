@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from conftest import FAST, run, same_state, state, tiny_segmenter, two_class_image
 from scipy import ndimage
 
@@ -121,7 +122,7 @@ def test_deterministic_with_a_seed():
 def test_images_of_different_sizes_and_all_losses():
     seg = tiny_segmenter(num_classes=2)
     (a, la), (b, lb) = two_class_image(0, 64), two_class_image(1, 40)
-    for loss in ("ce", "balanced_ce", "dice", "ce_dice"):
+    for loss in ("ce", "balanced_ce", "dice", "ce_dice", "border_ce_dice"):
         steps, done = run(seg.finetune([a, b[:40, :33]], [la, lb[:40, :33]], loss=loss, **{**FAST, "steps": 3}))
         assert np.isfinite([s.loss for s in steps]).all() and done.accepted
 
@@ -176,3 +177,19 @@ def test_without_validation_a_version_worse_on_the_reviewed_pixels_stays_inactiv
     assert seg.versions[2]["scores"]["mean_iu"] == pytest.approx(done.scores_after["mean_iu"])
     seg.rollback(2)  # the user may still activate it
     assert seg.active_version == 2
+
+
+def test_border_ce_dice_is_the_border_weighted_ce_plus_soft_dice():
+    from napari_segnet.losses import soft_dice_loss, weighted_cross_entropy
+    from napari_segnet.training import TrainSettings, compute_loss
+
+    labels = np.zeros((24, 24), np.int64)
+    labels[4:10, 4:10] = labels[4:10, 11:18] = 1  # two squares 1 px apart: a border term between them
+    border, plain = TrainSettings(loss="border_ce_dice"), TrainSettings(loss="ce_dice")
+    np.testing.assert_array_equal(border.weight_map(labels), TrainSettings(loss="border_ce").weight_map(labels))
+    assert border.weight_map(labels)[6, 10] > 5 and plain.weight_map(labels)[6, 10] == 1
+    logits = torch.randn(1, 2, 24, 24, generator=torch.Generator().manual_seed(0))
+    target, weight = torch.from_numpy(labels)[None], torch.from_numpy(border.weight_map(labels))[None]
+    mask = torch.ones_like(target, dtype=torch.bool)
+    expected = weighted_cross_entropy(logits, target, weight, mask=mask) + soft_dice_loss(logits, target, mask=mask)
+    assert compute_loss("border_ce_dice", logits, target, weight, mask).item() == pytest.approx(expected.item())
