@@ -68,14 +68,16 @@ def run_cluster(path: Path, folder: Path, workers: int, tile: int, block: int) -
 
     from distributed import Client, LocalCluster
 
-    from napari_segnet.distributed import WORKER_ENV, predict_distributed
+    from napari_segnet.distributed import local_cluster, predict_distributed
     from napari_segnet.segmenter import Segmenter
 
     seg = Segmenter.default()
     start = time.perf_counter()
-    env = WORKER_ENV if os.environ.get("BENCH_DASK_MALLOC", "ours") == "ours" else {}  # "dask": dask's own
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                           silence_logs=logging.ERROR, env=env)
+    if os.environ.get("BENCH_DASK_MALLOC") == "dask":  # dask's own worker environment, for comparison
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                               silence_logs=logging.ERROR)
+    else:
+        cluster = local_cluster(workers)
     with cluster, Client(cluster) as client:
         startup = time.perf_counter() - start
         make_image(folder / "warm.zarr", 256 * workers)

@@ -34,8 +34,20 @@ _CACHE: dict[str, object] = {}  # checkpoint digest → Segmenter, one per worke
 #: any malloc threshold switches off glibc's dynamic mmap threshold: every buffer > 128 KiB (each activation of a
 #: tile) is then a fresh mmap whose pages fault in on every forward pass — a block ran 1.3–1.8× slower than in a
 #: plain process (README, "Distributed prediction"). A 32 MiB mmap threshold (glibc's largest) lets activations
-#: reuse the heap again while dask's trimming stays. Set the same in the workers of a real cluster.
+#: reuse the heap again while dask's trimming stays. glibc reads it when a process starts, so it goes into dask's
+#: ``distributed.nanny.pre-spawn-environ`` (set it there in the dask config of a real cluster's workers too).
 WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20)}
+
+
+def local_cluster(n_workers: int):
+    """A ``distributed.LocalCluster`` of ``n_workers`` processes with one thread each and :data:`WORKER_ENV`."""
+    import dask
+    from distributed import LocalCluster
+
+    environ = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in WORKER_ENV.items()}
+    with dask.config.set(environ):
+        return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                            silence_logs=logging.ERROR)
 _LOCK = threading.Lock()
 
 
@@ -44,15 +56,13 @@ def connect(spec: str, timeout: float = 10.0):
     anything else is the address of a running scheduler (``tcp://HOST:PORT`` or ``HOST:PORT``). Raises
     ``ConnectionError`` if no scheduler answers within ``timeout`` seconds, ``ValueError`` for a bad spec. Close
     it with :func:`close`."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     if spec.startswith("local:"):
         n = spec.split(":", 1)[1]
         if not n.isdigit() or int(n) < 1:
             raise ValueError(f"--cluster local:N needs a positive number of workers, got {spec!r}")
-        cluster = LocalCluster(n_workers=int(n), threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=logging.ERROR, env=WORKER_ENV)
-        return Client(cluster)
+        return Client(local_cluster(int(n)))
     address = spec if "://" in spec else f"tcp://{spec}"
     try:
         return Client(address, timeout=timeout)
