@@ -45,8 +45,10 @@ def child_env() -> dict:
 def interrupt(argv: list, marker: str, cwd: Path, timeout: float = 120) -> tuple[int, str]:
     """Start ``python -m napari_segnet argv…``, send SIGINT (Ctrl-C) once ``marker`` appeared on its stderr;
     (exit status, stderr)."""
+    # a shell runs background jobs with SIGINT ignored, and children inherit that: give Ctrl-C back to the child
     proc = subprocess.Popen([sys.executable, "-m", "napari_segnet", *map(str, argv)], cwd=cwd, env=child_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     err, deadline = b"", time.monotonic() + timeout
     os.set_blocking(proc.stderr.fileno(), False)
     while marker.encode() not in err:
