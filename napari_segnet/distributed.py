@@ -29,6 +29,7 @@ from .imagefiles import atomic_directory, create_zarr, read_image, stem
 from .tiling import DEFAULT_MAX_CONTEXT, Region, explicit_plan, tile_step
 
 _CACHE: dict[str, object] = {}  # checkpoint digest → Segmenter, one per worker process
+_LOCK = threading.Lock()
 
 #: Environment of the workers of a LocalCluster started here. dask's nanny sets MALLOC_TRIM_THRESHOLD_, and setting
 #: any malloc threshold switches off glibc's dynamic mmap threshold: every buffer > 128 KiB (each activation of a
@@ -48,7 +49,6 @@ def local_cluster(n_workers: int):
     with dask.config.set(environ):
         return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
                             silence_logs=logging.ERROR)
-_LOCK = threading.Lock()
 
 
 def connect(spec: str, timeout: float = 10.0):
