@@ -13,7 +13,7 @@ options ``--settings '{"lr": 1e-4}'`` for the fine-tune, ``--tta``, ``--diameter
 apart by shape and texture; 4 working images, 2 held out) and reports mean IU over the 4 classes.
 
 ``--data tissue|objects``: new models for the user's own classes, pretrained start vs scratch vs the forest with
-64² tiles (see benchmarks/multiclass.py; ``--start`` and ``--loss`` choose the runs).
+64² tiles (see benchmarks/multiclass.py; ``--runs defaults,no_forest,scratch`` chooses the runs).
 
 ``--compare-next``: the user follows the dock's Next suggestions (most uncertain unreviewed tile, no ground
 truth) instead of the worst-tile oracle; both runs are printed side by side (U-Net only).
@@ -145,14 +145,13 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="--data shift: a checkpoint instead of the shipped default")
     parser.add_argument("--replay", type=int, default=0, help="--data shift: replay crops per reviewed tile")
     parser.add_argument("--average", type=float, default=1.0, help="--data shift: keep α·new + (1-α)·old weights")
-    parser.add_argument("--start", default="both", choices=("both", "pretrained", "scratch"))
-    parser.add_argument("--loss", default="balanced_ce")
+    parser.add_argument("--runs", default="defaults,no_forest,scratch",
+                        help="--data tissue|objects: which new-model runs (benchmarks/multiclass.py RUNS)")
     parser.add_argument("--compare-next", action="store_true",
                         help="the user follows the dock's Next suggestions; compare with the worst-tile oracle")
     args = parser.parse_args()
     if args.data in multiclass.DATASETS:
-        starts = ("pretrained", "scratch") if args.start == "both" else (args.start,)
-        return multiclass.main(args.data, args.rounds, starts, args.loss, 200 if args.start == "both" else 0)
+        return multiclass.main(args.data, args.rounds, tuple(args.runs.split(",")))
     if args.compare_next:
         compare_next(args.rounds, args.data, args.arch)
         return

@@ -239,8 +239,14 @@ class Segmenter:
             raise ValueError("validation must be a pair (images, labels)")
         items = self._prepare(planes, config)
         config = config.resolved(int(sum(it.reviewed.sum() for it in items)))
-        steps = finetune_net(self.net, items, config, device)
-        return self._finetune_run(steps, items, config, validation, accept_worse, device, channel_axis, size)
+        taught, record = items, {}
+        if config.distill:
+            from .distillation import distill  # scikit-learn only when asked for
+
+            taught, record = distill(items, config, self.num_classes, self._reviewed_scores(items, device)["mean_iu"])
+        steps = finetune_net(self.net, taught, config, device)
+        return self._finetune_run(steps, items, config, validation, accept_worse, device, channel_axis, size,
+                                  {"distillation": record} if record else {})
 
     def _prepare(self, planes, config: TrainSettings) -> list[TrainingImage]:
         """Training planes → normalised images with weight maps (normalisation once per whole image)."""
@@ -250,7 +256,8 @@ class Segmenter:
                 params[id(p.image)] = self.normalization.parameters(p.image)
         return [TrainingImage.prepare(p, self.normalization, config, params[id(p.image)]) for p in planes]
 
-    def _finetune_run(self, steps, items, config, validation, accept_worse, device, channel_axis, size=None):
+    def _finetune_run(self, steps, items, config, validation, accept_worse, device, channel_axis, size=None,
+                      record=None):
         parent = self.active_version
 
         def guard_scores():
@@ -270,7 +277,8 @@ class Segmenter:
             version, parent, settings=asdict(config), images=len(items),
             reviewed_pixels=int(sum(it.reviewed.sum() for it in items)), final_loss=result.final_loss,
             seconds=round(result.seconds, 2),
-            details={"guard": guard, **_world(), **({} if size is None else {"object_diameter": size})}))
+            details={"guard": guard, **_world(), **({} if size is None else {"object_diameter": size}),
+                     **(record or {})}))
         self._states[version] = result.state_dict
         self.rollback(version)
         after = guard_scores()

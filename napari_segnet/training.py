@@ -36,10 +36,21 @@ DIVERGENCE_FACTOR = 100.0
 AUTO_STEPS, AUTO_MIN_STEPS, AUTO_MAX_STEPS = 25.0, 40, 400
 
 
-def auto_steps(reviewed_pixels: int, patch_size: int) -> int:
-    """The ``steps="auto"`` rule: steps in proportion to the reviewed area, clipped (see AUTO_STEPS)."""
-    steps = round(AUTO_STEPS * reviewed_pixels / patch_size**2)
-    return int(min(AUTO_MAX_STEPS, max(AUTO_MIN_STEPS, steps)))
+def auto_steps(reviewed_pixels: int, patch_size: int, per_patch: float = AUTO_STEPS,
+               min_steps: int = AUTO_MIN_STEPS) -> int:
+    """The ``steps="auto"`` rule: ``per_patch`` steps per patch_size² of reviewed pixels, clipped to
+    [min_steps, AUTO_MAX_STEPS]."""
+    steps = round(per_patch * reviewed_pixels / patch_size**2)
+    return int(min(AUTO_MAX_STEPS, max(min_steps, steps)))
+
+
+#: Fine-tune settings for a new model of the user's own classes (picked by measurement with ``benchmarks/hitl.py
+#: --data tissue|objects``, README "New models for your own classes"): class-balanced CE (region classes; the border
+#: term hurt there), 64² patches in batches of 4, "auto" = 50 steps per reviewed 64² tile (100 to 400: a new
+#: model needs more steps than fine-tuning the default), lr 1e-3, and the pixel forest's labels on unreviewed
+#: pixels at half weight while the forest is ahead.
+NEW_MODEL_SETTINGS = {"loss": "balanced_ce", "lr": 1e-3, "batch_size": 4, "patch_size": 64, "distill": 0.5,
+                      "auto_per_patch": 50.0, "auto_min_steps": 100}
 
 
 class TrainingAborted(RuntimeError):
@@ -60,6 +71,9 @@ class TrainSettings:
     patch_size: int = 128
     augment: bool = True
     seed: int | None = None
+    distill: float = 0.0  # loss weight of a pixel forest's labels on unreviewed pixels (0: off; distillation.py)
+    auto_per_patch: float = AUTO_STEPS  # steps="auto": steps per patch_size² of reviewed pixels …
+    auto_min_steps: int = AUTO_MIN_STEPS  # … and at least this many
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -73,6 +87,11 @@ class TrainSettings:
                 raise ValueError(f"{name} must be a positive integer{also}, got {value!r}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number, got {self.lr}")
+        if not (self.auto_per_patch > 0 and math.isfinite(self.auto_per_patch)) or self.auto_min_steps < 1:
+            raise ValueError(f"auto_per_patch must be positive and auto_min_steps ≥ 1, got {self.auto_per_patch}, "
+                             f"{self.auto_min_steps}")
+        if not (0 <= self.distill <= 1):
+            raise ValueError(f"distill must be a weight in [0, 1], got {self.distill}")
 
     @classmethod
     def of(cls, **settings) -> TrainSettings:
@@ -86,7 +105,8 @@ class TrainSettings:
         """A copy with ``steps="auto"`` turned into a number for ``reviewed_pixels`` (:func:`auto_steps`)."""
         if self.steps != "auto":
             return self
-        return replace(self, steps=auto_steps(reviewed_pixels, self.patch_size))
+        return replace(self, steps=auto_steps(reviewed_pixels, self.patch_size, self.auto_per_patch,
+                                              self.auto_min_steps))
 
     def weight_map_args(self) -> dict:
         """w0, sigma and class weights of the per-pixel weights this loss uses."""

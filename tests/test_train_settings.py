@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import tiny_segmenter, two_class_image
 
-from napari_segnet.training import AUTO_MAX_STEPS, AUTO_MIN_STEPS, TrainSettings, auto_steps
+from napari_segnet.training import AUTO_MAX_STEPS, AUTO_MIN_STEPS, NEW_MODEL_SETTINGS, TrainSettings, auto_steps
 
 
 def test_auto_steps_are_proportional_to_the_reviewed_area_and_clipped():
@@ -28,3 +28,12 @@ def test_a_run_records_the_steps_auto_chose():
     mask[:48, :48] = True  # 2304 px reviewed, patch 32: 25 × 2.25 = 56 steps
     updates = list(seg.finetune([image], [labels], [mask], patch_size=32, batch_size=1, seed=0))
     assert updates[-2].total == 56 and seg.versions[-1]["settings"]["steps"] == 56
+
+
+def test_a_new_model_gets_more_steps_per_reviewed_tile():
+    settings = TrainSettings(**NEW_MODEL_SETTINGS)
+    assert [settings.resolved(k * 64 * 64).steps for k in (1, 2, 3, 5, 10)] == [100, 100, 150, 250, 400]
+    with pytest.raises(ValueError, match="auto_min_steps"):
+        TrainSettings(auto_min_steps=0)
+    with pytest.raises(ValueError, match="auto_per_patch"):
+        TrainSettings(auto_per_patch=float("inf"))

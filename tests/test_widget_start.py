@@ -3,7 +3,9 @@
 import pytest
 from test_widget import dock  # noqa: F401  (the fixture; errors comes from conftest)
 
+from napari_segnet._widgets.sections import DEFAULT
 from napari_segnet.pretrained import NAME
+from napari_segnet.training import NEW_MODEL_SETTINGS, TrainSettings
 
 pytestmark = pytest.mark.gui
 
@@ -28,3 +30,19 @@ def test_new_models_start_pretrained_unless_asked(dock, errors):  # noqa: F811
     assert not errors and widget.segmenter.start == {"start": "scratch"}
     widget.separate.value = True  # objects that touch, e.g. nuclei: the U-Net border weights
     assert widget.loss.value == "border_ce"
+
+
+def test_new_models_fine_tune_with_the_measured_settings_and_the_forest(dock, errors):  # noqa: F811
+    viewer, widget, _ = dock
+    widget.steps.value = 0  # auto (the fixture sets 60)
+    default = widget.settings()
+    assert default.distill == 0 and default.patch_size == 128 and not widget.forest.value
+    widget.architecture.value = "unet"
+    new = widget.settings()
+    assert widget.forest.value and new.distill == NEW_MODEL_SETTINGS["distill"] > 0
+    assert (new.loss, new.lr, new.batch_size, new.patch_size) == ("balanced_ce", 1e-3, 4, 64)
+    assert new.resolved(3 * 64 * 64).steps == 150  # 50 per reviewed 64² tile
+    widget.forest.value = False
+    assert widget.settings().distill == 0
+    widget.architecture.value = DEFAULT
+    assert widget.settings() == TrainSettings(loss="border_ce", lr=2e-4) and not errors

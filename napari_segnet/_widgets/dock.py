@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 from dataclasses import asdict
 
 import numpy as np
@@ -17,7 +16,7 @@ from ..pretrained import new_model_options
 from ..project import Project
 from ..scale import estimate_diameter
 from ..segmenter import FinetuneFinished, Segmenter
-from ..training import TrainProgress, TrainSettings, warm_up_in_background
+from ..training import NEW_MODEL_SETTINGS, TrainProgress, TrainSettings, warm_up_in_background
 from . import sections
 from .layers import PAINTED, prediction_name, show_instances, show_prediction, track_paint
 from .legend import label_colours
@@ -98,29 +97,23 @@ class SegNetWidget(QWidget):
                                         start=start, **self.parse_options()))
 
     def _show_options(self, *_) -> None:
-        """Fill the options field with the chosen architecture's defaults for a new model; a new model's classes
-        are most often regions, so 'separate touching objects' follows: on only for the nuclei default."""
+        """Fill the options field with the chosen architecture's defaults for a new model, and the Fine-tune
+        section with the settings measured for it: a new model's classes are most often regions, so 'separate
+        touching objects' is on only for the nuclei default; a new model learns with NEW_MODEL_SETTINGS."""
         name = self.architecture.value
         defaults = {} if name == DEFAULT else new_model_options(name)
         self.options.value = ", ".join(f"{k}={v!r}" for k, v in defaults.items())
         self.separate.value = name == DEFAULT
+        self.lr.value = TrainSettings.lr if name == DEFAULT else NEW_MODEL_SETTINGS["lr"]
+        self.forest.value = name != DEFAULT
 
     def _separate_objects(self, *_) -> None:
         """'separate touching objects' picks the loss: border-weighted CE when on, class-balanced CE when off."""
         self.loss.value = "border_ce" if self.separate.value else "balanced_ce"
 
     def parse_options(self) -> dict:
-        """``name=value, …`` → dict; values are Python literals (numbers, strings, True/False)."""
-        options = {}
-        for part in filter(None, (p.strip() for p in self.options.value.split(","))):
-            key, sep, value = part.partition("=")
-            try:
-                if not sep:
-                    raise ValueError
-                options[key.strip()] = ast.literal_eval(value.strip())
-            except (ValueError, SyntaxError):
-                raise ValueError(f"cannot read the option {part!r}; write name=value, e.g. depth=3") from None
-        return options
+        """The Model section's options field as a dict (:func:`sections.parse_options`)."""
+        return sections.parse_options(self.options.value)
 
     def set_model(self, segmenter: Segmenter) -> None:
         """Make ``segmenter`` the dock's model."""
@@ -289,8 +282,11 @@ class SegNetWidget(QWidget):
 
     def settings(self) -> TrainSettings:
         """The fine-tune settings of the Fine-tune section."""
-        return TrainSettings(loss=self.loss.value, w0=self.w0.value, sigma=self.sigma.value,
-                             steps=self.steps.value or "auto", lr=self.lr.value)
+        new = {k: v for k, v in NEW_MODEL_SETTINGS.items() if k not in ("loss", "lr", "distill")
+               and self.architecture.value != DEFAULT}
+        return TrainSettings(loss=self.loss.value, w0=self.w0.value, sigma=self.sigma.value, lr=self.lr.value,
+                             steps=self.steps.value or "auto",
+                             distill=self.forest.value * NEW_MODEL_SETTINGS["distill"], **new)
 
     @guarded
     def finetune(self, *_) -> None:

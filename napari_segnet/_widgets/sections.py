@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from types import SimpleNamespace
 
 from magicgui.widgets import (
@@ -118,6 +119,10 @@ def finetune_section() -> SimpleNamespace:
         separate=CheckBox(text="separate touching objects", value=True,
                           tooltip="on: the U-Net border weights (loss border_ce) for objects that touch, e.g. "
                                   "nuclei; off: class-balanced CE, better for regions such as tissue types"),
+        forest=CheckBox(text="learn from a pixel forest at first", value=False,
+                        tooltip="while a random forest on the reviewed pixels scores better than the network, its "
+                                "confident labels on unreviewed pixels train the network too (half weight); on "
+                                "for new models"),
         loss=ComboBox(label="loss", choices=list(LOSSES), value="border_ce"),
         w0=FloatSpinBox(label="w0", value=10.0, min=0, max=100, step=1),
         sigma=FloatSpinBox(label="σ (px)", value=5.0, min=0.5, max=50, step=0.5),
@@ -147,3 +152,17 @@ def evaluate_section() -> SimpleNamespace:
     w.table.horizontalHeader().setStretchLastSection(True)
     w.table.setMinimumHeight(160)
     return w
+
+
+def parse_options(text: str) -> dict:
+    """``name=value, …`` → dict; values are Python literals (numbers, strings, True/False)."""
+    options = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            options[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            raise ValueError(f"cannot read the option {part!r}; write name=value, e.g. depth=3") from None
+    return options

@@ -46,6 +46,8 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int, help="patches per step (per process under torchrun)")
     train.add_argument("--patch-size", type=int)
     train.add_argument("--seed", type=int)
+    train.add_argument("--distill", type=float, metavar="WEIGHT", help="loss weight (0…1) of a pixel forest's "
+                       "labels on unreviewed pixels while it scores better than the network (0: off)")
     train.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
     train.add_argument("--channel-axis", type=int, help="the images' channel axis, for multichannel models")
     train.add_argument("--accept-worse", action="store_true", help="activate the new version even if the guard "
@@ -76,12 +78,13 @@ def _check(args) -> None:
 
 
 def _train(args, device, main: bool) -> int:
-    from ..training import TrainingAborted
+    from ..training import NEW_MODEL_SETTINGS, TrainingAborted
 
     images, labels, masks, project = _training_set(args)
     seg = _model(args, labels, project)
-    settings = {k: getattr(args, k) for k in ("steps", "lr", "loss", "w0", "sigma", "batch_size", "patch_size",
-                                               "seed") if getattr(args, k) is not None}
+    given = {k: getattr(args, k) for k in ("steps", "lr", "loss", "w0", "sigma", "batch_size", "patch_size",
+                                            "seed", "distill") if getattr(args, k) is not None}
+    settings = {**(NEW_MODEL_SETTINGS if _is_new(args) else {}), **given}  # a new model: the measured settings
     try:
         steps = seg.finetune(images, labels, masks, validation=_validation(args), accept_worse=args.accept_worse,
                              device=device, channel_axis=args.channel_axis, **settings)
@@ -194,6 +197,13 @@ def _validation(args):
             _read_all([lb for _, lb in pairs], "validation labels"))
 
 
+def _is_new(args) -> bool:
+    """Whether --model names an architecture (a new model) rather than a file or 'default'."""
+    from ..models import list_models
+
+    return args.model not in (None, "default") and not Path(args.model).exists() and args.model in list_models()
+
+
 def _model(args, labels: list, project):
     """The model to train: a checkpoint, 'default', an architecture (a new model), or the project's."""
     from ..models import list_models
@@ -202,7 +212,7 @@ def _model(args, labels: list, project):
     spec = args.model
     if spec is None:
         return (project.load_model() if project is not None else None) or Segmenter.default()
-    if spec != "default" and not Path(spec).exists() and spec in list_models():
+    if _is_new(args):
         import numpy as np
         import torch
 

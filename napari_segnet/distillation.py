@@ -1,0 +1,115 @@
+"""Distillation from a pixel forest: in a new model's first rounds, the forest's confident predictions label the
+pixels nobody reviewed, down-weighted, so the network learns from the whole image and not only its reviewed tiles.
+
+The forest (:class:`napari_segnet.pixel_forest.PixelForest`) is fitted on exactly the reviewed pixels of the
+training planes; its labels never replace a reviewed one. The network stays the model that is fine-tuned, saved
+and exported: nothing of the forest is kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .metrics import confusion_matrix, scores_from_confusion
+from .patches import TrainingImage
+from .pixel_forest import PixelForest, pixel_features
+
+if TYPE_CHECKING:
+    from .training import TrainSettings
+
+#: An unreviewed pixel gets the forest's label when its top class probability is at least this.
+CONFIDENCE = 0.6
+#: Forest labels reach this far (px) around the reviewed pixels of a plane.
+REACH = 256
+#: A plane whose window (reviewed pixels' bounding box grown by REACH) is larger than this gets no forest labels
+#: (features of 4 Mpx take about 330 MB).
+MAX_WINDOW_PIXELS = 4 * 1024 * 1024
+#: Side (px) of the checkerboard squares that split the reviewed pixels into two folds (forest_cv_mean_iu).
+CV_BLOCK = 16
+
+
+def distill(items: list[TrainingImage], settings: TrainSettings, num_classes: int, network_mean_iu: float
+            ) -> tuple[list[TrainingImage], dict]:
+    """The training planes to learn from, and what was decided (for the version's record).
+
+    While the forest is ahead — its cross-validated mean IU on the reviewed pixels (:func:`forest_cv_mean_iu`)
+    above ``network_mean_iu``, the network's on the same pixels before this round — copies of ``items`` whose
+    confident unreviewed pixels carry the forest's labels with ``settings.distill`` times their loss weight;
+    reviewed pixels, their labels and weights unchanged. Otherwise ``items`` as they are.
+    """
+    windows = [_window(it.reviewed) for it in items]
+    used = [(it, w) for it, w in zip(items, windows) if w]
+    if not used:
+        return items, {"distilled": False, "why": "no plane small enough for the pixel forest"}
+    features, labels, reviewed = _forest_inputs(used)
+    seed = settings.seed or 0
+    forest_iu = _cv_mean_iu(features, labels, reviewed, num_classes, seed)
+    record = {"forest_cv_mean_iu": round(forest_iu, 4), "network_mean_iu": round(float(network_mean_iu), 4)}
+    if not forest_iu > network_mean_iu and not np.isnan(network_mean_iu):
+        return items, {**record, "distilled": False}
+    forest = PixelForest(features, labels, reviewed, num_classes, seed)
+    taught = iter([_taught(it, w, forest.probabilities(f), settings) for (it, w), f in zip(used, features)])
+    return [next(taught) if w else it for it, w in zip(items, windows)], {**record, "distilled": True}
+
+
+def forest_cv_mean_iu(items: list[TrainingImage], num_classes: int, seed: int = 0) -> float:
+    """Two-fold cross-validated mean IU of the pixel forest on the reviewed pixels of ``items``: the pixels are
+    split by a checkerboard of CV_BLOCK² squares; each half is predicted by a forest fitted on the other.
+    NaN when a half is empty or no plane is small enough."""
+    used = [(it, w) for it in items if (w := _window(it.reviewed))]
+    return _cv_mean_iu(*_forest_inputs(used), num_classes, seed) if used else float("nan")
+
+
+def _forest_inputs(used: list[tuple[TrainingImage, tuple[slice, slice]]]) -> tuple[list, list, list]:
+    """(features (y, x, F), labels, reviewed) of each plane's window."""
+    return ([pixel_features(it.image[:, w[0], w[1]]) for it, w in used], [it.labels[w] for it, w in used],
+            [it.reviewed[w] for it, w in used])
+
+
+def _cv_mean_iu(features: list[np.ndarray], labels: list[np.ndarray], reviewed: list[np.ndarray],
+                num_classes: int, seed: int) -> float:
+    halves = [_checkerboard(r.shape, CV_BLOCK) for r in reviewed]
+    n = np.zeros((num_classes, num_classes), np.int64)
+    for fold in (False, True):
+        train = [r & (h == fold) for r, h in zip(reviewed, halves)]
+        test = [r & (h != fold) for r, h in zip(reviewed, halves)]
+        if not any(t.any() for t in train) or not any(t.any() for t in test):
+            return float("nan")
+        forest = PixelForest(features, labels, train, num_classes, seed)
+        for f, lb, t in zip(features, labels, test):
+            n += confusion_matrix(forest.probabilities(f)[t].argmax(-1), lb[t], num_classes)
+    return float(scores_from_confusion(n)["mean_iu"])
+
+
+def _window(reviewed: np.ndarray) -> tuple[slice, slice] | None:
+    """The slices of the reviewed pixels' bounding box grown by REACH (None if too large)."""
+    rows, cols = np.nonzero(reviewed.any(1))[0], np.nonzero(reviewed.any(0))[0]
+    h, w = reviewed.shape
+    window = (slice(max(rows[0] - REACH, 0), min(rows[-1] + REACH + 1, h)),
+              slice(max(cols[0] - REACH, 0), min(cols[-1] + REACH + 1, w)))
+    area = (window[0].stop - window[0].start) * (window[1].stop - window[1].start)
+    return window if area <= MAX_WINDOW_PIXELS else None
+
+
+def _taught(item: TrainingImage, window: tuple[slice, slice], proba: np.ndarray, settings: TrainSettings
+            ) -> TrainingImage:
+    """``item`` with forest labels on its confident unreviewed pixels inside ``window``; proba (y, x, K)."""
+    confident = np.zeros_like(item.reviewed)
+    confident[window] = proba.max(-1) >= CONFIDENCE
+    confident &= ~item.reviewed
+    labels = item.labels.copy()
+    labels[window] = np.where(confident[window], proba.argmax(-1), labels[window])
+    learn = item.reviewed | confident
+    weights = settings.weight_map(labels, learn)
+    weights[confident] *= settings.distill
+    weights[item.reviewed] = item.weights[item.reviewed]
+    return replace(item, labels=labels, weights=weights.astype(np.float32), reviewed=learn)
+
+
+def _checkerboard(shape: tuple[int, int], block: int) -> np.ndarray:
+    """bool (Y, X): True on the 'odd' squares of a checkerboard of ``block``² squares."""
+    rows, cols = np.indices(shape)
+    return ((rows // block + cols // block) % 2).astype(bool)
