@@ -71,7 +71,8 @@ def engine_call(engine: str, net, x):
 
     def run():
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            return model(x).argmax(1)[0].numpy()
+            logits = model(x)  # the argmax as the engine takes it: over the class axis innermost (tiling.py)
+            return logits.contiguous(memory_format=torch.channels_last).argmax(1)[0].numpy()
     return run
 
 

@@ -275,7 +275,10 @@ class TiledPredictor:
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None), \
                 _cudnn_benchmark(self.device.type == "cuda"):
             logits = self.net(x)
-            out = torch.softmax(logits.float(), dim=1) if want_proba else logits.argmax(1).to(torch.int16)
+            # the class axis innermost: argmax over a (B, C, h, w)-contiguous map (FCN's crop) took 17 ms of a
+            # 61 ms 512² FCN-8s prediction, over channels_last 1 ms
+            out = torch.softmax(logits.float(), dim=1) if want_proba else \
+                logits.contiguous(memory_format=torch.channels_last).argmax(1).to(torch.int16)
         return out.cpu().numpy()
 
     @staticmethod
