@@ -74,6 +74,7 @@ class TrainSettings:
     distill: float = 0.0  # loss weight of a pixel forest's labels on unreviewed pixels (0: off; distillation.py)
     auto_per_patch: float = AUTO_STEPS  # steps="auto": steps per patch_size² of reviewed pixels …
     auto_min_steps: int = AUTO_MIN_STEPS  # … and at least this many
+    body_lr_scale: float = 1.0  # lr of every parameter outside the classifier head (``net.head``) = lr × this
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -90,6 +91,8 @@ class TrainSettings:
         if not (self.auto_per_patch > 0 and math.isfinite(self.auto_per_patch)) or self.auto_min_steps < 1:
             raise ValueError(f"auto_per_patch must be positive and auto_min_steps ≥ 1, got {self.auto_per_patch}, "
                              f"{self.auto_min_steps}")
+        if not (self.body_lr_scale > 0 and math.isfinite(self.body_lr_scale)):
+            raise ValueError(f"body_lr_scale must be a positive number, got {self.body_lr_scale}")
         if not (0 <= self.distill <= 1):
             raise ValueError(f"distill must be a weight in [0, 1], got {self.distill}")
 
@@ -199,7 +202,7 @@ def _train(net: SegmentationNet, usable: list[TrainingImage], settings: TrainSet
     # channels_last: forward + backward of the default U-Net 3.6× faster on the CPU here (benchmarks/finetune.py)
     model = copy.deepcopy(net).to(dev, memory_format=torch.channels_last).train()
     trained = ddp.wrap(model, dev)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    optimizer = torch.optim.Adam(_param_groups(model, settings), lr=settings.lr)
     # cosine decay to 5 % of lr: a run ends on settled weights instead of wherever the last large step left them
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, settings.steps, eta_min=settings.lr / 20)
     amp_dtype = autocast_dtype(dev)
@@ -228,6 +231,15 @@ def _train(net: SegmentationNet, usable: list[TrainingImage], settings: TrainSet
         raise TrainingAborted("training produced non-finite weights; the model was left unchanged. "
                               "Try a lower learning rate.")
     yield TrainResult(state, settings.steps, float(np.mean(losses[-10:])), time.perf_counter() - start)
+
+
+def _param_groups(model: SegmentationNet, settings: TrainSettings) -> list[dict]:
+    """Adam's parameter groups: the classifier head (``model.head``, where the network has one) at ``lr``, the
+    rest at ``lr × body_lr_scale``; schedulers scale both alike."""
+    head = {id(p) for p in model.head.parameters()} if hasattr(model, "head") else set()
+    body = [p for p in model.parameters() if id(p) not in head]
+    return [g for g in ({"params": [p for p in model.parameters() if id(p) in head], "lr": settings.lr},
+                        {"params": body, "lr": settings.lr * settings.body_lr_scale}) if g["params"]]
 
 
 def _batch(usable: list[TrainingImage], p: np.ndarray, sizes: tuple[int, int], settings: TrainSettings,

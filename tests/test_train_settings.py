@@ -37,3 +37,16 @@ def test_a_new_model_gets_more_steps_per_reviewed_tile():
         TrainSettings(auto_min_steps=0)
     with pytest.raises(ValueError, match="auto_per_patch"):
         TrainSettings(auto_per_patch=float("inf"))
+
+
+def test_the_head_and_the_body_learn_at_their_own_rates():
+    from napari_segnet.models import build_model
+    from napari_segnet.training import _param_groups
+
+    net = build_model("unet", in_channels=1, num_classes=3, depth=2, base_filters=4, padding="same")
+    head, body = _param_groups(net, TrainSettings(lr=1e-3, body_lr_scale=0.25))
+    assert head["lr"] == 1e-3 and body["lr"] == 2.5e-4
+    assert sum(p.numel() for p in head["params"]) == 4 * 3 + 3  # the 1×1 conv: weights + bias
+    assert sum(p.numel() for g in (head, body) for p in g["params"]) == sum(p.numel() for p in net.parameters())
+    with pytest.raises(ValueError, match="body_lr_scale"):
+        TrainSettings(body_lr_scale=0)
