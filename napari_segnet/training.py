@@ -186,9 +186,15 @@ def finetune_net(net: SegmentationNet, items: Sequence[TrainingImage], settings:
 def warm_up_in_background() -> threading.Thread:
     """Pay torch's one-time cost of a process's first optimizer (building ``torch.optim.Adam`` imports
     ``torch._dynamo``: 1.3 s here) in a daemon thread, so that the first fine-tune round does not (the dock calls
-    this when it opens)."""
-    thread = threading.Thread(target=lambda: torch.optim.Adam([torch.zeros(1, requires_grad=True)]), daemon=True,
-                              name="napari-segnet warm-up")
+    this when it opens). Only an optimisation: it says nothing if it fails (napari closed within a second of
+    opening the dock stops the interpreter under the import: "operator … does not exist")."""
+    def warm_up():
+        try:
+            torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+        except Exception:  # noqa: BLE001 - the first fine-tune then pays the import itself
+            pass
+
+    thread = threading.Thread(target=warm_up, daemon=True, name="napari-segnet warm-up")
     thread.start()
     return thread
 

@@ -46,3 +46,23 @@ def test_new_models_fine_tune_with_the_measured_settings_and_the_forest(dock, er
     assert widget.settings().distill == 0
     widget.architecture.value = DEFAULT
     assert widget.settings() == TrainSettings(loss="border_ce", lr=2e-4) and not errors
+
+
+def test_a_new_model_learns_from_painted_pixels_and_the_forest_in_the_dock(dock, errors):  # noqa: F811
+    viewer, widget, truth = dock
+    widget.architecture.value = "unet"
+    widget.class_names.value = "background, cell"
+    widget.use_model()
+    widget.predict()
+    layer = viewer.layers["cells prediction"]
+    widget.review.value = "painted pixels only"
+    layer.brush_size = 15
+    for y, x in ((20, 20), (20, 70), (70, 45)):  # three strokes with the true class under each
+        layer.paint((y, x), int(truth[y, x]))
+    widget.steps.value = 5
+    widget.finetune()
+    assert not errors, errors
+    version = widget.segmenter.metadata.versions[-1]
+    assert version.settings["distill"] == 0.5 and version.settings["patch_size"] == 64
+    assert version.details["distillation"]["distilled"]  # a new head is behind the forest
+    assert version.reviewed_pixels == layer.metadata["segnet_painted"].sum()  # not the forest's pixels
