@@ -24,9 +24,10 @@ if TYPE_CHECKING:
 CONFIDENCE = 0.6
 #: Forest labels reach this far (px) around the reviewed pixels of a plane.
 REACH = 256
-#: A plane whose window (reviewed pixels' bounding box grown by REACH) is larger than this gets no forest labels
-#: (features of 4 Mpx take about 330 MB).
-MAX_WINDOW_PIXELS = 4 * 1024 * 1024
+#: At most this many pixels of windows (each plane's reviewed pixels' bounding box grown by REACH) get forest
+#: labels in one round, planes in order; the rest learn from their reviewed pixels only (features and forest over
+#: 2 Mpx take about 4 s on 2 cores, 170 MB).
+MAX_FOREST_PIXELS = 2 * 1024 * 1024
 #: Side (px) of the checkerboard squares that split the reviewed pixels into two folds (forest_cv_mean_iu).
 CV_BLOCK = 16
 
@@ -40,10 +41,10 @@ def distill(items: list[TrainingImage], settings: TrainSettings, num_classes: in
     confident unreviewed pixels carry the forest's labels with ``settings.distill`` times their loss weight;
     reviewed pixels, their labels and weights unchanged. Otherwise ``items`` as they are.
     """
-    windows = [_window(it.reviewed) for it in items]
+    windows = _windows(items)
     used = [(it, w) for it, w in zip(items, windows) if w]
     if not used:
-        return items, {"distilled": False, "why": "no plane small enough for the pixel forest"}
+        return items, {"distilled": False, "why": "the planes are too large for the pixel forest"}
     features, labels, reviewed = _forest_inputs(used)
     seed = settings.seed or 0
     forest_iu = _cv_mean_iu(features, labels, reviewed, num_classes, seed)
@@ -59,7 +60,7 @@ def forest_cv_mean_iu(items: list[TrainingImage], num_classes: int, seed: int = 
     """Two-fold cross-validated mean IU of the pixel forest on the reviewed pixels of ``items``: the pixels are
     split by a checkerboard of CV_BLOCK² squares; each half is predicted by a forest fitted on the other.
     NaN when a half is empty or no plane is small enough."""
-    used = [(it, w) for it in items if (w := _window(it.reviewed))]
+    used = [(it, w) for it, w in zip(items, _windows(items)) if w]
     return _cv_mean_iu(*_forest_inputs(used), num_classes, seed) if used else float("nan")
 
 
@@ -84,14 +85,19 @@ def _cv_mean_iu(features: list[np.ndarray], labels: list[np.ndarray], reviewed: 
     return float(scores_from_confusion(n)["mean_iu"])
 
 
-def _window(reviewed: np.ndarray) -> tuple[slice, slice] | None:
-    """The slices of the reviewed pixels' bounding box grown by REACH (None if too large)."""
-    rows, cols = np.nonzero(reviewed.any(1))[0], np.nonzero(reviewed.any(0))[0]
-    h, w = reviewed.shape
-    window = (slice(max(rows[0] - REACH, 0), min(rows[-1] + REACH + 1, h)),
-              slice(max(cols[0] - REACH, 0), min(cols[-1] + REACH + 1, w)))
-    area = (window[0].stop - window[0].start) * (window[1].stop - window[1].start)
-    return window if area <= MAX_WINDOW_PIXELS else None
+def _windows(items: list[TrainingImage]) -> list[tuple[slice, slice] | None]:
+    """Per plane, the slices of its reviewed pixels' bounding box grown by REACH; None once MAX_FOREST_PIXELS
+    are used up."""
+    windows, budget = [], MAX_FOREST_PIXELS
+    for it in items:
+        rows, cols = np.nonzero(it.reviewed.any(1))[0], np.nonzero(it.reviewed.any(0))[0]
+        h, w = it.reviewed.shape
+        window = (slice(max(rows[0] - REACH, 0), min(rows[-1] + REACH + 1, h)),
+                  slice(max(cols[0] - REACH, 0), min(cols[-1] + REACH + 1, w)))
+        area = (window[0].stop - window[0].start) * (window[1].stop - window[1].start)
+        windows.append(window if area <= budget else None)
+        budget -= area if area <= budget else 0
+    return windows
 
 
 def _taught(item: TrainingImage, window: tuple[slice, slice], proba: np.ndarray, settings: TrainSettings

@@ -239,14 +239,16 @@ class Segmenter:
             raise ValueError("validation must be a pair (images, labels)")
         items = self._prepare(planes, config)
         config = config.resolved(int(sum(it.reviewed.sum() for it in items)))
-        taught, record = items, {}
+        taught, record, before = items, {}, None
         if config.distill:
             from .distillation import distill  # scikit-learn only when asked for
 
-            taught, record = distill(items, config, self.num_classes, self._reviewed_scores(items, device)["mean_iu"])
+            network = self._reviewed_scores(items, device)
+            taught, record = distill(items, config, self.num_classes, network["mean_iu"])
+            before = network if validation is None else None  # the guard's own first score
         steps = finetune_net(self.net, taught, config, device)
         return self._finetune_run(steps, items, config, validation, accept_worse, device, channel_axis, size,
-                                  {"distillation": record} if record else {})
+                                  {"distillation": record} if record else {}, before)
 
     def _prepare(self, planes, config: TrainSettings) -> list[TrainingImage]:
         """Training planes → normalised images with weight maps (normalisation once per whole image)."""
@@ -257,7 +259,7 @@ class Segmenter:
         return [TrainingImage.prepare(p, self.normalization, config, params[id(p.image)]) for p in planes]
 
     def _finetune_run(self, steps, items, config, validation, accept_worse, device, channel_axis, size=None,
-                      record=None):
+                      record=None, before=None):
         parent = self.active_version
 
         def guard_scores():
@@ -265,7 +267,7 @@ class Segmenter:
                 return self.score(*validation, device=device, channel_axis=channel_axis)
             return self._reviewed_scores(items, device)
 
-        before = guard_scores()
+        before = before if before is not None else guard_scores()
         result: TrainResult | None = None
         for update in steps:
             if isinstance(update, TrainResult):

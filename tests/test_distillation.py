@@ -97,3 +97,17 @@ def test_a_fine_tune_with_forest_labels_records_the_decision_and_counts_only_rev
     assert record["distilled"] and record["forest_cv_mean_iu"] > record["network_mean_iu"]  # a new head: ~chance
     assert version.reviewed_pixels == 48 * 48  # what the user reviewed, not the forest's pixels
     assert version.settings["distill"] == 0.5
+
+
+def test_planes_beyond_the_pixel_budget_learn_from_their_reviewed_pixels_only(monkeypatch):
+    image, truth = _halves()
+    reviewed = np.zeros(truth.shape, bool)
+    reviewed[:, 24:40] = True
+    settings = TrainSettings(loss="balanced_ce", distill=0.5)
+    first, second = _item(image, truth, reviewed, settings), _item(image, truth, reviewed.copy(), settings)
+    monkeypatch.setattr(distillation, "MAX_FOREST_PIXELS", 64 * 64 + 10)  # room for one 64² window
+    (a, b), record = distillation.distill([first, second], settings, 2, network_mean_iu=0.3)
+    assert record["distilled"] and a.reviewed.sum() > reviewed.sum() and b is second
+    monkeypatch.setattr(distillation, "MAX_FOREST_PIXELS", 100)
+    taught, record = distillation.distill([first], settings, 2, network_mean_iu=0.3)
+    assert taught == [first] and not record["distilled"] and "too large" in record["why"]
