@@ -48,8 +48,8 @@ def auto_steps(reviewed_pixels: int, patch_size: int, per_patch: float = AUTO_ST
 #: --data tissue|objects``, README "New models for your own classes"): class-balanced CE (region classes; the border
 #: term hurt there), 64² patches in batches of 4, "auto" = 50 steps per reviewed 64² tile (100 to 400: a new
 #: model needs more steps than fine-tuning the default), lr 1e-3, and the pixel forest's labels on unreviewed
-#: pixels at half weight while the forest is ahead.
-NEW_MODEL_SETTINGS = {"loss": "balanced_ce", "lr": 1e-3, "batch_size": 4, "patch_size": 64, "distill": 0.5,
+#: pixels at a quarter of the weight while the forest is ahead.
+NEW_MODEL_SETTINGS = {"loss": "balanced_ce", "lr": 1e-3, "batch_size": 4, "patch_size": 64, "distill": 0.25,
                       "auto_per_patch": 50.0, "auto_min_steps": 100}
 
 

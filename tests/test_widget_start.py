@@ -63,6 +63,6 @@ def test_a_new_model_learns_from_painted_pixels_and_the_forest_in_the_dock(dock,
     widget.finetune()
     assert not errors, errors
     version = widget.segmenter.metadata.versions[-1]
-    assert version.settings["distill"] == 0.5 and version.settings["patch_size"] == 64
+    assert version.settings["distill"] == NEW_MODEL_SETTINGS["distill"] and version.settings["patch_size"] == 64
     assert version.details["distillation"]["distilled"]  # a new head is behind the forest
     assert version.reviewed_pixels == layer.metadata["segnet_painted"].sum()  # not the forest's pixels

@@ -121,7 +121,7 @@ def finetune_section() -> SimpleNamespace:
                                   "nuclei; off: class-balanced CE, better for regions such as tissue types"),
         forest=CheckBox(text="learn from a pixel forest at first", value=False,
                         tooltip="while a random forest on the reviewed pixels scores better than the network, its "
-                                "confident labels on unreviewed pixels train the network too (half weight); on "
+                                "confident labels on unreviewed pixels train the network too (¼ weight); on "
                                 "for new models"),
         loss=ComboBox(label="loss", choices=list(LOSSES), value="border_ce"),
         w0=FloatSpinBox(label="w0", value=10.0, min=0, max=100, step=1),
