@@ -52,8 +52,8 @@ def distill(items: list[TrainingImage], settings: TrainSettings, num_classes: in
     if not forest_iu > network_mean_iu and not np.isnan(network_mean_iu):
         return items, {**record, "distilled": False}
     forest = PixelForest(features, labels, reviewed, num_classes, seed)
-    taught = iter([_taught(it, w, forest.probabilities(f), settings) for (it, w), f in zip(used, features)])
-    return [next(taught) if w else it for it, w in zip(items, windows)], {**record, "distilled": True}
+    taught = {id(it): _taught(it, w, forest.probabilities(f), settings) for (it, w), f in zip(used, features)}
+    return [taught.get(id(it), it) for it in items], {**record, "distilled": True}
 
 
 def forest_cv_mean_iu(items: list[TrainingImage], num_classes: int, seed: int = 0) -> float:

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
+from functools import partial
 from typing import ClassVar
 
 import numpy as np
@@ -209,8 +210,9 @@ def _train(net: SegmentationNet, usable: list[TrainingImage], settings: TrainSet
     model = copy.deepcopy(net).to(dev, memory_format=torch.channels_last).train()
     trained = ddp.wrap(model, dev)
     optimizer = torch.optim.Adam(_param_groups(model, settings), lr=settings.lr)
-    # cosine decay to 5 % of lr: a run ends on settled weights instead of wherever the last large step left them
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, settings.steps, eta_min=settings.lr / 20)
+    # cosine decay of every group's lr to 5 % of itself: a run ends on settled weights instead of wherever the last
+    # large step left them (a factor, not CosineAnnealingLR's one eta_min, so head and body decay alike)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(cosine_factor, steps=settings.steps))
     amp_dtype = autocast_dtype(dev)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     sizes = patch_sizes(model, settings.patch_size)
@@ -239,9 +241,14 @@ def _train(net: SegmentationNet, usable: list[TrainingImage], settings: TrainSet
     yield TrainResult(state, settings.steps, float(np.mean(losses[-10:])), time.perf_counter() - start)
 
 
+def cosine_factor(step: int, steps: int) -> float:
+    """The lr multiplier at ``step`` of ``steps``: cosine from 1 to 0.05."""
+    return 0.05 + 0.95 * (1 + math.cos(math.pi * step / steps)) / 2
+
+
 def _param_groups(model: SegmentationNet, settings: TrainSettings) -> list[dict]:
     """Adam's parameter groups: the classifier head (``model.head``, where the network has one) at ``lr``, the
-    rest at ``lr × body_lr_scale``; schedulers scale both alike."""
+    rest at ``lr × body_lr_scale``."""
     head = {id(p) for p in model.head.parameters()} if hasattr(model, "head") else set()
     body = [p for p in model.parameters() if id(p) not in head]
     return [g for g in ({"params": [p for p in model.parameters() if id(p) in head], "lr": settings.lr},

@@ -50,3 +50,19 @@ def test_the_head_and_the_body_learn_at_their_own_rates():
     assert sum(p.numel() for g in (head, body) for p in g["params"]) == sum(p.numel() for p in net.parameters())
     with pytest.raises(ValueError, match="body_lr_scale"):
         TrainSettings(body_lr_scale=0)
+
+
+def test_head_and_body_learning_rates_decay_alike():
+    import torch
+
+    from napari_segnet.models import build_model
+    from napari_segnet.training import _param_groups, cosine_factor
+
+    net = build_model("unet", in_channels=1, num_classes=2, depth=2, base_filters=4, padding="same")
+    optimizer = torch.optim.Adam(_param_groups(net, TrainSettings(lr=1e-3, body_lr_scale=0.01)))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: cosine_factor(t, 10))
+    for _ in range(10):
+        optimizer.step()
+        schedule.step()
+    head, body = (g["lr"] for g in optimizer.param_groups)
+    assert head == pytest.approx(5e-5) and body == pytest.approx(5e-7)  # each at 5 % of its own start
