@@ -4,10 +4,12 @@ The default model predicts a SIZE² uint16 zarr image in tiles of TILE px, on a 
 processes with one thread each (dask sets OMP_NUM_THREADS=1 in its workers; the report checks torch's thread
 count), blocks of BLOCK px. A warm-up run on a small image first makes every worker load torch and the model,
 so the timings are steady-state prediction (cluster start-up is printed apart). The baseline is
-``Segmenter.predict`` on the same image in a fresh process with one thread, and with two. Memory: the peak RSS
-of each worker process (from the block reports) and of the baseline process.
+``Segmenter.predict`` on the same image in a fresh process with one thread, and with two. Each worker count runs
+REPEAT times, interleaved (1, 2, 1, 2, …: this VM's speed drifts by up to ±15 % between minutes), and the median
+run is reported. Memory: the peak RSS (VmHWM) of each worker process (from the block reports) and of the
+baseline process.
 
-Run: nice -n 10 python benchmarks/distributed.py [--size 4096] [--tile 512] [--block 1024] [--workers 1 2]
+Run: python benchmarks/distributed.py [--size 8192] [--tile 512] [--block 2048] [--workers 1 2] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -43,6 +44,7 @@ def baseline(path: str, tile: int) -> dict:
     """In a fresh process: one whole-image Segmenter.predict (after a small warm-up)."""
     import torch
 
+    from napari_segnet.devices import peak_rss_mb
     from napari_segnet.imagefiles import read_image
     from napari_segnet.segmenter import Segmenter
 
@@ -52,7 +54,7 @@ def baseline(path: str, tile: int) -> dict:
     start = time.perf_counter()
     seg.predict(image, tile_shape=tile)
     return {"seconds": time.perf_counter() - start, "threads": torch.get_num_threads(),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mb": peak_rss_mb()}
 
 
 def run_baseline(path: Path, tile: int, threads: int) -> dict:
@@ -96,9 +98,10 @@ def run_cluster(path: Path, folder: Path, workers: int, tile: int, block: int) -
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", type=int, default=4096)
+    parser.add_argument("--size", type=int, default=8192)
     parser.add_argument("--tile", type=int, default=512)
-    parser.add_argument("--block", type=int, default=1024)
+    parser.add_argument("--block", type=int, default=2048)
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per worker count (median reported)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--baseline", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -117,17 +120,21 @@ def main() -> None:
             b = run_baseline(folder / "image.zarr", args.tile, threads)
             print(f"| one process, Segmenter.predict | {b['threads']} | {b['seconds']:.1f} | "
                   f"{mp / b['seconds']:.2f} | {b['peak_rss_mb']:.0f} | – |", flush=True)
+        runs: dict[int, list[dict]] = {n: [] for n in args.workers}
+        for _ in range(args.repeat):  # interleaved, so the VM's speed drift touches every worker count alike
+            for n in args.workers:
+                runs[n].append(run_cluster(folder / "image.zarr", folder, n, args.tile, args.block))
         rates = {}
-        for n in args.workers:
-            r = run_cluster(folder / "image.zarr", folder, n, args.tile, args.block)
+        for n, rs in runs.items():
+            r = sorted(rs, key=lambda r: r["seconds"])[len(rs) // 2]  # the median run
             rates[n] = mp / r["seconds"]
             print(f"| {n} worker{'s' * (n > 1)} × 1 thread, {r['blocks']} blocks | {r['threads']} | "
                   f"{r['seconds']:.1f} | {rates[n]:.2f} | {', '.join(f'{m:.0f}' for m in r['peak_rss_mb'])} | "
                   f"{r['startup']:.1f} |", flush=True)
     if 1 in rates and 2 in rates:
-        print(f"\nscaling 1 → 2 workers: {rates[2] / rates[1]:.2f}× (linear: 2×; ratio to linear "
-              f"{rates[2] / (2 * rates[1]):.2f})")
-
+        pairs = ", ".join(f"{a['seconds'] / (2 * b['seconds']):.2f}" for a, b in zip(runs[1], runs[2]))
+        print(f"\nscaling 1 → 2 workers (median of {args.repeat} runs each): {rates[2] / rates[1]:.2f}× "
+              f"(linear: 2×; ratio to linear {rates[2] / (2 * rates[1]):.2f}); ratio in each repetition: {pairs}")
 
 if __name__ == "__main__":
     main()

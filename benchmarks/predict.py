@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -28,10 +27,6 @@ CASES = [  # name, architecture, options, sizes
     ("FC-DenseNet56", "fc_densenet56", {}, (512, 2048)),
 ]
 ENGINES = ("napari-segnet", "monai", "monai-ours", "naive")
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def meta_flops(net, size: tuple[int, int]) -> int:
@@ -93,7 +88,7 @@ def one_run(spec: dict) -> dict:
     import psutil
     import torch
 
-    from napari_segnet.devices import pick_device
+    from napari_segnet.devices import peak_rss_mb, pick_device
     from napari_segnet.segmenter import Segmenter
 
     torch.manual_seed(0)

@@ -65,3 +65,22 @@ def _cpu_flags() -> frozenset[str]:
             return frozenset(next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), []))
     except OSError:  # not Linux: stay in fp32
         return frozenset()
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MiB: Linux's VmHWM (reset by exec), elsewhere ``ru_maxrss``.
+
+    Linux carries ``ru_maxrss`` over fork and exec, so a worker or subprocess started by a process that once
+    held 568 MB reported 568 MB whatever it used itself (the first distributed benchmark tables did)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+    import sys
+
+    scale = 2**20 if sys.platform == "darwin" else 2**10  # bytes on macOS, KiB elsewhere
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale

@@ -12,9 +12,11 @@ from cli_helpers import one_thread  # noqa: F401
 from conftest import smooth_image, tiny_segmenter
 
 from napari_segnet.blockinstances import block_objects, merge_table, relabel
-from napari_segnet.distributed import close, connect, plan_blocks, predict_distributed
+from napari_segnet.distributed import WindowedArray, block_input, close, connect, plan_blocks, predict_distributed
 from napari_segnet.imagefiles import read_image, write_array
+from napari_segnet.images import ImagePlanes
 from napari_segnet.instances import label_instances
+from napari_segnet.tiling import DEFAULT_MAX_CONTEXT
 
 distributed = pytest.importorskip("distributed")
 zarr = pytest.importorskip("zarr")
@@ -31,6 +33,57 @@ def test_local_workers_keep_glibc_from_mmapping_every_activation(client):
     """dask's MALLOC_TRIM_THRESHOLD_ alone made every activation a fresh mmap (blocks 1.3–1.8× slower)."""
     envs = client.run(lambda: (os.environ.get("MALLOC_MMAP_THRESHOLD_"), os.environ.get("OMP_NUM_THREADS")))
     assert len(envs) == 2 and set(envs.values()) == {(str(32 * 2**20), "1")}
+
+
+def test_local_workers_run_without_the_statistical_profiler(client):
+    """No dashboard, so nobody reads the profile; sampling cost 2 % of a worker's CPU."""
+    import dask
+
+    assert set(client.run(lambda: dask.config.get("distributed.worker.profile.enabled")).values()) == {False}
+
+
+class CountingArray:
+    """A NumPy array that counts how often it is read."""
+
+    def __init__(self, array):
+        self.array, self.shape, self.dtype, self.ndim, self.reads = array, array.shape, array.dtype, array.ndim, 0
+
+    def __getitem__(self, index):
+        self.reads += 1
+        return self.array[index]
+
+
+def test_windowed_array_serves_its_box_from_memory_and_the_rest_from_the_array():
+    data = np.arange(5 * 40 * 30).reshape(5, 40, 30)
+    source = CountingArray(data)
+    window = WindowedArray(source, (slice(2, 3), slice(10, 30), slice(None)))
+    assert source.reads == 1 and window.data.shape == (1, 20, 30) and window.shape == data.shape
+    inside = [(2, slice(10, 30), slice(0, 30)), (2, slice(12, 13), slice(-5, None)), (-3, slice(29, 30), 4)]
+    for index in inside:
+        np.testing.assert_array_equal(window[index], data[index])
+    assert source.reads == 1
+    outside = [(3, slice(10, 30), slice(None)), (2, slice(9, 20), slice(None)), (2, slice(10, 30, 2), 0),
+               (2, 30, 0), (slice(2, 3), slice(10, 30)), (2, slice(20, 10), slice(None))]
+    for k, index in enumerate(outside, start=2):
+        np.testing.assert_array_equal(window[index], data[index])
+        assert source.reads == k - (index[1] == slice(20, 10))  # an empty slice inside the box is served too
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_blocks_tiles_read_only_its_window_and_predict_as_from_the_whole_image():
+    seg = sharp(tiny_segmenter(padding="valid", batch_norm=False))
+    image = smooth_image((150, 133))
+    whole = seg.predict(image, tile_shape=24)
+    assert 0.05 < (whole == 1).mean() < 0.95
+    steps, norm = (24, 24), seg.normalization.parameters(ImagePlanes(image, 1))  # as the client computes it
+    for block in plan_blocks(1, image.shape, steps, 48):
+        source = CountingArray(image)
+        window = block_input(seg, source, block, steps, None, DEFAULT_MAX_CONTEXT)
+        region = seg.predict_steps(window, steps, region=block, norm_parameters=norm)
+        result = [u for u in region if hasattr(u, "labels")][-1]
+        assert source.reads == 1, block  # every tile read came from the window
+        np.testing.assert_array_equal(result.labels.reshape(block.shape[1:]), whole[slice(*block.rows),
+                                                                                   slice(*block.cols)])
 
 
 def sharp(seg):
@@ -127,3 +180,20 @@ def test_instances_need_labels(tmp_path):
     with pytest.raises(ValueError, match="give an output for them too"):
         predict_distributed(tiny_segmenter(), tmp_path / "x.zarr", None, cluster="local:1",
                             instances_output=tmp_path / "i.zarr")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="Linux's VmHWM")
+def test_worker_peak_memory_is_its_own_not_its_parents():
+    """Linux carries ru_maxrss over fork + exec: a worker started by a process that once held 1 GiB reported
+    1 GiB. peak_rss_mb reads VmHWM, which exec resets."""
+    import subprocess
+    import sys
+
+    child = ("import resource; from napari_segnet.devices import peak_rss_mb; "
+             "print(peak_rss_mb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+    parent = (f"import numpy as np, subprocess, sys; a = np.ones(2**27); "  # 1 GiB, touched
+              f"print(subprocess.run([sys.executable, '-c', {child!r}], capture_output=True, text=True, "
+              f"check=True).stdout)")
+    out = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True, check=True).stdout
+    own, inherited = map(float, out.split())
+    assert inherited > 1024 and own < 900
