@@ -238,7 +238,6 @@ class Segmenter:
         if validation is not None and len(validation) != 2:
             raise ValueError("validation must be a pair (images, labels)")
         items = self._prepare(planes, config)
-        config = config.resolved(int(sum(it.reviewed.sum() for it in items)))
         taught, record, before = items, {}, None
         if config.distill:
             from .distillation import distill  # scikit-learn only when asked for
@@ -246,6 +245,7 @@ class Segmenter:
             network = self._reviewed_scores(items, device)
             taught, record = distill(items, config, self.num_classes, network["mean_iu"])
             before = network if validation is None else None  # the guard's own first score
+        config = config.resolved(int(sum(it.reviewed.sum() for it in items)), bool(record.get("distilled")))
         steps = finetune_net(self.net, taught, config, device)
         return self._finetune_run(steps, items, config, validation, accept_worse, device, channel_axis, size,
                                   {"distillation": record} if record else {}, before)

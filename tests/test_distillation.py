@@ -99,6 +99,22 @@ def test_a_fine_tune_with_forest_labels_records_the_decision_and_counts_only_rev
     assert version.settings["distill"] == 0.5
 
 
+@pytest.mark.parametrize("distill, steps", [(0.5, 9), (0.0, 18)])
+def test_auto_steps_of_a_round_follow_whether_it_learns_forest_labels(distill, steps):
+    """48² reviewed pixels = 2.25 patches of 32²: 4 steps per patch with forest labels, 8 without."""
+    image, truth = tissue_image((96, 96), seed=3)
+    reviewed = np.zeros(truth.shape, bool)
+    reviewed[:48, :48] = True
+    torch.manual_seed(0)
+    seg = Segmenter.create("unet", 1, 3)
+    updates = list(seg.finetune([image], [truth], [reviewed], batch_size=2, patch_size=32, loss="balanced_ce",
+                                seed=0, accept_worse=True, distill=distill, auto_per_patch=8.0,
+                                auto_per_patch_distilled=4.0, auto_min_steps=1))
+    version = seg.metadata.versions[-1]
+    assert version.details.get("distillation", {}).get("distilled", False) == (distill > 0)
+    assert updates[-2].total == steps and version.settings["steps"] == steps
+
+
 def test_planes_beyond_the_pixel_budget_learn_from_their_reviewed_pixels_only(monkeypatch):
     image, truth = _halves()
     reviewed = np.zeros(truth.shape, bool)

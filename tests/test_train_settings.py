@@ -32,11 +32,16 @@ def test_a_run_records_the_steps_auto_chose():
 
 def test_a_new_model_gets_more_steps_per_reviewed_tile():
     settings = TrainSettings(**NEW_MODEL_SETTINGS)
-    assert [settings.resolved(k * 64 * 64).steps for k in (1, 2, 3, 5, 10)] == [100, 100, 150, 250, 400]
+    assert [settings.resolved(k * 64 * 64).steps for k in (1, 2, 3, 5, 10)] == [100, 200, 300, 400, 400]
+    assert [settings.resolved(k * 64 * 64, distilled=True).steps for k in (1, 2, 3, 5, 10)] == \
+        [100, 100, 150, 250, 400]  # a round that learns the forest's labels too
+    assert TrainSettings(auto_per_patch=10.0).resolved(128 * 128 * 8, distilled=True).steps == 80  # None: same
     with pytest.raises(ValueError, match="auto_min_steps"):
         TrainSettings(auto_min_steps=0)
     with pytest.raises(ValueError, match="auto_per_patch"):
         TrainSettings(auto_per_patch=float("inf"))
+    with pytest.raises(ValueError, match="auto_per_patch"):
+        TrainSettings(auto_per_patch_distilled=0.0)
 
 
 def test_the_head_and_the_body_learn_at_their_own_rates():

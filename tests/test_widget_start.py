@@ -41,7 +41,8 @@ def test_new_models_fine_tune_with_the_measured_settings_and_the_forest(dock, er
     new = widget.settings()
     assert widget.forest.value and new.distill == NEW_MODEL_SETTINGS["distill"] > 0
     assert (new.loss, new.lr, new.batch_size, new.patch_size) == ("balanced_ce", 1e-3, 4, 64)
-    assert new.resolved(3 * 64 * 64).steps == 150  # 50 per reviewed 64² tile
+    assert new.resolved(3 * 64 * 64).steps == 300  # 100 per reviewed 64² tile …
+    assert new.resolved(3 * 64 * 64, distilled=True).steps == 150  # … 50 in a round with forest labels
     widget.forest.value = False
     assert widget.settings().distill == 0
     widget.architecture.value = DEFAULT
