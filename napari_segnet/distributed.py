@@ -27,7 +27,7 @@ import numpy as np
 from .blockinstances import block_objects, merge_table, relabel
 from .devices import peak_rss_mb
 from .imagefiles import atomic_directory, create_zarr, read_image, stem
-from .images import ImagePlanes
+from .images import ImagePlanes, WindowedArray
 from .tiling import DEFAULT_MAX_CONTEXT, Region, explicit_plan, tile_step
 
 _CACHE: dict[str, object] = {}  # checkpoint digest → Segmenter, one per worker process
@@ -249,48 +249,13 @@ def _predict_block(block: Region, *, model: bytes, digest: str, source: str, cha
             "peak_rss_mb": peak_rss_mb()}
 
 
-class WindowedArray:
-    """A lazily read array with one box of it in memory: an index inside the box (ints and step-1 slices) is
-    served from memory, any other from ``array``. So a block's tiles, which overlap by their context, decompress
-    each zarr/TIFF chunk once instead of once per tile that reads it (11 % of a block's CPU time here)."""
-
-    def __init__(self, array, box: tuple[slice, ...]):
-        self.array, self.shape, self.dtype, self.ndim = array, tuple(array.shape), array.dtype, array.ndim
-        self.box = tuple(slice(*b.indices(n)[:2]) for b, n in zip(box, self.shape))
-        self.data = np.asarray(array[self.box])
-
-    def __getitem__(self, index):
-        index = index if isinstance(index, tuple) else (index,)
-        local = [self._local(k, b, n) for k, b, n in zip(index, self.box, self.shape)]
-        if len(index) != self.ndim or None in local:
-            return self.array[index]
-        return self.data[tuple(local)]
-
-    @staticmethod
-    def _local(k, b: slice, n: int) -> slice | int | None:
-        """Index ``k`` of an axis of length ``n`` relative to the box's ``b``; None if it leaves the box."""
-        if isinstance(k, slice):
-            start, stop, step = k.indices(n)
-            stop = max(start, stop)
-            return slice(start - b.start, stop - b.start) if step == 1 and b.start <= start and stop <= b.stop \
-                else None
-        if isinstance(k, (int, np.integer)) and -n <= k < n and b.start <= k % n < b.stop:
-            return int(k % n) - b.start
-        return None
-
-
 def block_input(seg, image, block: Region, steps: tuple[int, int], channel_axis, max_context: int) -> WindowedArray:
-    """``image`` with the input that ``block``'s tiles read (their windows with context, one plane) in memory."""
+    """``image`` with the input that ``block``'s tiles read (their windows with context, one plane) in memory:
+    each chunk of it is decompressed once, not once per tile (and tile row) that reads it."""
     planes = ImagePlanes(image, seg.in_channels, channel_axis)
-    box = [slice(None)] * image.ndim
-    if planes.plane_axis is not None:
-        box[planes.plane_axis] = slice(*block.planes)
-    for axis, n, step, bounds in ((planes.y_axis, planes.shape[0], steps[0], block.rows),
-                                  (planes.x_axis, planes.shape[1], steps[1], block.cols)):
-        plan = explicit_plan(seg.net, n, min(step, n), max_context)
-        reads = [plan.input_index(i) for i in range(len(plan.starts)) if plan.meets(i, bounds)]
-        box[axis] = slice(max(0, min(r[0] for r in reads)), min(n, max(r[-1] for r in reads) + 1))
-    return WindowedArray(image, tuple(box))
+    spans = [explicit_plan(seg.net, n, min(step, n), max_context).input_span(bounds)
+             for n, step, bounds in zip(planes.shape, steps, (block.rows, block.cols))]
+    return planes.windowed(block.planes[0], *spans).image
 
 
 def _relabel_block(block: Region, offset: int, *, table: np.ndarray, path: str, stacked: bool) -> None:

@@ -100,6 +100,15 @@ class ImagePlanes:
                                      if a is not None])
         return block if self.channel_axis is not None else block[None]
 
+    def windowed(self, plane: int, rows: tuple[int, int], cols: tuple[int, int]) -> ImagePlanes:
+        """These planes with ``rows`` × ``cols`` of ``plane`` (all channels) read into memory once; reads there
+        come from memory, any other from the image (:class:`WindowedArray`)."""
+        box = [slice(None)] * self.image.ndim
+        if self.plane_axis is not None:
+            box[self.plane_axis] = slice(plane, plane + 1)
+        box[self.y_axis], box[self.x_axis] = slice(*rows), slice(*cols)
+        return ImagePlanes(WindowedArray(self.image, tuple(box)), self.in_channels, self.channel_axis)
+
     def sample(self, max_pixels: int = 1 << 20) -> np.ndarray:
         """float32 (C, n) values from a regular grid over all planes, at most about ``max_pixels`` of them."""
         step = max(1, int(np.ceil(np.sqrt(self.n_planes * self.shape[0] * self.shape[1] / max_pixels))))
@@ -107,6 +116,37 @@ class ImagePlanes:
         grid = slice(None, None, step)
         parts = [self.block(p, grid, grid).reshape(self.channels, -1) for p in planes]
         return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+class WindowedArray:
+    """A lazily read array (zarr, dask, a TIFF's zarr view) with one box of it in memory: an index inside the
+    box (ints and step-1 slices) is served from memory, any other from ``array``. Tiles overlap by their context,
+    so read one by one from the array they decompressed each chunk several times (distributed blocks and row bands
+    of tiles read their box once instead)."""
+
+    def __init__(self, array, box: tuple[slice, ...]):
+        self.array, self.shape, self.dtype, self.ndim = array, tuple(array.shape), array.dtype, array.ndim
+        self.box = tuple(slice(*b.indices(n)[:2]) for b, n in zip(box, self.shape))
+        self.data = np.asarray(array[self.box])
+
+    def __getitem__(self, index):
+        index = index if isinstance(index, tuple) else (index,)
+        local = [self._local(k, b, n) for k, b, n in zip(index, self.box, self.shape)]
+        if len(index) != self.ndim or None in local:
+            return self.array[index]
+        return self.data[tuple(local)]
+
+    @staticmethod
+    def _local(k, b: slice, n: int) -> slice | int | None:
+        """Index ``k`` of an axis of length ``n`` relative to the box's ``b``; None if it leaves the box."""
+        if isinstance(k, slice):
+            start, stop, step = k.indices(n)
+            stop = max(start, stop)
+            return slice(start - b.start, stop - b.start) if step == 1 and b.start <= start and stop <= b.stop \
+                else None
+        if isinstance(k, (int, np.integer)) and -n <= k < n and b.start <= k % n < b.stop:
+            return int(k % n) - b.start
+        return None
 
 
 def _raise_ambiguous(shape: tuple[int, ...]):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .images import reflect_index
 from .models import SegmentationNet
 
 # Above this many pixels of context per side, tiles do not wait for full context: they overlap and blend.
@@ -74,6 +75,12 @@ class AxisPlan:
         hi = min(self.bounds[i + 1] + self.overlap, b1)
         first = lo - self.window(i)
         return slice(first, first + hi - lo), slice(lo - b0, hi - b0)
+
+    def input_span(self, bounds: tuple[int, int]) -> tuple[int, int]:
+        """[lo, hi): the image pixels (mirrored ones included) read by the tiles that meet ``bounds``."""
+        reads = [reflect_index(self.input_index(i), self.size) for i in range(len(self.starts))
+                 if self.meets(i, bounds)]
+        return min(int(r.min()) for r in reads), max(int(r.max()) for r in reads) + 1
 
     def meets(self, i: int, bounds: tuple[int, int]) -> bool:
         """Whether tile i contributes to the part [b0, b1) of the axis."""

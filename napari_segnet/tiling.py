@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .devices import autocast_dtype
-from .images import ImagePlanes, reflect_index
+from .images import ImagePlanes, WindowedArray, reflect_index
 from .models import SegmentationNet
 from .progress import Outcome, Progress
 from .tile_pipeline import pipelined
@@ -24,6 +24,8 @@ __all__ = ["DEFAULT_MAX_CONTEXT", "AxisPlan", "PredictionResult", "Region", "Til
 
 #: Most tiles per batch on CUDA (tiles are batched up to the memory budget; on the CPU one at a time).
 MAX_CUDA_BATCH = 16
+#: A row of tiles of an image that is not in memory is read at once up to this many bytes (``_RowBands``).
+BAND_BYTES = 64 * 2**20
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,25 @@ class _Planes:
         self.array[key if self.has_planes else key[1:]] = value
 
 
+class _RowBands:
+    """The planes to read tile (p, i, ·) from. For an image not in memory (zarr, dask, a TIFF's zarr view) that is
+    the input of the whole tile row read at once (:meth:`ImagePlanes.windowed`): the row's tiles overlap by their
+    context, and read one by one they decompressed each chunk again (a 4096² zarr predicted 15–25 % slower than
+    the same image in memory). NumPy images, and bands over BAND_BYTES, are read tile by tile."""
+
+    def __init__(self, planes: ImagePlanes, py: AxisPlan, px: AxisPlan, region: Region):
+        self.planes, self.py, self.key, self.band = planes, py, None, planes
+        self.cols = px.input_span(region.cols)
+        size = py.tile_in * (self.cols[1] - self.cols[0]) * planes.channels * np.dtype(planes.image.dtype).itemsize
+        self.lazy = not isinstance(planes.image, (np.ndarray, WindowedArray)) and size <= BAND_BYTES
+
+    def __call__(self, p: int, i: int) -> ImagePlanes:
+        if self.lazy and self.key != (p, i):
+            rows = reflect_index(self.py.input_index(i), self.py.size)
+            self.band, self.key = self.planes.windowed(p, (int(rows.min()), int(rows.max()) + 1), self.cols), (p, i)
+        return self.band
+
+
 class TiledPredictor:
     """Predicts planes of an image tile by tile with ``net`` on ``device``; memory is bounded by the tile size.
 
@@ -229,8 +250,10 @@ class TiledPredictor:
         want_proba = blend or proba is not None
         sums: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
+        bands = _RowBands(planes, py, px, region)
+
         def read(batch):
-            return self._host(np.stack([self._read(planes, p, py, px, i, j) for p, i, j in batch]))
+            return self._host(np.stack([self._read(bands(p, i), p, py, px, i, j) for p, i, j in batch]))
 
         def write(batch, out):
             for (p, i, j), tile in zip(batch, out):

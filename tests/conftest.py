@@ -103,3 +103,14 @@ FAST = {"steps": 30, "batch_size": 2, "patch_size": 32, "lr": 3e-3, "seed": 0}
 
 # GUI tests without a display (issue 17): skipped, or failed under NAPARI_SEGNET_REQUIRE_GUI=1; see display_hooks.py
 from display_hooks import pytest_collection_modifyitems, pytest_runtest_setup  # noqa: E402, F401
+
+
+class CountingArray:
+    """A NumPy array that counts how often it is read."""
+
+    def __init__(self, array):
+        self.array, self.shape, self.dtype, self.ndim, self.reads = array, array.shape, array.dtype, array.ndim, 0
+
+    def __getitem__(self, index):
+        self.reads += 1
+        return self.array[index]

@@ -9,10 +9,10 @@ import pytest
 import tifffile
 import torch
 from cli_helpers import one_thread  # noqa: F401
-from conftest import smooth_image, tiny_segmenter
+from conftest import CountingArray, smooth_image, tiny_segmenter
 
 from napari_segnet.blockinstances import block_objects, merge_table, relabel
-from napari_segnet.distributed import WindowedArray, block_input, close, connect, plan_blocks, predict_distributed
+from napari_segnet.distributed import block_input, close, connect, plan_blocks, predict_distributed
 from napari_segnet.imagefiles import read_image, write_array
 from napari_segnet.images import ImagePlanes
 from napari_segnet.instances import label_instances
@@ -40,33 +40,6 @@ def test_local_workers_run_without_the_statistical_profiler(client):
     import dask
 
     assert set(client.run(lambda: dask.config.get("distributed.worker.profile.enabled")).values()) == {False}
-
-
-class CountingArray:
-    """A NumPy array that counts how often it is read."""
-
-    def __init__(self, array):
-        self.array, self.shape, self.dtype, self.ndim, self.reads = array, array.shape, array.dtype, array.ndim, 0
-
-    def __getitem__(self, index):
-        self.reads += 1
-        return self.array[index]
-
-
-def test_windowed_array_serves_its_box_from_memory_and_the_rest_from_the_array():
-    data = np.arange(5 * 40 * 30).reshape(5, 40, 30)
-    source = CountingArray(data)
-    window = WindowedArray(source, (slice(2, 3), slice(10, 30), slice(None)))
-    assert source.reads == 1 and window.data.shape == (1, 20, 30) and window.shape == data.shape
-    inside = [(2, slice(10, 30), slice(0, 30)), (2, slice(12, 13), slice(-5, None)), (-3, slice(29, 30), 4)]
-    for index in inside:
-        np.testing.assert_array_equal(window[index], data[index])
-    assert source.reads == 1
-    outside = [(3, slice(10, 30), slice(None)), (2, slice(9, 20), slice(None)), (2, slice(10, 30, 2), 0),
-               (2, 30, 0), (slice(2, 3), slice(10, 30)), (2, slice(20, 10), slice(None))]
-    for k, index in enumerate(outside, start=2):
-        np.testing.assert_array_equal(window[index], data[index])
-        assert source.reads == k - (index[1] == slice(20, 10))  # an empty slice inside the box is served too
 
 
 @pytest.mark.usefixtures("one_thread")

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 import torch
-from conftest import smooth_image, tiny_segmenter
+from conftest import CountingArray, smooth_image, tiny_segmenter
 
-from napari_segnet.images import reflect_index
+from napari_segnet import tiling
+from napari_segnet.images import WindowedArray, reflect_index
 from napari_segnet.models import build_model
 from napari_segnet.progress import run
 from napari_segnet.tiling import TiledPredictor, blend_window, explicit_plan, tile_weights
@@ -106,6 +107,35 @@ def test_tiles_are_read_one_at_a_time():
     sample, tiles = reads[0], reads[1:]
     assert sample <= 2**20 * 1.01  # the normalisation percentiles come from a strided grid of ≤ 1 M pixels
     assert len(tiles) == 25 and max(tiles) <= (512 + 2 * 112) ** 2
+
+
+def test_windowed_array_serves_its_box_from_memory_and_the_rest_from_the_array():
+    data = np.arange(5 * 40 * 30).reshape(5, 40, 30)
+    source = CountingArray(data)
+    window = WindowedArray(source, (slice(2, 3), slice(10, 30), slice(None)))
+    assert source.reads == 1 and window.data.shape == (1, 20, 30) and window.shape == data.shape
+    inside = [(2, slice(10, 30), slice(0, 30)), (2, slice(12, 13), slice(-5, None)), (-3, slice(29, 30), 4)]
+    for index in inside:
+        np.testing.assert_array_equal(window[index], data[index])
+    assert source.reads == 1
+    outside = [(3, slice(10, 30), slice(None)), (2, slice(9, 20), slice(None)), (2, slice(10, 30, 2), 0),
+               (2, 30, 0), (slice(2, 3), slice(10, 30)), (2, slice(20, 10), slice(None))]
+    for k, index in enumerate(outside, start=2):
+        np.testing.assert_array_equal(window[index], data[index])
+        assert source.reads == k - (index[1] == slice(20, 10))  # an empty slice inside the box is served too
+
+
+@pytest.mark.parametrize("band_bytes, reads", [(64 * 2**20, 2 + 2 * 5), (1000, 2 + 2 * 25)])
+def test_a_lazy_image_is_read_a_row_of_tiles_at_a_time(monkeypatch, band_bytes, reads):
+    """Tiles overlap by their context: an image not in memory (zarr, dask) is read once per tile row, not once per
+    tile (each chunk decompressed again); rows over BAND_BYTES are read tile by tile. Same labels either way."""
+    monkeypatch.setattr(tiling, "BAND_BYTES", band_bytes)
+    seg = tiny_segmenter()
+    stack = smooth_image((2, 300, 300))
+    lazy = CountingArray(stack)
+    labels = seg.predict(lazy, tile_shape=64)
+    assert lazy.reads == reads  # the normalisation samples each plane, then 2 planes × 5 rows (or × 25 tiles)
+    np.testing.assert_array_equal(labels, seg.predict(stack, tile_shape=64))
 
 
 def test_batches_of_tiles_give_the_same_result():
