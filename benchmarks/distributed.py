@@ -9,7 +9,7 @@ REPEAT times, interleaved (1, 2, 1, 2, …: this VM's speed drifts by up to ±15
 run is reported. Memory: the peak RSS (VmHWM) of each worker process (from the block reports) and of the
 baseline process.
 
-Run: python benchmarks/distributed.py [--size 8192] [--tile 512] [--block 2048] [--workers 1 2] [--repeat 3]
+Run: python benchmarks/distributed.py [--size 8192] [--tile 512] [--block 2048] [--workers 1 2] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=8192)
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--block", type=int, default=2048)
-    parser.add_argument("--repeat", type=int, default=3, help="timed runs per worker count (median reported)")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs per worker count (median reported)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--baseline", help=argparse.SUPPRESS)
     args = parser.parse_args()

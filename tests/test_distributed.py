@@ -35,11 +35,15 @@ def test_local_workers_keep_glibc_from_mmapping_every_activation(client):
     assert len(envs) == 2 and set(envs.values()) == {(str(32 * 2**20), "1")}
 
 
-def test_local_workers_run_without_the_statistical_profiler(client):
-    """No dashboard, so nobody reads the profile; sampling cost 2 % of a worker's CPU."""
+def test_local_workers_run_without_the_statistical_profiler_and_with_a_slow_tick(client):
+    """No dashboard, so nobody reads the profile (2 % of a worker's CPU) nor the 20 ms tick (the event loops'
+    CPU fell 3×): the running servers — workers and the scheduler in this process — use the quiet settings."""
     import dask
 
     assert set(client.run(lambda: dask.config.get("distributed.worker.profile.enabled")).values()) == {False}
+    assert set(client.run(lambda dask_worker: dask_worker._tick_interval).values()) == {1.0}
+    assert client.run_on_scheduler(lambda dask_scheduler: dask_scheduler._tick_interval) == 1.0
+    assert set(client.run(lambda: dask.config.get("distributed.admin.system-monitor.interval")).values()) == {"2s"}
 
 
 @pytest.mark.usefixtures("one_thread")
