@@ -52,7 +52,8 @@ QUIET_CONFIG = {"distributed.worker.profile.enabled": False, "distributed.admin.
 
 
 def local_cluster(n_workers: int):
-    """A ``distributed.LocalCluster`` of ``n_workers`` processes with one thread each and :data:`WORKER_ENV`."""
+    """A ``distributed.LocalCluster`` of ``n_workers`` processes with one thread each, :data:`WORKER_ENV` and
+    :data:`QUIET_CONFIG`."""
     import dask
     from distributed import LocalCluster
 
