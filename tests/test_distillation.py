@@ -67,6 +67,21 @@ def test_forest_labels_fill_unreviewed_pixels_down_weighted_and_leave_reviewed_o
     np.testing.assert_allclose(taught.weights[new], 0.5 * full[new], rtol=1e-6)
 
 
+def test_only_pixels_whose_top_forest_probability_reaches_the_confidence_get_a_label():
+    image, truth = _halves(8)
+    reviewed = np.zeros(truth.shape, bool)
+    reviewed[0, 0] = True
+    settings = TrainSettings(loss="balanced_ce", distill=0.25)
+    proba = np.full((8, 8, 3), 1 / 3)  # undecided everywhere but two pixels
+    for (y, x), top in (((2, 2), distillation.CONFIDENCE + 0.01), ((4, 4), distillation.CONFIDENCE - 0.01)):
+        proba[y, x] = (top, (1 - top) / 2, (1 - top) / 2)  # just above, just below
+    proba[3, 3] = (0.1, 0.2, 0.7)
+    window = (slice(0, 8), slice(0, 8))
+    taught = distillation._taught(_item(image, truth, reviewed, settings), window, proba, settings)
+    assert np.argwhere(taught.reviewed & ~reviewed).tolist() == [[2, 2], [3, 3]]
+    assert taught.labels[2, 2] == 0 and taught.labels[3, 3] == 2
+
+
 def test_no_forest_labels_once_the_network_is_ahead():
     image, truth = _halves()
     reviewed = np.zeros(truth.shape, bool)
