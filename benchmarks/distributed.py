@@ -136,5 +136,6 @@ def main() -> None:
         print(f"\nscaling 1 → 2 workers (median of {args.repeat} runs each): {rates[2] / rates[1]:.2f}× "
               f"(linear: 2×; ratio to linear {rates[2] / (2 * rates[1]):.2f}); ratio in each repetition: {pairs}")
 
+
 if __name__ == "__main__":
     main()

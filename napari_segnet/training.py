@@ -91,8 +91,7 @@ class TrainSettings:
                 raise ValueError(f"{name} must be a positive integer{also}, got {value!r}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number, got {self.lr}")
-        rates = (self.auto_per_patch, self.auto_per_patch if self.auto_per_patch_distilled is None
-                 else self.auto_per_patch_distilled)
+        rates = [r for r in (self.auto_per_patch, self.auto_per_patch_distilled) if r is not None]
         if not all(r > 0 and math.isfinite(r) for r in rates) or self.auto_min_steps < 1:
             raise ValueError(f"auto_per_patch(_distilled) must be positive and auto_min_steps ≥ 1, got {rates}, "
                              f"{self.auto_min_steps}")
