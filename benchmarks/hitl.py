@@ -15,6 +15,9 @@ apart by shape and texture; 4 working images, 2 held out) and reports mean IU ov
 ``--data tissue|objects``: new models for the user's own classes, pretrained start vs scratch vs the forest with
 64² tiles (see benchmarks/multiclass.py; ``--runs defaults,no_forest,scratch`` chooses the runs).
 
+``--label-limit WORKING``: with ``--data tissue|objects``, what the last round's labels of one working image teach
+a fresh model trained as long as the ceiling (``multiclass.label_limit``).
+
 ``--compare-next``: the user follows the dock's Next suggestions (most uncertain unreviewed tile, no ground
 truth) instead of the worst-tile oracle; both runs are printed side by side (U-Net only).
 
@@ -147,9 +150,13 @@ def main() -> None:
     parser.add_argument("--average", type=float, default=1.0, help="--data shift: keep α·new + (1-α)·old weights")
     parser.add_argument("--runs", default="defaults,no_forest,scratch",
                         help="--data tissue|objects: which new-model runs (benchmarks/multiclass.py RUNS)")
+    parser.add_argument("--label-limit", type=int, default=None, metavar="WORKING",
+                        help="--data tissue|objects: train round 5's labels of one working image long (multiclass.py)")
     parser.add_argument("--compare-next", action="store_true",
                         help="the user follows the dock's Next suggestions; compare with the worst-tile oracle")
     args = parser.parse_args()
+    if args.data in multiclass.DATASETS and args.label_limit is not None:
+        return multiclass.label_limit(args.data, args.label_limit, args.rounds)
     if args.data in multiclass.DATASETS:
         return multiclass.main(args.data, args.rounds, tuple(args.runs.split(",")))
     if args.compare_next:
