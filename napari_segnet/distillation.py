@@ -42,7 +42,8 @@ def distill(items: list[TrainingImage], settings: TrainSettings, num_classes: in
             ) -> tuple[list[TrainingImage], dict]:
     """The training planes to learn from, and what was decided (for the version's record).
 
-    While the forest is ahead — its cross-validated mean IU on the reviewed pixels (:func:`forest_cv_mean_iu`)
+    A forest that has seen one class only would label every pixel with it: no forest labels then. While the
+    forest is ahead — its cross-validated mean IU on the reviewed pixels (:func:`forest_cv_mean_iu`)
     above ``network_mean_iu``, the network's on the same pixels before this round — copies of ``items`` whose
     confident unreviewed pixels carry the forest's labels with ``settings.distill`` times their loss weight;
     reviewed pixels, their labels and weights unchanged. Otherwise ``items`` as they are.
@@ -52,6 +53,8 @@ def distill(items: list[TrainingImage], settings: TrainSettings, num_classes: in
     if not used:
         return items, {"distilled": False, "why": "the planes are too large for the pixel forest"}
     features, labels, reviewed = _forest_inputs(used)
+    if len(np.unique(np.concatenate([lb[r] for lb, r in zip(labels, reviewed)]))) < 2:
+        return items, {"distilled": False, "why": "the reviewed pixels show one class: nothing to tell apart"}
     seed = settings.seed or 0
     forest_iu = _cv_mean_iu(features, labels, reviewed, num_classes, seed)
     record = {"forest_cv_mean_iu": round(forest_iu, 4), "network_mean_iu": round(float(network_mean_iu), 4)}

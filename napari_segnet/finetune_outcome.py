@@ -35,6 +35,18 @@ def verdict(version: int, parent: int, accepted: bool, before: dict, after: dict
             f"rollback({version}) (in the dock: 'Activate anyway', or pick version {version} and roll back)")
 
 
+def forest_note(record: dict | None) -> str:
+    """What the message adds about the pixel forest (``details["distillation"]`` of the version), "" without
+    one."""
+    if not record or "forest_cv_mean_iu" not in record:
+        return ""
+    scores = f"(mean IU on the reviewed pixels: forest {record['forest_cv_mean_iu']:.3f}, network " \
+             f"{record['network_mean_iu']:.3f} before this run)"
+    if record.get("distilled"):
+        return f"; it also learnt the pixel forest's labels on unreviewed pixels {scores}"
+    return f"; the network is ahead of the pixel forest, so it learnt from the reviewed pixels only {scores}"
+
+
 def plain_scores(scores: dict) -> dict:
     """Scores as JSON-friendly floats and lists (NaN → None)."""
     def conv(v):

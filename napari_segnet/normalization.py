@@ -8,6 +8,8 @@ import numpy as np
 
 from .images import ImagePlanes
 
+NOT_FINITE = "the image contains NaN or infinite values; replace them before predicting or training"
+
 MODES = ("percentile", "fixed", "none")
 
 
@@ -56,7 +58,7 @@ class Normalization:
         else:
             sample = planes.sample()
             if not np.isfinite(sample).all():
-                raise ValueError("the image contains NaN or infinite values; replace them before predicting")
+                raise ValueError(NOT_FINITE)
             offset, high = np.percentile(sample, [self.low, self.high], axis=1)
             scale = high - offset
             scale[scale <= 0] = 1.0  # a constant image maps to 0 instead of dividing by zero
@@ -67,5 +69,5 @@ class Normalization:
         """(C, h, w) raw → normalised float32; raises ``ValueError`` if the tile holds NaN/inf."""
         out = (tile - offset) / scale
         if not np.isfinite(out).all():
-            raise ValueError("the image contains NaN or infinite values; replace them before predicting")
+            raise ValueError(NOT_FINITE)
         return out.astype(np.float32, copy=False)

@@ -13,7 +13,7 @@ import torch
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .devices import pick_device
-from .finetune_outcome import FinetuneFinished, plain_scores, verdict
+from .finetune_outcome import FinetuneFinished, forest_note, plain_scores, verdict
 from .images import ImagePlanes
 from .instances import label_instances
 from .metadata import ModelMetadata, Version
@@ -288,8 +288,9 @@ class Segmenter:
         accepted = accept_worse or not after["mean_iu"] < before["mean_iu"]  # NaN (nothing to compare) accepts
         if not accepted:
             self.rollback(parent)
-        yield FinetuneFinished(version, accepted, before, after, verdict(version, parent, accepted, before, after,
-                                                                         guard), guard)
+        message = verdict(version, parent, accepted, before, after, guard) + forest_note((record or {}).get(
+            "distillation"))
+        yield FinetuneFinished(version, accepted, before, after, message, guard)
 
     def _reviewed_scores(self, items: Sequence[TrainingImage], device=None) -> dict:
         """FCN metrics of the active model on the reviewed pixels of prepared training planes."""

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from napari_segnet import distillation
+from napari_segnet.finetune_outcome import forest_note
 from napari_segnet.patches import TrainingImage
 from napari_segnet.pixel_forest import PixelForest, pixel_features
 from napari_segnet.segmenter import Segmenter
@@ -90,6 +91,7 @@ def test_no_forest_labels_once_the_network_is_ahead():
     item = _item(image, truth, reviewed, settings)
     taught, record = distillation.distill([item], settings, 2, network_mean_iu=1.0)
     assert taught == [item] and not record["distilled"]
+    assert "network is ahead of the pixel forest" in forest_note(record) and forest_note(None) == ""
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan")])
@@ -104,12 +106,13 @@ def test_a_fine_tune_with_forest_labels_records_the_decision_and_counts_only_rev
     reviewed[:48, :48] = True
     torch.manual_seed(0)
     seg = Segmenter.create("unet", 1, 3)
-    for _ in seg.finetune([image], [truth], [reviewed], steps=5, batch_size=2, patch_size=32, lr=1e-3,
-                          loss="balanced_ce", seed=0, accept_worse=True, distill=0.5):
-        pass
+    *_, finished = seg.finetune([image], [truth], [reviewed], steps=5, batch_size=2, patch_size=32, lr=1e-3,
+                                loss="balanced_ce", seed=0, accept_worse=True, distill=0.5)
     version = seg.metadata.versions[-1]
     record = version.details["distillation"]
     assert record["distilled"] and record["forest_cv_mean_iu"] > record["network_mean_iu"]  # a new head: ~chance
+    assert (f"also learnt the pixel forest's labels on unreviewed pixels (mean IU on the reviewed pixels: forest "
+            f"{record['forest_cv_mean_iu']:.3f}, network {record['network_mean_iu']:.3f}" in finished.message)
     assert version.reviewed_pixels == 48 * 48  # what the user reviewed, not the forest's pixels
     assert version.settings["distill"] == 0.5
 
@@ -142,3 +145,15 @@ def test_planes_beyond_the_pixel_budget_learn_from_their_reviewed_pixels_only(mo
     monkeypatch.setattr(distillation, "MAX_FOREST_PIXELS", 100)
     taught, record = distillation.distill([first], settings, 2, network_mean_iu=0.3)
     assert taught == [first] and not record["distilled"] and "too large" in record["why"]
+
+
+def test_no_forest_labels_while_the_reviewed_pixels_show_one_class():
+    image, truth = _halves()
+    reviewed = np.zeros(truth.shape, bool)
+    reviewed[:, :24] = True  # background only: a forest would call every pixel background, 100 % confident
+    settings = TrainSettings(loss="balanced_ce", distill=0.25)
+    item = _item(image, truth, reviewed, settings)
+    taught, record = distillation.distill([item], settings, 2, network_mean_iu=0.0)
+    assert taught == [item] and not record["distilled"] and "one class" in record["why"]
+    reviewed[0, 40] = True  # one pixel of the other class: the forest may teach
+    assert distillation.distill([_item(image, truth, reviewed, settings)], settings, 2, 0.0)[1]["distilled"]
