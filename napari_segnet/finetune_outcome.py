@@ -40,6 +40,8 @@ def forest_note(record: dict | None) -> str:
     one."""
     if not record or "forest_cv_mean_iu" not in record:
         return ""
+    if np.isnan(record["forest_cv_mean_iu"]):
+        return "; too few reviewed pixels to score the pixel forest, so it learnt from the reviewed pixels only"
     scores = f"(mean IU on the reviewed pixels: forest {record['forest_cv_mean_iu']:.3f}, network " \
              f"{record['network_mean_iu']:.3f} before this run)"
     if record.get("distilled"):

@@ -92,6 +92,7 @@ def test_no_forest_labels_once_the_network_is_ahead():
     taught, record = distillation.distill([item], settings, 2, network_mean_iu=1.0)
     assert taught == [item] and not record["distilled"]
     assert "network is ahead of the pixel forest" in forest_note(record) and forest_note(None) == ""
+    assert "too few reviewed pixels" in forest_note({**record, "forest_cv_mean_iu": float("nan")})
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan")])
