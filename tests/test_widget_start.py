@@ -1,6 +1,8 @@
 """The dock offers a pretrained or a from-scratch start for new models, and the 'separate touching objects' switch."""
 
+import numpy as np
 import pytest
+from scipy import ndimage as ndi
 from test_widget import dock  # noqa: F401  (the fixture; errors comes from conftest)
 
 from napari_segnet._widgets.sections import DEFAULT
@@ -58,7 +60,8 @@ def test_a_new_model_learns_from_painted_pixels_and_the_forest_in_the_dock(dock,
     layer = viewer.layers["cells prediction"]
     widget.review.value = "painted pixels only"
     layer.brush_size = 15
-    for y, x in ((20, 20), (20, 70), (70, 45)):  # three strokes with the true class under each
+    inside = tuple(np.argwhere(ndi.binary_erosion(truth == 1, iterations=3))[0])  # deep in a cell
+    for y, x in ((20, 20), (20, 70), (70, 45), inside):  # strokes with the true class under each, both classes
         layer.paint((y, x), int(truth[y, x]))
     widget.steps.value = 5
     widget.finetune()
