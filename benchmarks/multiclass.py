@@ -171,8 +171,9 @@ def label_limit(data_name: str, working: int, rounds: int = 5) -> None:
     image, truth, held, held_truths, names = data
     rows, masks = user_rounds(data, "defaults", rounds)
     seg = new_model(names, "pretrained")
-    *_, outcome = seg.finetune([image], [np.where(masks[-1], truth, 0)], [masks[-1]], accept_worse=True,
-                               **{**NEW_MODEL_SETTINGS, **CEILING, "seed": rounds})
+    for _ in seg.finetune([image], [np.where(masks[-1], truth, 0)], [masks[-1]], accept_worse=True,
+                          **{**NEW_MODEL_SETTINGS, **CEILING, "seed": rounds}):
+        pass
     trained = mean_iu([seg.predict(im) for im in held], held_truths, len(names))
     print(f"{data_name} working image {working}: rounds " + ", ".join(f"{r['held']:.3f}" for r in rows)
           + f"; round {rounds}'s labels trained with {CEILING} (forest labels "

@@ -38,8 +38,10 @@ def verdict(version: int, parent: int, accepted: bool, before: dict, after: dict
 def forest_note(record: dict | None) -> str:
     """What the message adds about the pixel forest (``details["distillation"]`` of the version), "" without
     one."""
-    if not record or "forest_cv_mean_iu" not in record:
+    if not record:
         return ""
+    if "why" in record:
+        return f"; no pixel forest: {record['why']}"
     if np.isnan(record["forest_cv_mean_iu"]):
         return "; too few reviewed pixels to score the pixel forest, so it learnt from the reviewed pixels only"
     scores = f"(mean IU on the reviewed pixels: forest {record['forest_cv_mean_iu']:.3f}, network " \

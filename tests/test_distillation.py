@@ -156,5 +156,6 @@ def test_no_forest_labels_while_the_reviewed_pixels_show_one_class():
     item = _item(image, truth, reviewed, settings)
     taught, record = distillation.distill([item], settings, 2, network_mean_iu=0.0)
     assert taught == [item] and not record["distilled"] and "one class" in record["why"]
+    assert forest_note(record) == f"; no pixel forest: {record['why']}"
     reviewed[0, 40] = True  # one pixel of the other class: the forest may teach
     assert distillation.distill([_item(image, truth, reviewed, settings)], settings, 2, 0.0)[1]["distilled"]
