@@ -12,16 +12,16 @@ options ``--settings '{"lr": 1e-4}'`` for the fine-tune, ``--tta``, ``--diameter
 ``--data synthetic`` runs the same loop on 4-class synthetic images (cells and rods of equal brightness, told
 apart by shape and texture; 4 working images, 2 held out) and reports mean IU over the 4 classes.
 
-``--data tissue|objects``: new models for the user's own classes, pretrained start vs scratch vs the forest with
-64² tiles (see benchmarks/multiclass.py; ``--runs defaults,no_forest,scratch`` chooses the runs).
+``--data tissue|objects|textures``: new models for the user's own classes, pretrained start vs scratch vs the
+forest with 64² tiles (see benchmarks/multiclass.py; ``--runs defaults,no_forest,scratch`` chooses the runs).
 
-``--label-limit WORKING``: with ``--data tissue|objects``, what the last round's labels of one working image teach
-a fresh model trained as long as the ceiling (``multiclass.label_limit``).
+``--label-limit WORKING``: with ``--data tissue|objects|textures``, what the last round's labels of one working
+image teach a fresh model trained as long as the ceiling (``multiclass.label_limit``).
 
 ``--compare-next``: the user follows the dock's Next suggestions (most uncertain unreviewed tile, no ground
 truth) instead of the worst-tile oracle; both runs are printed side by side (U-Net only).
 
-Run: python benchmarks/hitl.py [--rounds 5] [--plot hitl.png] [--data nuclei|synthetic|tissue|objects|shift]
+Run: python benchmarks/hitl.py [--rounds 5] [--plot hitl.png] [--data nuclei|synthetic|tissue|objects|textures|shift]
             [--compare-next]
 """
 
@@ -149,9 +149,10 @@ def main() -> None:
     parser.add_argument("--replay", type=int, default=0, help="--data shift: replay crops per reviewed tile")
     parser.add_argument("--average", type=float, default=1.0, help="--data shift: keep α·new + (1-α)·old weights")
     parser.add_argument("--runs", default="defaults,no_forest,scratch",
-                        help="--data tissue|objects: which new-model runs (benchmarks/multiclass.py RUNS)")
+                        help="--data tissue|objects|textures: which new-model runs (benchmarks/multiclass.py RUNS)")
     parser.add_argument("--label-limit", type=int, default=None, metavar="WORKING",
-                        help="--data tissue|objects: train round 5's labels of one working image long (multiclass.py)")
+                        help="--data tissue|objects|textures: train round 5's labels of one working image long "
+                             "(multiclass.py)")
     parser.add_argument("--compare-next", action="store_true",
                         help="the user follows the dock's Next suggestions; compare with the worst-tile oracle")
     args = parser.parse_args()

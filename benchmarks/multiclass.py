@@ -16,8 +16,11 @@ Data sets (code-generated, never in the encoder's pretraining data):
   and shape (thin curved strands); working seeds 0, 4, 5; held out 1–3.
 - ``objects``: :func:`napari_segnet.synthetic.synthetic_image`, 4 classes (background, cells, rods, vesicles of
   equal brightness, told apart by shape and texture); working seeds 10, 11, 12; held out 20–22.
+- ``textures``: :func:`napari_segnet.synthetic.texture_mosaic`, real photographs (scikit-image's brick, grass and
+  gravel, kept out of the encoder's pretraining) in random regions, told apart by texture alone; working seeds
+  0–2 from the photographs' top halves, held out 3–5 from their bottom halves (no pixel shared).
 
-Run: python benchmarks/hitl.py --data tissue|objects [--rounds 5] [--runs defaults,no_forest,scratch]
+Run: python benchmarks/hitl.py --data tissue|objects|textures [--rounds 5] [--runs defaults,no_forest,scratch]
 """
 
 from __future__ import annotations
@@ -30,13 +33,20 @@ from simulated_user import worst_tile
 
 from napari_segnet.metrics import segmentation_scores
 from napari_segnet.segmenter import Segmenter
-from napari_segnet.synthetic import CLASS_NAMES, TISSUE_CLASS_NAMES, synthetic_image, tissue_image
+from napari_segnet.synthetic import (
+    CLASS_NAMES,
+    TEXTURE_CLASS_NAMES,
+    TISSUE_CLASS_NAMES,
+    synthetic_image,
+    texture_mosaic,
+    tissue_image,
+)
 from napari_segnet.training import NEW_MODEL_SETTINGS
 
 TILE = 64
-DATASETS = ("tissue", "objects")
-WORKING = {"tissue": (0, 4, 5), "objects": (10, 11, 12)}
-HELD_OUT = {"tissue": (1, 2, 3), "objects": (20, 21, 22)}
+DATASETS = ("tissue", "objects", "textures")
+WORKING = {"tissue": (0, 4, 5), "objects": (10, 11, 12), "textures": (0, 1, 2)}
+HELD_OUT = {"tissue": (1, 2, 3), "objects": (20, 21, 22), "textures": (3, 4, 5)}
 #: name → (start, settings over NEW_MODEL_SETTINGS)
 RUNS = {"defaults": ("pretrained", {}), "no_forest": ("pretrained", {"distill": 0.0}),
         "scratch": ("scratch", {})}
@@ -47,6 +57,10 @@ def load(data: str, working: int):
     if data == "tissue":
         made = [tissue_image((256, 256), seed=s) for s in (working, *HELD_OUT[data])]
         names = TISSUE_CLASS_NAMES
+    elif data == "textures":
+        made = [texture_mosaic((256, 256), seed=working),
+                *(texture_mosaic((256, 256), seed=s, half="bottom") for s in HELD_OUT[data])]
+        names = TEXTURE_CLASS_NAMES
     else:
         made = [synthetic_image((256, 256), n_objects=45, seed=s)[:2] for s in (working, *HELD_OUT[data])]
         names = CLASS_NAMES

@@ -199,3 +199,28 @@ def tissue_image(shape: tuple[int, int] = (256, 256), noise: float = 0.06, seed:
     image = np.choose(labels, values) + 0.02 * _field(rng, shape, 60)
     image = ndimage.gaussian_filter(image, 0.8) + rng.normal(0, noise, shape)
     return (np.clip(image, 0, 1) * 255).astype(np.uint8), labels
+
+
+TEXTURE_CLASS_NAMES = ["brick", "grass", "gravel"]
+
+
+def texture_mosaic(shape: tuple[int, int] = (256, 256), seed: int = 0, half: str = "top"
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(image uint8 (Y, X), labels uint8 (Y, X) in 0…2): regions of real photographed textures.
+
+    Each class is one of scikit-image's bundled 512² texture photographs (``TEXTURE_CLASS_NAMES``: brick, grass,
+    gravel, of nearly equal mean brightness, told apart by texture); the regions are the argmax of three smooth
+    random fields (curved boundaries, blobs of 20–60 px). Pixel (y, x) of class c is pixel (y, x0 + x) of
+    texture c's ``half`` ("top": rows 0–255, "bottom": rows 256–511; x0 random), unaltered, so images made from
+    different halves share no pixel: working images from one half, held-out ones from the other. ``shape`` at most
+    (256, 512). Deterministic for a seed.
+    """
+    from skimage import data
+
+    if half not in ("top", "bottom") or shape[0] > 256 or shape[1] > 512:
+        raise ValueError(f"texture_mosaic: half 'top' or 'bottom' and shape ≤ (256, 512), got {half!r}, {shape}")
+    rng = np.random.default_rng(seed)
+    labels = np.argmax([_field(rng, shape, 16) for _ in TEXTURE_CLASS_NAMES], axis=0).astype(np.uint8)
+    y0, x0 = (0 if half == "top" else 256), int(rng.integers(0, 512 - shape[1] + 1))
+    crops = [getattr(data, name)()[y0:y0 + shape[0], x0:x0 + shape[1]] for name in TEXTURE_CLASS_NAMES]
+    return np.choose(labels, crops).astype(np.uint8), labels

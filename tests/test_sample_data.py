@@ -11,7 +11,7 @@ import pytest
 from napari_segnet.sample_data import HELD_OUT, TRAIN, nuclei, nuclei_instances
 
 from napari_segnet._sample_data import nuclei_sample, synthetic_sample
-from napari_segnet.synthetic import CLASS_NAMES, synthetic_image
+from napari_segnet.synthetic import CLASS_NAMES, TEXTURE_CLASS_NAMES, synthetic_image, texture_mosaic
 from napari_segnet.weightmap import separate_touching
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,6 +44,21 @@ def test_synthetic_image_has_all_classes_touching_objects_and_is_seeded():
     # cells and rods share their mean brightness: shape and texture, not intensity, tell them apart
     cells, rods = image[labels == 1].mean(), image[labels == 2].mean()
     assert abs(cells - rods) / cells < 0.15
+
+
+def test_texture_mosaic_takes_real_pixels_from_one_half_only():
+    from skimage import data
+
+    image, labels = texture_mosaic((64, 96), seed=2, half="bottom")
+    assert image.shape == labels.shape == (64, 96) and set(np.unique(labels)) == {0, 1, 2}
+    np.testing.assert_array_equal(texture_mosaic((64, 96), seed=2, half="bottom")[0], image)
+    photos = [getattr(data, name)() for name in TEXTURE_CLASS_NAMES]
+    x0 = next(x for x in range(512 - 96 + 1) if (photos[0][256:320, x:x + 96] == image)[labels == 0].all())
+    for c, photo in enumerate(photos):  # every pixel of class c is the photograph's, from rows 256 on
+        assert (photo[256:320, x0:x0 + 96] == image)[labels == c].all()
+    assert not (texture_mosaic((64, 96), seed=2, half="top")[0] == image).all()
+    with pytest.raises(ValueError, match="half"):
+        texture_mosaic((300, 64), seed=0)
 
 
 def test_napari_sample_entries():
