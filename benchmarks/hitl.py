@@ -153,9 +153,12 @@ def main() -> None:
     parser.add_argument("--label-limit", type=int, default=None, metavar="WORKING",
                         help="--data tissue|objects|textures: train round 5's labels of one working image long "
                              "(multiclass.py)")
+    parser.add_argument("--encoder", default=None, metavar="SAFETENSORS",
+                        help="--data tissue|objects|textures: a leave-out encoder instead of the shipped one")
     parser.add_argument("--compare-next", action="store_true",
                         help="the user follows the dock's Next suggestions; compare with the worst-tile oracle")
     args = parser.parse_args()
+    multiclass.ENCODER = args.encoder
     if args.data in multiclass.DATASETS and args.label_limit is not None:
         return multiclass.label_limit(args.data, args.label_limit, args.rounds)
     if args.data in multiclass.DATASETS:

@@ -16,8 +16,11 @@ Measured (README "Pretrained start"): after 1500 steps each, a 3-class tissue mo
 64² tiles reaches held-out mean IU 0.898 from ``denoise``, 0.730 from ``features`` and 0.813 from scratch, so
 the shipped encoder is ``denoise``.
 
-Run: python scripts/pretrain_encoder.py [--steps 1500] [--objective denoise] [--out PATH]  (10.4 min on a
-shared 2-core EPYC with OMP_NUM_THREADS=1)
+``--exclude skimage.brick,skimage.grass,skimage.gravel --out PATH`` makes the leave-out encoder that
+benchmarks/multiclass.py's ``textures`` data set needs (those photographs are its images).
+
+Run: python scripts/pretrain_encoder.py [--steps 1500] [--objective denoise] [--out PATH] [--exclude NAMES]
+(10.4 min on a shared 2-core EPYC with OMP_NUM_THREADS=1)
 """
 
 from __future__ import annotations
@@ -52,8 +55,9 @@ def _norm(image: np.ndarray) -> np.ndarray:
     return (image - lo) / max(hi - lo, 1e-6)
 
 
-def source_images() -> dict[str, np.ndarray]:
-    """name → 2-D grey image (any dtype) of every pretraining source."""
+def source_images(exclude: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """name → 2-D grey image (any dtype) of every pretraining source but those named in ``exclude`` (e.g.
+    ``skimage.brick``: a leave-out encoder for benchmarks/multiclass.py's ``textures``)."""
     from importlib.resources import files
 
     import tifffile
@@ -71,7 +75,10 @@ def source_images() -> dict[str, np.ndarray]:
     out["bio.skin"] = rescale(rgb2gray(tifffile.imread(str(root / "skin.tif"))), 0.5, anti_aliasing=True)
     nuclei = tifffile.imread(str(root / "nuclei.tif"))
     out.update({f"bio.nuclei[{z}]": nuclei[z] for z in (*range(0, 18, 4), 55, 59)})  # not the sample's 18…53
-    return out
+    unknown = set(exclude) - set(out)
+    if unknown:
+        raise SystemExit(f"--exclude: no source named {sorted(unknown)}; sources: {sorted(out)}")
+    return {name: im for name, im in out.items() if name not in exclude}
 
 
 def prepare(images: dict[str, np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -115,12 +122,12 @@ def batch(ims, feats, objective: str, rng: np.random.Generator) -> tuple[torch.T
     return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
 
 
-def pretrain(objective: str, steps: int, seed: int = 0, lr: float = 2e-3, log=print):
+def pretrain(objective: str, steps: int, seed: int = 0, lr: float = 2e-3, exclude: tuple[str, ...] = (), log=print):
     """Train a U-Net of the pretrained configuration on ``objective``; returns (net, seconds, card)."""
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     start = time.perf_counter()
-    sources = source_images()
+    sources = source_images(exclude)
     ims, feats = prepare(sources)
     log(f"{len(sources)} images, {len(ims)} with scales, {sum(i.size for i in ims) / 1e6:.1f} Mpx; "
         f"features in {time.perf_counter() - start:.0f} s")
@@ -142,7 +149,7 @@ def pretrain(objective: str, steps: int, seed: int = 0, lr: float = 2e-3, log=pr
     seconds = time.perf_counter() - start
     card = {"objective": objective, "steps": steps, "seed": seed, "lr": lr, "batch": BATCH, "patch": PATCH,
             "final_loss": round(float(np.mean(losses[-100:])), 4), "minutes": round(seconds / 60, 1),
-            "sources": sorted(sources)}
+            "sources": sorted(sources), "excluded": sorted(exclude)}
     return net, seconds, card
 
 
@@ -161,9 +168,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(encoder_path()))
+    parser.add_argument("--exclude", default="", help="comma-separated source names to leave out (a leave-out "
+                        "encoder for benchmarks, e.g. skimage.brick,skimage.grass,skimage.gravel)")
     args = parser.parse_args()
     torch.use_deterministic_algorithms(True, warn_only=True)
-    net, seconds, card = pretrain(args.objective, args.steps, args.seed)
+    exclude = tuple(n for n in args.exclude.split(",") if n)
+    net, seconds, card = pretrain(args.objective, args.steps, args.seed, exclude=exclude)
     save(net, card, Path(args.out))
     print(json.dumps({k: v for k, v in card.items() if k != "sources"}))
     print(f"saved {args.out} ({Path(args.out).stat().st_size / 1e6:.2f} MB) in {seconds / 60:.1f} min")

@@ -71,6 +71,22 @@ def test_the_shipped_encoder_is_small_and_says_how_it_was_made():
     assert not any("synthetic" in s for s in card["sources"])  # the benchmarks' images stay out
 
 
+def test_pretraining_sources_can_leave_the_texture_benchmarks_photographs_out():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "pretrain_encoder.py"
+    spec = importlib.util.spec_from_file_location("pretrain_encoder", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    textures = ("skimage.brick", "skimage.grass", "skimage.gravel")
+    everything = script.source_images()
+    left = script.source_images(textures)
+    assert set(textures) <= set(everything) and set(left) == set(everything) - set(textures)
+    with pytest.raises(SystemExit, match="no source named"):
+        script.source_images(("skimage.bricks",))
+
+
 def _first_finetune(start: str) -> float:
     """Held-out mean IU after one short fine-tune on two reviewed 48² quarters of a 96² tissue image."""
     image, truth = tissue_image((96, 96), seed=3)
