@@ -1,9 +1,10 @@
-"""File › Open Sample: the nuclei slices with ground truth, and a synthetic multi-class image."""
+"""File › Open Sample: the nuclei slices with ground truth, a synthetic multi-class image and a mosaic of real
+textures."""
 
 from __future__ import annotations
 
 from .sample_data import HELD_OUT, nuclei
-from .synthetic import CLASS_NAMES, synthetic_image
+from .synthetic import CLASS_NAMES, TEXTURE_CLASS_NAMES, synthetic_image, texture_mosaic
 
 
 def nuclei_sample() -> list[tuple]:
@@ -21,3 +22,12 @@ def synthetic_sample() -> list[tuple]:
     return [(image, {"name": "synthetic"}),
             (labels, {"name": "synthetic ground truth", "opacity": 0.4, "visible": False,
                       "metadata": {"class_names": CLASS_NAMES}}, "labels")]
+
+
+def textures_sample() -> list[tuple]:
+    """A 256×512 mosaic of real photographed textures (brick, grass, gravel: a new model's own classes) and its
+    labels (hidden)."""
+    image, labels = texture_mosaic((256, 512), seed=7, half="bottom")
+    return [(image, {"name": "textures"}),
+            (labels, {"name": "textures ground truth", "opacity": 0.4, "visible": False,
+                      "metadata": {"class_names": TEXTURE_CLASS_NAMES}}, "labels")]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from napari_segnet.sample_data import HELD_OUT, TRAIN, nuclei, nuclei_instances
 
-from napari_segnet._sample_data import nuclei_sample, synthetic_sample
+from napari_segnet._sample_data import nuclei_sample, synthetic_sample, textures_sample
 from napari_segnet.synthetic import CLASS_NAMES, TEXTURE_CLASS_NAMES, synthetic_image, texture_mosaic
 from napari_segnet.weightmap import separate_touching
 
@@ -66,6 +66,8 @@ def test_napari_sample_entries():
     assert img.shape == lab.shape == (256, 256) and kind == "labels"
     (simg, _), (slab, smeta, _) = synthetic_sample()
     assert simg.shape == (512, 512) and smeta["metadata"]["class_names"] == CLASS_NAMES
+    (timg, _), (tlab, tmeta, _) = textures_sample()
+    assert timg.shape == tlab.shape == (256, 512) and tmeta["metadata"]["class_names"] == TEXTURE_CLASS_NAMES
 
 
 def test_default_model_is_small_and_segments_held_out_nuclei():
