@@ -201,19 +201,21 @@ def print_ceiling(data_name: str) -> None:
 
 def label_limit(data_name: str, working: int, rounds: int = 5) -> None:
     """What the labels a user has after ``rounds`` can teach: the defaults' rounds on one working image, then a
-    fresh model (pretrained start) trained on the last round's reviewed pixels, with the forest's labels, for
-    CEILING's 1200 steps of 128². If it ends near the rounds' result, the labels bound the rounds, not the
-    training."""
+    fresh model (pretrained start) trained on the last round's reviewed pixels for CEILING's 1200 steps of 128²,
+    with the forest's labels where the last round learnt them too (else without: a fresh model is behind any
+    forest, so distillation would always add them). If it ends near the rounds' result, the labels bound the
+    rounds, not the training."""
     check_encoder(data_name)
     torch.set_num_threads(2)
     data = load(data_name, working)
     image, truth, held, held_truths, names = data
     rows, masks = user_rounds(data, "defaults", rounds)
     seg = new_model(names, "pretrained")
+    distill = NEW_MODEL_SETTINGS["distill"] if rows[-1]["distilled"] else 0.0
     for _ in seg.finetune([image], [np.where(masks[-1], truth, 0)], [masks[-1]], accept_worse=True,
-                          **{**NEW_MODEL_SETTINGS, **CEILING, "seed": rounds}):
+                          **{**NEW_MODEL_SETTINGS, **CEILING, "distill": distill, "seed": rounds}):
         pass
     trained = mean_iu([seg.predict(im) for im in held], held_truths, len(names))
     print(f"{data_name} working image {working}: rounds " + ", ".join(f"{r['held']:.3f}" for r in rows)
           + f"; round {rounds}'s labels trained with {CEILING} (forest labels "
-          f"{bool(seg.metadata.versions[-1].details['distillation'].get('distilled'))}): {trained:.3f}")
+          f"{bool(seg.metadata.versions[-1].details.get('distillation', {}).get('distilled'))}): {trained:.3f}")
