@@ -1,4 +1,5 @@
-"""Synthetic images with exact labels: multi-class objects told apart by shape and texture; nuclei; tissue regions."""
+"""Synthetic images with exact labels: multi-class objects told apart by shape and texture; nuclei; tissue regions;
+mosaics of real texture photographs."""
 
 from __future__ import annotations
 
@@ -210,7 +211,7 @@ def texture_mosaic(shape: tuple[int, int] = (256, 256), seed: int = 0, half: str
 
     Each class is one of scikit-image's bundled 512² texture photographs (``TEXTURE_CLASS_NAMES``: brick, grass,
     gravel, of nearly equal mean brightness, told apart by texture); the regions are the argmax of three smooth
-    random fields (curved boundaries, blobs of 20–60 px). Pixel (y, x) of class c is pixel (y, x0 + x) of
+    random fields (curved boundaries, regions tens of pixels across). Pixel (y, x) of class c is pixel (y, x0 + x) of
     texture c's ``half`` ("top": rows 0–255, "bottom": rows 256–511; x0 random), unaltered, so images made from
     different halves share no pixel: working images from one half, held-out ones from the other. ``shape`` at most
     (256, 512). Deterministic for a seed.
