@@ -7,6 +7,18 @@ from datetime import datetime, timezone
 
 from .normalization import Normalization
 
+#: Names (lower case, without spaces, "-" or "_") that mark class 0 as background: napari draws label 0
+#: transparent, which suits background but hides a real first class (e.g. "brick" of brick / grass / gravel).
+BACKGROUND_NAMES = frozenset({"background", "bg", "back", "none", "nothing", "empty", "void", "other", "rest",
+                              "unlabeled", "unlabelled", "unknown", "ignore", "0"})
+
+
+def is_background_name(name: str) -> bool:
+    """Whether a class called ``name`` is background (:data:`BACKGROUND_NAMES`, case, spaces, "-" and "_"
+    ignored; also "background …", e.g. "background tissue")."""
+    key = "".join(c for c in name.lower() if c not in " -_")
+    return key in BACKGROUND_NAMES or key.startswith("background")
+
 
 def now() -> str:
     """The current UTC time, ISO 8601 to the second (version timestamps)."""

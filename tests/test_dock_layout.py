@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import test_widget
 from conftest import tiny_segmenter, two_class_image
+from napari.utils.colormaps import DirectLabelColormap
 
 from napari_segnet._widgets import runner
 from napari_segnet._widgets.dock import SegNetWidget
@@ -46,6 +47,26 @@ def test_legend_follows_the_models_classes_and_the_layer_colours(dock):
     swatch = widget.legend.layout().itemAtPosition(1, 0).widget()  # class 2: row 1, first column
     assert f"rgb({r},{g},{b})" in swatch.styleSheet()
     assert "transparent" in widget.legend.layout().itemAtPosition(0, 0).widget().styleSheet()  # background
+
+
+def test_a_real_first_class_is_drawn_opaque_and_background_stays_transparent(dock):
+    viewer, widget, _ = dock
+    widget.set_model(tiny_segmenter(num_classes=3, class_names=["brick", "grass", "gravel"]))
+    swatch = widget.legend.layout().itemAtPosition(0, 0).widget()
+    assert "transparent" not in swatch.styleSheet()  # before any prediction too
+    widget.predict()
+    layer = viewer.layers["cells prediction"]
+    colours = layer.colormap.map(np.arange(4))
+    assert colours[0, 3] == 1 and colours[3, 3] == 0  # brick seen; 3 is no class
+    assert len({tuple(c) for c in colours[:3].round(3)}) == 3  # three different colours
+    r, g, b, _ = (int(round(255 * c)) for c in colours[0])
+    assert f"rgb({r},{g},{b})" in widget.legend.layout().itemAtPosition(0, 0).widget().styleSheet()
+    layer.colormap = DirectLabelColormap(color_dict={0: "white", 1: "red", 2: "blue", None: "transparent"})
+    widget.predict()
+    assert np.allclose(layer.colormap.map(np.array([0]))[0], 1)  # colours the user chose stay (same classes)
+    widget.set_model(tiny_segmenter(num_classes=2, class_names=["Background", "cell"]))
+    widget.predict()
+    assert layer.colormap.map(np.array([0]))[0, 3] == 0  # background transparent again
 
 
 def test_export_button_writes_a_package_that_loads_back(dock, tmp_path, errors):

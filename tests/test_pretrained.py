@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from napari_segnet import pretrained
+from napari_segnet.metadata import is_background_name
 from napari_segnet.metrics import segmentation_scores
 from napari_segnet.segmenter import Segmenter
 from napari_segnet.synthetic import tissue_image
@@ -104,3 +105,11 @@ def _first_finetune(start: str) -> float:
 def test_a_pretrained_start_learns_new_classes_faster_than_scratch():
     pretrained_iu, scratch_iu = _first_finetune("pretrained"), _first_finetune("scratch")
     assert pretrained_iu > scratch_iu + 0.1, (pretrained_iu, scratch_iu)
+
+
+@pytest.mark.parametrize("name, background", [
+    ("background", True), ("Background", True), ("BG", True), ("un-labelled", True), ("background tissue", True),
+    ("Other", True), ("brick", False), ("cell", False), ("grass", False), ("back-bone", False), ("", False)])
+def test_which_first_class_names_mean_background(name, background):
+    # a new model's class 0 is drawn transparent in napari only when it is background (README, classes)
+    assert is_background_name(name) is background

@@ -18,7 +18,7 @@ from ..scale import estimate_diameter
 from ..segmenter import FinetuneFinished, Segmenter
 from ..training import NEW_MODEL_SETTINGS, TrainProgress, TrainSettings, warm_up_in_background
 from . import sections
-from .layers import PAINTED, prediction_name, show_instances, show_prediction, track_paint
+from .layers import PAINTED, colour_classes, prediction_name, show_instances, show_prediction, track_paint
 from .legend import label_colours
 from .live import LiveMode
 from .loss_plot import LossPlot
@@ -130,7 +130,7 @@ class SegNetWidget(QWidget):
     def update_legend(self, layer=None) -> None:
         """Show the model's classes with the colours of ``layer`` (a prediction layer) or napari's defaults."""
         names = self.segmenter.class_names
-        self.legend.set_classes(names, label_colours(len(names), layer))
+        self.legend.set_classes(names, label_colours(names, layer))
 
     @guarded
     def export_model(self, *_) -> None:
@@ -178,6 +178,7 @@ class SegNetWidget(QWidget):
         self.project = Project(self.project_dir.value)
         for problem in self.project.problems:
             warn(problem)
+        restored = []
         for name in self.project.names:
             image = self.project.image(name)
             if name not in self.viewer.layers:
@@ -187,11 +188,13 @@ class SegNetWidget(QWidget):
                 labels, reviewed = saved
                 layer_name = prediction_name(self.viewer.layers[name])
                 if layer_name not in self.viewer.layers:
-                    self.viewer.add_labels(labels, name=layer_name, opacity=0.5)
+                    restored.append(self.viewer.add_labels(labels, name=layer_name, opacity=0.5))
                 self.training_set[name] = (image, labels, reviewed)
         model = self.project.load_model()
         if model is not None:
             self.set_model(model)
+        for layer in restored:
+            colour_classes(layer, self.segmenter.class_names)
         show_info(f"project {self.project.folder}: {len(self.project.names)} image(s), "
                   f"{'model version ' + str(model.active_version) if model else 'no model yet'}")
 

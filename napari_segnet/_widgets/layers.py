@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 from napari.layers import Image, Labels
+from napari.utils.colormaps import DirectLabelColormap, label_colormap
+
+from ..metadata import is_background_name
 
 PAINTED = "segnet_painted"  # layer.metadata key: bool mask of pixels the user painted
+COLOURED_FOR = "segnet_classes"  # layer.metadata key: the class names the layer's colours were set for
 
 
 def prediction_name(image: Image) -> str:
@@ -39,6 +43,24 @@ def merge_keeping_painted(layer: Labels, prediction: np.ndarray, region: tuple =
     return np.where(painted, np.asarray(layer.data)[region], prediction)
 
 
+def colour_classes(layer: Labels, class_names: list[str]) -> None:
+    """Colour ``layer`` for these classes, once per list of names: napari's default colours (label 0
+    transparent) when class 0 is background (:func:`~napari_segnet.metadata.is_background_name`), else the same
+    colours for labels 1…n−1 and an opaque one for label 0 (napari's colour of label n, used by no class), so
+    that a real first class ("brick" of brick / grass / gravel) is seen and can be corrected."""
+    names = tuple(class_names)
+    if layer.metadata.get(COLOURED_FOR) == names:
+        return  # a colormap the user chose since stays
+    if is_background_name(names[0]):
+        layer.colormap = label_colormap()
+    else:
+        default = label_colormap()
+        colours = {i: default.map(np.array([i]))[0] for i in range(1, len(names))}
+        layer.colormap = DirectLabelColormap(color_dict={0: default.map(np.array([len(names)]))[0], **colours,
+                                                         None: "transparent"})
+    layer.metadata[COLOURED_FOR] = names
+
+
 def show_prediction(viewer, image: Image, labels: np.ndarray, class_names: list[str],
                     region: tuple = ()) -> Labels:
     """Write ``labels`` into the image's prediction layer (created once, then reused), keeping painted pixels.
@@ -60,6 +82,7 @@ def show_prediction(viewer, image: Image, labels: np.ndarray, class_names: list[
         layer = viewer.add_labels(data, name=name, scale=image.scale[-data.ndim:],
                                   translate=image.translate[-data.ndim:], opacity=0.5)
         track_paint(layer)
+    colour_classes(layer, class_names)
     layer.features = {"index": list(range(len(class_names))), "class": class_names}
     return layer
 

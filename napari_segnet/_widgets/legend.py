@@ -6,17 +6,22 @@ import numpy as np
 from qtpy.QtWidgets import QGridLayout, QLabel, QWidget
 
 
-def label_colours(n: int, layer=None) -> np.ndarray:
-    """RGBA floats (n, 4) of label values 0…n−1 in ``layer``'s colormap, or napari's default Labels colours."""
+def label_colours(names: list[str], layer=None) -> np.ndarray:
+    """RGBA floats (n, 4) of label values 0…n−1 in ``layer``'s colormap, or in the colours a prediction layer
+    gets for these class names (:func:`~napari_segnet._widgets.layers.colour_classes`)."""
+    n = len(names)
     if layer is None:
         from napari.layers import Labels
 
+        from .layers import colour_classes
+
         layer = Labels(np.zeros((1, 1), np.uint8))
+        colour_classes(layer, names)
     return np.asarray(layer.colormap.map(np.arange(n)), float).reshape(n, 4)
 
 
 class ClassLegend(QWidget):
-    """Colour → class name, two columns; class 0 (background) is transparent in napari and shown as such."""
+    """Colour → class name, two columns; a transparent label (class 0 when it is background) shows as such."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -35,7 +40,7 @@ class ClassLegend(QWidget):
             swatch = QLabel()
             swatch.setFixedSize(14, 14)
             r, g, b, a = (int(round(255 * c)) for c in rgba)
-            fill = "transparent" if i == 0 or a == 0 else f"rgb({r},{g},{b})"
+            fill = "transparent" if a == 0 else f"rgb({r},{g},{b})"
             swatch.setStyleSheet(f"background-color: {fill}; border: 1px solid gray;")
             swatch.setToolTip(f"label value {i}")
             text = QLabel(f"{i}  {name}")
