@@ -105,7 +105,7 @@ def predict_distributed(model, source: str | os.PathLike, output: str | os.PathL
                         cluster: str | None = None, proba_output: str | os.PathLike | None = None,
                         instances_output: str | os.PathLike | None = None, fmt: str = "zarr", tile_shape=None,
                         block: int = 2048, channel_axis: int | None = None, device=None,
-                        max_context: int = DEFAULT_MAX_CONTEXT,
+                        max_context: int = DEFAULT_MAX_CONTEXT, tta: bool = False,
                         progress: Callable[[int, int], object] | None = None) -> list[dict]:
     """Predict the image at ``source`` block by block on a dask cluster; write class ids to the zarr (``fmt``
     ``"zarr"``) or OME-Zarr (``"ome-zarr"``) ``output`` and, if given, probabilities float32 (C, *spatial) to
@@ -115,7 +115,8 @@ def predict_distributed(model, source: str | os.PathLike, output: str | os.PathL
 
     model: a Segmenter or a checkpoint path. source: a zarr array, an OME-Zarr group or a TIFF (read lazily).
     client: a ``distributed.Client``, else ``cluster`` (see :func:`connect`). tile_shape: as ``predict`` (None:
-    from this machine's free memory); block: output pixels per block side. progress(done, total) after each
+    from this machine's free memory); block: output pixels per block side; tta: as ``predict`` (8 flips and
+    rotations averaged per tile). progress(done, total) after each
     block. Returns one dict per block, in block order (block, worker, seconds, torch_threads, peak_rss_mb: the
     worker process's peak memory so far).
     """
@@ -126,7 +127,7 @@ def predict_distributed(model, source: str | os.PathLike, output: str | os.PathL
     from .segmenter import Segmenter
 
     seg = model if isinstance(model, Segmenter) else Segmenter.load(model)
-    job = _Job(seg, Path(source), channel_axis, tile_shape, block, device, max_context)
+    job = _Job(seg, Path(source), channel_axis, tile_shape, block, device, max_context, tta)
     targets = {k: Path(v) for k, v in (("labels", output), ("proba", proba_output), ("instances", instances_output))
                if v is not None}
     with ExitStack() as stack:
@@ -141,11 +142,12 @@ def predict_distributed(model, source: str | os.PathLike, output: str | os.PathL
 class _Job:
     """One distributed prediction: the whole image's tiling, normalisation and blocks, computed on the client."""
 
-    def __init__(self, seg, source: Path, channel_axis, tile_shape, block: int, device, max_context: int):
+    def __init__(self, seg, source: Path, channel_axis, tile_shape, block: int, device, max_context: int,
+                 tta: bool = False):
         from .devices import pick_device
 
         image, axis = read_image(source, lazy=True)
-        self.seg, self.source, self.device, self.max_context = seg, source, device, max_context
+        self.seg, self.source, self.device, self.max_context, self.tta = seg, source, device, max_context, tta
         self.channel_axis = channel_axis if channel_axis is not None else axis
         planes = ImagePlanes(image, seg.in_channels, self.channel_axis)
         self.norm = seg.normalization.parameters(planes)  # once, for the whole image
@@ -177,7 +179,7 @@ class _Job:
         futures = client.map(_predict_block, self.blocks, model=model, digest=hashlib.sha256(data).hexdigest(),
                              source=str(self.source), channel_axis=self.channel_axis, norm=self.norm,
                              steps=self.steps, paths=paths, stacked=self.stacked, device=self.device,
-                             max_context=self.max_context, width=self.spatial[-1], pure=False)
+                             max_context=self.max_context, width=self.spatial[-1], tta=self.tta, pure=False)
         reports = _gather(client, futures, progress, 0, total)
         if "instances" in paths:
             offsets, table = merge_table([r.pop("objects") for r in reports])
@@ -230,7 +232,8 @@ def _index(block: Region, stacked: bool) -> tuple[slice, ...]:
 
 
 def _predict_block(block: Region, *, model: bytes, digest: str, source: str, channel_axis, norm, steps,
-                   paths: dict[str, str], stacked: bool, device, max_context: int, width: int) -> dict:
+                   paths: dict[str, str], stacked: bool, device, max_context: int, width: int,
+                   tta: bool = False) -> dict:
     """(On a worker.) Predict one block and write it into the output zarr arrays at ``paths`` (instances: the
     block's own component ids, see ``blockinstances``)."""
     import torch
@@ -243,7 +246,7 @@ def _predict_block(block: Region, *, model: bytes, digest: str, source: str, cha
     seg = worker_segmenter(digest, model)
     image = block_input(seg, read_image(source, lazy=True)[0], block, steps, channel_axis, max_context)
     result = run(seg.predict_steps(image, steps, device, channel_axis, want_proba="proba" in paths,
-                                   max_context=max_context, norm_parameters=norm, region=block))
+                                   max_context=max_context, norm_parameters=norm, region=block, tta=tta))
     index = _index(block, stacked)
     report = {"block": block, "worker": get_worker().address}
     if "labels" in paths:

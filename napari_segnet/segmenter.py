@@ -311,7 +311,7 @@ class Segmenter:
     # ---- prediction ---------------------------------------------------------------------------------------
     def predict(self, image, tile_shape: int | tuple[int, int] | None = None, device=None,
                 progress: Callable[[int, int], bool | None] | None = None, channel_axis: int | None = None,
-                out=None, batch_size: int = 1, diameter: float | None = None) -> np.ndarray:
+                out=None, batch_size: int = 1, diameter: float | None = None, tta: bool = False) -> np.ndarray:
         """Class ids for ``image``: an integer array of the image's spatial shape ((Y, X) or (Z|T, Y, X)).
 
         image: (Y, X), (Y, X, 3|4), (C, Y, X) or (Z|T, Y, X) NumPy/dask/zarr array, any int or float dtype.
@@ -320,40 +320,43 @@ class Segmenter:
         batch of tiles; returning ``False`` cancels (:class:`~napari_segnet.progress.Cancelled`). ``out``: a
         preallocated array of the spatial shape (e.g. a memory-mapped or zarr one) to write into. ``diameter``:
         the size (px) of the objects in ``image``; it is then zoomed to the model's :attr:`object_diameter`
-        for prediction and the labels zoomed back (nearest neighbour) to the image's exact shape.
+        for prediction and the labels zoomed back (nearest neighbour) to the image's exact shape. ``tta``: test-time
+        augmentation, probabilities averaged over the 8 flips and rotations of every tile (8× the time;
+        :mod:`napari_segnet.tta`).
         """
         steps = self.predict_steps(image, tile_shape, device, channel_axis, labels_out=out, batch_size=batch_size,
-                                   diameter=diameter)
+                                   diameter=diameter, tta=tta)
         return run(steps, progress).labels
 
     def predict_proba(self, image, tile_shape: int | tuple[int, int] | None = None, device=None,
                       progress: Callable[[int, int], bool | None] | None = None, channel_axis: int | None = None,
-                      batch_size: int = 1, diameter: float | None = None) -> np.ndarray:
+                      batch_size: int = 1, diameter: float | None = None, tta: bool = False) -> np.ndarray:
         """Class probabilities, float32 (C, *spatial); arguments as :meth:`predict`."""
         steps = self.predict_steps(image, tile_shape, device, channel_axis, want_labels=False, want_proba=True,
-                                   batch_size=batch_size, diameter=diameter)
+                                   batch_size=batch_size, diameter=diameter, tta=tta)
         return run(steps, progress).proba
 
     def predict_instances(self, image, tile_shape: int | tuple[int, int] | None = None, device=None,
                           progress: Callable[[int, int], bool | None] | None = None,
-                          channel_axis: int | None = None, diameter: float | None = None, **options) -> np.ndarray:
+                          channel_axis: int | None = None, diameter: float | None = None, tta: bool = False,
+                          **options) -> np.ndarray:
         """Instance ids, int32 of the image's spatial shape (0 = background): the tiled class prediction
         (arguments as :meth:`predict`) turned into objects by :func:`napari_segnet.instances.label_instances`
         (``options``: min_size, split, min_distance, grow, grow_into); stacks slice by slice."""
-        return label_instances(self.predict(image, tile_shape, device, progress, channel_axis, diameter=diameter),
-                               **options)
+        return label_instances(self.predict(image, tile_shape, device, progress, channel_axis, diameter=diameter,
+                                            tta=tta), **options)
 
     def predict_steps(self, image, tile_shape=None, device=None, channel_axis: int | None = None, *,
                       want_labels: bool = True, want_proba: bool = False, labels_out=None, batch_size: int = 1,
                       max_context: int = DEFAULT_MAX_CONTEXT, norm_parameters: tuple | None = None,
-                      region: Region | None = None, diameter: float | None = None
+                      region: Region | None = None, diameter: float | None = None, tta: bool = False
                       ) -> Iterator[TileProgress | PredictionResult]:
         """Check the inputs, then return the prediction as a generator (for thread workers): it yields
         :class:`TileProgress` and finally a :class:`PredictionResult` (labels or None, proba or None).
         Closing it stops between tiles; outputs are then incomplete. ``norm_parameters``: (offset, scale) of
         the whole image when computed elsewhere; ``region``: predict only that part (``tiling.Region``; the
         outputs have its shape), exactly as in a whole-image pass — the blocks of ``napari_segnet.distributed``.
-        ``diameter``: see :meth:`predict` (not with ``region``)."""
+        ``diameter``, ``tta``: see :meth:`predict` (``diameter`` not with ``region``)."""
         factor = zoom_factor(diameter, self.object_diameter)
         if factor != 1.0:
             if region is not None:
@@ -361,14 +364,16 @@ class Segmenter:
             shape = spatial_shape(image, self.in_channels, channel_axis)
             zoomed = zoom_image(image, factor, self.in_channels, channel_axis)
             inner = self.predict_steps(zoomed, tile_shape, device, channel_axis, want_labels=want_labels,
-                                       want_proba=want_proba, batch_size=batch_size, max_context=max_context)
+                                       want_proba=want_proba, batch_size=batch_size, max_context=max_context,
+                                       tta=tta)
             return zoomed_back(inner, shape, labels_out)
         planes = ImagePlanes(image, self.in_channels, channel_axis)
         offset, scale = norm_parameters if norm_parameters is not None else self.normalization.parameters(planes)
         dev = pick_device(device)
         return predict_tiled(self._inference_net(dev), planes, lambda t: Normalization.apply(t, offset, scale), dev,
                              tile_shape=tile_shape, want_labels=want_labels, want_proba=want_proba,
-                             labels_out=labels_out, batch_size=batch_size, max_context=max_context, region=region)
+                             labels_out=labels_out, batch_size=batch_size, max_context=max_context, region=region,
+                             tta=tta)
 
     def _inference_net(self, device: torch.device) -> SegmentationNet:
         """The active weights with BatchNorm folded into the convolutions, channels_last, on ``device``;

@@ -18,6 +18,7 @@ from .models import SegmentationNet
 from .progress import Outcome, Progress
 from .tile_pipeline import pipelined
 from .tile_plan import DEFAULT_MAX_CONTEXT, AxisPlan, auto_plan, ceil_to, explicit_plan
+from .tta import averaged_probabilities
 
 __all__ = ["DEFAULT_MAX_CONTEXT", "AxisPlan", "PredictionResult", "Region", "TileProgress", "TiledPredictor",
            "blend_window", "ceil_to", "explicit_plan", "plan_tiles", "predict_tiled", "tile_budget", "tile_step"]
@@ -156,7 +157,7 @@ def plan_tiles(net: SegmentationNet, tile_shape, image_shape: tuple[int, int], d
 def predict_tiled(net: SegmentationNet, planes: ImagePlanes, normalize: Callable[[np.ndarray], np.ndarray],
                   device: torch.device, *, tile_shape=None, want_labels: bool = True, want_proba: bool = False,
                   labels_out=None, batch_size: int = 1, max_context: int = DEFAULT_MAX_CONTEXT,
-                  region: Region | None = None) -> Iterator[TileProgress | PredictionResult]:
+                  region: Region | None = None, tta: bool = False) -> Iterator[TileProgress | PredictionResult]:
     """Tiled prediction of every plane of ``planes``, the one entry point: checks the arguments, then returns
     a generator that yields :class:`TileProgress` after each batch of tiles and finally a
     :class:`PredictionResult`.
@@ -166,7 +167,8 @@ def predict_tiled(net: SegmentationNet, planes: ImagePlanes, normalize: Callable
     shape: (Y, X), or (n_planes, Y, X) for stacks; uint8 up to 256 classes) go into ``labels_out`` when given
     (NumPy, memory-mapped, zarr), else a new array; probabilities float32 (C, *spatial) when ``want_proba``.
     With a :class:`Region`, only that part is predicted (exactly as in a whole-image pass) and the outputs have
-    the region's shape.
+    the region's shape. ``tta``: every tile's probabilities averaged over its 8 flips and rotations
+    (:mod:`napari_segnet.tta`; 8 forward passes).
     """
     plans = plan_tiles(net, tile_shape, planes.shape, device, max_context)
     stacked = planes.plane_axis is not None
@@ -184,7 +186,7 @@ def predict_tiled(net: SegmentationNet, planes: ImagePlanes, normalize: Callable
     if device.type == "cuda" and batch_size == 1:
         area = plans[0].tile_in * plans[1].tile_in
         batch_size = int(np.clip(tile_budget(net, device) // area, 1, MAX_CUDA_BATCH))
-    predictor = TiledPredictor(net, device, normalize, batch_size)
+    predictor = TiledPredictor(net, device, normalize, batch_size, tta)
     proba_view = None if proba is None else (np.moveaxis(proba, 0, 1) if stacked else proba[None])
     labels_view = None if labels is None else _Planes(labels, stacked)
 
@@ -233,9 +235,9 @@ class TiledPredictor:
     """
 
     def __init__(self, net: SegmentationNet, device: torch.device, normalize: Callable[[np.ndarray], np.ndarray],
-                 batch_size: int = 1):
+                 batch_size: int = 1, tta: bool = False):
         self.net, self.device, self.normalize = net, device, normalize
-        self.batch_size = batch_size
+        self.batch_size, self.tta = batch_size, tta
 
     def run(self, planes: ImagePlanes, py: AxisPlan, px: AxisPlan, labels=None, proba=None,
             region: Region | None = None) -> Iterator[TileProgress]:
@@ -297,6 +299,9 @@ class TiledPredictor:
         dtype = autocast_dtype(self.device, inference=True)
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None), \
                 _cudnn_benchmark(self.device.type == "cuda"):
+            if self.tta:  # probabilities averaged over 8 flips / rotations (tta.py)
+                proba = averaged_probabilities(self.net, x)
+                return (proba if want_proba else proba.argmax(1).to(torch.int16)).cpu().numpy()
             logits = self.net(x)
             # the class axis innermost: argmax over a (B, C, h, w)-contiguous map (FCN's crop) took 17 ms of a
             # 61 ms 512² FCN-8s prediction, over channels_last 1 ms

@@ -64,6 +64,19 @@ def test_proba_and_instances_as_ome_zarr(model, tmp_path, capsys):
     assert instances.max() >= 3
 
 
+def test_tta_averages_the_8_flips_and_rotations(model, tmp_path, capsys):
+    seg, path = model
+    image = smooth_image((48, 52))
+    tifffile.imwrite(tmp_path / "x.tif", image)
+    status, _, _ = main(capsys, "predict", tmp_path / "x.tif", "--model", path, "--out", tmp_path / "o",
+                        "--proba", "--tta")
+    assert status == 0
+    proba = tifffile.imread(tmp_path / "o" / "x_proba.tif")
+    np.testing.assert_allclose(proba, seg.predict_proba(image, tta=True), atol=1e-6)
+    assert np.abs(proba - seg.predict_proba(image)).max() > 1e-3
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "o" / "x_labels.tif"), seg.predict(image, tta=True))
+
+
 def test_existing_outputs_are_skipped_unless_overwrite(model, tmp_path, capsys):
     seg, path = model
     tifffile.imwrite(tmp_path / "x.tif", smooth_image((30, 30)))

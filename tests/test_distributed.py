@@ -85,6 +85,11 @@ def test_valid_unet_blocks_equal_whole_image(client, tmp_path):
     np.testing.assert_array_equal(labels, whole)
     np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "proba.zarr"), mode="r"),
                                   seg.predict_proba(image, tile_shape=24))
+    predict_distributed(seg, tmp_path / "in.zarr", tmp_path / "tta.zarr", client=client, tile_shape=24, block=48,
+                        tta=True)  # every tile averaged over its 8 flips and rotations, as in a whole-image pass
+    tta = np.asarray(zarr.open_array(str(tmp_path / "tta.zarr"), mode="r"))
+    np.testing.assert_array_equal(tta, seg.predict(image, tile_shape=24, tta=True))
+    assert (tta != whole).any()
 
 
 @pytest.mark.usefixtures("one_thread")

@@ -287,3 +287,15 @@ def test_object_size_is_estimated_from_a_labels_layer_and_zooms_prediction(dock,
     widget.size_layer.value = viewer.layers["empty"]
     widget.estimate_size()
     assert "no object" in str(errors[-1])
+
+
+def test_predict_can_average_the_8_flips_and_rotations(dock, errors):
+    viewer, widget, _ = dock
+    image = viewer.layers["cells"].data
+    widget.tta.value, widget.uncertainty.value = True, True
+    widget.predict()
+    assert not errors, errors
+    proba = widget.segmenter.predict_proba(image, tta=True)
+    np.testing.assert_array_equal(viewer.layers["cells prediction"].data, proba.argmax(0))
+    np.testing.assert_allclose(viewer.layers["cells uncertainty"].data, 1 - proba.max(0), atol=1e-6)
+    assert np.abs(proba - widget.segmenter.predict_proba(image)).max() > 1e-3  # not the plain prediction

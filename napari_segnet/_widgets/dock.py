@@ -235,7 +235,7 @@ class SegNetWidget(QWidget):
         data = image.data[region] if region else image.data
         want_proba = self.uncertainty.value
         steps = seg.predict_steps(data, channel_axis=self._channel_axis(), want_proba=want_proba,
-                                  diameter=self.diameter())
+                                  diameter=self.diameter(), tta=self.tta.value)
         self._run(Job(steps, f"Predicting {image.name}", lambda u: None,
                       lambda result: self._show(image, region, result.labels, result.proba)))
 

@@ -23,6 +23,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--proba", action="store_true", help="also write class probabilities, float32 (C, …)")
     p.add_argument("--instances", action="store_true", help="also write instance labels (int32; objects are the "
                    "face-connected components of each class, see napari_segnet.instances)")
+    p.add_argument("--tta", action="store_true", help="test-time augmentation: average every tile's "
+                   "probabilities over its 8 flips and 90° rotations (8× the time)")
     p.add_argument("--tile", type=int, help="output pixels per tile side (default: picked from free memory)")
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
     p.add_argument("--channel-axis", type=int, help="the images' channel axis, if the model takes several channels")
@@ -95,7 +97,8 @@ def _predict_file(seg, path: Path, todo: dict[str, Path], args) -> None:
 
     image, channel_axis = read_image(path)
     channel_axis = args.channel_axis if args.channel_axis is not None else channel_axis
-    steps = seg.predict_steps(image, args.tile, args.device, channel_axis, want_proba="proba" in todo)
+    steps = seg.predict_steps(image, args.tile, args.device, channel_axis, want_proba="proba" in todo,
+                              tta=args.tta)
     with Bar(0, path.name, "tile", position=1, leave=False) as bar:
         result = run(steps, bar.update)
     labels = result.labels
@@ -116,7 +119,8 @@ def _predict_distributed(seg, path: Path, todo: dict[str, Path], args, client) -
     with Bar(0, path.name, "block", position=1, leave=False) as bar:
         predict_distributed(seg, path, todo.get("labels"), client=client, proba_output=todo.get("proba"),
                             instances_output=todo.get("instances"), fmt=args.format, tile_shape=args.tile,
-                            block=args.block, channel_axis=args.channel_axis, device=args.device, progress=bar.update)
+                            block=args.block, channel_axis=args.channel_axis, device=args.device, tta=args.tta,
+                            progress=bar.update)
 
 
 def _client(spec: str, timeout: float):
