@@ -143,7 +143,8 @@ def main() -> None:
     parser.add_argument("--plot", default=None, help="write a PNG plot of IoU per round")
     parser.add_argument("--data", default="nuclei", choices=("nuclei", "synthetic", "shift", *multiclass.DATASETS))
     parser.add_argument("--settings", default="{}", help="--data shift: fine-tune settings as JSON")
-    parser.add_argument("--tta", action="store_true", help="--data shift: average predictions over flips")
+    parser.add_argument("--tta", action="store_true", help="--data shift: predict with the 8 flips / rotations "
+                        "averaged; tissue|objects|textures: score with them too")
     parser.add_argument("--diameter", type=float, default=None, help="--data shift: object size option")
     parser.add_argument("--model", default=None, help="--data shift: a checkpoint instead of the shipped default")
     parser.add_argument("--replay", type=int, default=0, help="--data shift: replay crops per reviewed tile")
@@ -158,7 +159,7 @@ def main() -> None:
     parser.add_argument("--compare-next", action="store_true",
                         help="the user follows the dock's Next suggestions; compare with the worst-tile oracle")
     args = parser.parse_args()
-    multiclass.ENCODER = args.encoder
+    multiclass.ENCODER, multiclass.TTA = args.encoder, args.tta
     if args.data in multiclass.DATASETS and args.label_limit is not None:
         return multiclass.label_limit(args.data, args.label_limit, args.rounds)
     if args.data in multiclass.DATASETS:

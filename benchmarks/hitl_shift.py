@@ -64,7 +64,7 @@ def forest_rounds(peer_cls):
 
 
 class Model:
-    """The shipped default with optional prediction settings (flip averaging, object size)."""
+    """The shipped default with optional prediction settings (test-time augmentation, object size)."""
 
     def __init__(self, tta: bool, diameter: float | None, path: str | None = None):
         self.seg = Segmenter.load(path) if path else Segmenter.default()
@@ -72,13 +72,7 @@ class Model:
 
     def predict(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(class ids, instance ids) of ``image`` (Y, X)."""
-        if self.tta:
-            flips = [(), (0,), (1,), (0, 1)]
-            proba = sum(np.flip(self.seg.predict_proba(np.flip(image, f), diameter=self.diameter), [a + 1 for a in f])
-                        for f in flips)
-            pred = proba.argmax(0).astype(np.uint8)
-        else:
-            pred = self.seg.predict(image, diameter=self.diameter)
+        pred = self.seg.predict(image, diameter=self.diameter, tta=self.tta)
         return pred, label_instances(pred)
 
 

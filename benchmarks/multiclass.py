@@ -56,6 +56,8 @@ RUNS = {"defaults": ("pretrained", {}), "no_forest": ("pretrained", {"distill": 
         "scratch": ("scratch", {})}
 #: A leave-out encoder file (``--encoder``) that replaces the shipped encoder's weights in pretrained starts.
 ENCODER: str | None = None
+#: ``--tta``: also score every round and the ceiling with test-time augmentation (8 flips / rotations averaged)
+TTA = False
 
 
 def load(data: str, working: int):
@@ -119,6 +121,8 @@ def user_rounds(data, run: str, rounds: int) -> tuple[list[dict], list[np.ndarra
         record = seg.metadata.versions[-1].details.get("distillation", {})
         rows.append({"held": held_iu, "seconds": seconds, "kept": not outcome.accepted,
                      "distilled": bool(record.get("distilled"))})
+        if TTA:
+            rows[-1]["held_tta"] = mean_iu([seg.predict(im, tta=True) for im in held], held_truths, len(names))
         masks.append(reviewed.copy())
     return rows, masks
 
@@ -144,7 +148,7 @@ CEILING = {"steps": 1200, "patch_size": 128}
 
 def ceilings(data) -> tuple[float, float]:
     """(network, forest) held-out mean IU when trained on every pixel of the working image (the network from the
-    pretrained start with CEILING)."""
+    pretrained start with CEILING; with :data:`TTA` the network's is a pair: plain, test-time augmented)."""
     from hitl import ForestPeer
 
     image, truth, held, held_truths, names = data
@@ -152,6 +156,8 @@ def ceilings(data) -> tuple[float, float]:
     for _ in seg.finetune([image], [truth], None, **{**NEW_MODEL_SETTINGS, **CEILING, "distill": 0.0, "seed": 0}):
         pass
     net = mean_iu([seg.predict(im) for im in held], held_truths, len(names))
+    if TTA:
+        net = (net, mean_iu([seg.predict(im, tta=True) for im in held], held_truths, len(names)))
     _, forest = ForestPeer([image]).fit_predict([truth], [np.ones(truth.shape, bool)], held)
     return net, mean_iu(forest, held_truths, len(names))
 
@@ -175,7 +181,7 @@ def main(data_name: str, rounds: int = 5, run_names: tuple[str, ...] = tuple(RUN
             results[name].append(rows)
             print(f"  working {working} {name}: " + " ".join(
                 f"{r['held']:.3f}{'k' if r['kept'] else ''}{'d' if r['distilled'] else ''}/{r['seconds']:.1f}s"
-                for r in rows), flush=True)
+                + (f" (tta {r['held_tta']:.3f})" if TTA else "") for r in rows), flush=True)
             if name == run_names[0]:
                 results["forest"].append(forest_rounds(data, masks))
     print("\n| round | " + " | ".join(f"U-Net {n} | s/round (max)" for n in run_names) + " | forest | forest s |")
@@ -189,13 +195,16 @@ def main(data_name: str, rounds: int = 5, run_names: tuple[str, ...] = tuple(RUN
         held = np.array([[row["held"] for row in rows] for rows in results[n]])
         print(f"{n}: largest drop between rounds (any working image) {np.min(np.diff(held, axis=1)):+.3f}; rounds "
               f"with forest labels {sum(row['distilled'] for rows in results[n] for row in rows)} of {held.size}")
+        if TTA:
+            print(f"{n} with 8 flips / rotations: " + ", ".join(f"{v:.3f}" for v in _mean(results[n], "held_tta")))
     print_ceiling(data_name)
 
 
 def print_ceiling(data_name: str) -> None:
     """The network's and the forest's held-out mean IU trained on every pixel of the first working image."""
     net, rf = ceilings(load(data_name, WORKING[data_name][0]))
-    print(f"\nceiling (every pixel of working image {WORKING[data_name][0]}): U-Net {net:.3f} ({CEILING}), "
+    nets = f"{net[0]:.3f} (with 8 flips / rotations {net[1]:.3f})" if TTA else f"{net:.3f}"
+    print(f"\nceiling (every pixel of working image {WORKING[data_name][0]}): U-Net {nets} ({CEILING}), "
           f"forest {rf:.3f}")
 
 
