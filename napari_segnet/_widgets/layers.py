@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from napari.layers import Image, Labels
-from napari.utils.colormaps import DirectLabelColormap, label_colormap
+from napari.utils.colormaps import DirectLabelColormap
 
 from ..metadata import is_background_name
 
@@ -51,10 +51,10 @@ def colour_classes(layer: Labels, class_names: list[str]) -> None:
     names = tuple(class_names)
     if layer.metadata.get(COLOURED_FOR) == names:
         return  # a colormap the user chose since stays
+    default = Labels(np.zeros((1, 1), np.uint8)).colormap  # napari's own default colours
     if is_background_name(names[0]):
-        layer.colormap = label_colormap()
+        layer.colormap = default
     else:
-        default = label_colormap()
         colours = {i: default.map(np.array([i]))[0] for i in range(1, len(names))}
         layer.colormap = DirectLabelColormap(color_dict={0: default.map(np.array([len(names)]))[0], **colours,
                                                          None: "transparent"})
