@@ -141,7 +141,9 @@ def write_array(path: Path, array: np.ndarray, fmt: str, axes: str) -> None:
     if fmt == "tif":
         import tifffile
 
-        atomic_write(path, lambda tmp: tifffile.imwrite(tmp, np.asarray(array), compression="zlib"))
+        # minisblack: a (3|4, Y, X) probability map is not an RGB(A) picture (tifffile's guess for such shapes)
+        atomic_write(path, lambda tmp: tifffile.imwrite(tmp, np.asarray(array), compression="zlib",
+                                                        photometric="minisblack", metadata={"axes": axes.upper()}))
         return
     with atomic_directory(path) as tmp:
         create_zarr(tmp, array.shape, array.dtype, fmt, axes, name=stem(path))[...] = np.asarray(array)

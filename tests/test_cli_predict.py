@@ -72,6 +72,8 @@ def test_tta_averages_the_8_flips_and_rotations(model, tmp_path, capsys):
                         "--proba", "--tta")
     assert status == 0
     proba = tifffile.imread(tmp_path / "o" / "x_proba.tif")
+    with tifffile.TiffFile(tmp_path / "o" / "x_proba.tif") as tif:  # 3 classes, not an RGB picture
+        assert tif.series[0].axes == "CYX" and tif.pages[0].photometric == tifffile.PHOTOMETRIC.MINISBLACK
     np.testing.assert_allclose(proba, seg.predict_proba(image, tta=True), atol=1e-6)
     assert np.abs(proba - seg.predict_proba(image)).max() > 1e-3
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "o" / "x_labels.tif"), seg.predict(image, tta=True))
