@@ -67,12 +67,13 @@ def test_the_shipped_encoder_is_small_and_says_how_it_was_made():
     path = pretrained.encoder_path()
     assert path.stat().st_size < 3e6 and pretrained.encoder_names() == ["unet-d3-16"]
     _, card = pretrained.read_encoder()
-    assert card["steps"] >= 1000 and card["objective"] in ("features", "denoise", "both")
+    assert card["steps"] >= 1000 and card["objective"] in ("features", "denoise", "both", "mosaic")
     assert any(s.startswith("skimage.") for s in card["sources"]) and any(s.startswith("bio.") for s in card["sources"])
     assert not any("synthetic" in s for s in card["sources"])  # the benchmarks' images stay out
 
 
-def test_pretraining_sources_can_leave_the_texture_benchmarks_photographs_out():
+def _pretrain_script():
+    """scripts/pretrain_encoder.py as a module."""
     import importlib.util
     from pathlib import Path
 
@@ -80,12 +81,54 @@ def test_pretraining_sources_can_leave_the_texture_benchmarks_photographs_out():
     spec = importlib.util.spec_from_file_location("pretrain_encoder", path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
+    return script
+
+
+def test_pretraining_sources_can_leave_the_texture_benchmarks_photographs_out():
+    script = _pretrain_script()
     textures = ("skimage.brick", "skimage.grass", "skimage.gravel")
     everything = script.source_images()
     left = script.source_images(textures)
     assert set(textures) <= set(everything) and set(left) == set(everything) - set(textures)
     with pytest.raises(SystemExit, match="no source named"):
         script.source_images(("skimage.bricks",))
+
+
+def test_discriminative_loss_by_hand():
+    script = _pretrain_script()
+    # one image, 1-D embedding, 2 regions: region 0 at 0 and 2 (mean 1), region 1 at 3 and 3 (mean 3)
+    emb = torch.tensor([0.0, 2.0, 3.0, 3.0]).reshape(1, 1, 2, 2)
+    regions = torch.tensor([0, 0, 1, 1]).reshape(1, 2, 2)
+    # pull: region 0's pixels are 1 from their mean, (1 − 0.5)² = 0.25; region 1's are at it: (0.25 + 0) / 2
+    # push: the means are 2 apart, (2·1.5 − 2)² = 1; norm term 0.001 · (1 + 3) / 2
+    loss = script.discriminative_loss(emb, regions)
+    assert float(loss) == pytest.approx(0.125 + 1.0 + 0.002, abs=1e-6)
+    # means 6 apart and every pixel within 0.5 of its mean: only the norm term is left
+    far = torch.tensor([0.2, -0.2, 6.0, 6.0]).reshape(1, 1, 2, 2)
+    assert float(script.discriminative_loss(far, regions)) == pytest.approx(0.001 * 6 / 2, abs=1e-6)
+    one = torch.tensor([1.0, 2.0, 3.0, 2.0]).reshape(1, 1, 2, 2)  # one region: pull and norm only
+    assert float(script.discriminative_loss(one, torch.zeros(1, 2, 2, dtype=torch.long))) == pytest.approx(
+        (0.25 + 0 + 0.25 + 0) / 4 + 0.002, abs=1e-6)
+
+
+def test_mosaics_fill_each_region_from_its_own_source_crop():
+    script = _pretrain_script()
+    rng = np.random.default_rng(0)
+    sources = [np.full((80, 80), 0.1 * (i + 1), np.float32) for i in range(9)]  # 9 flat images, 9 levels
+    counts, matched = [], 0
+    for _ in range(30):
+        clean, regions = script.mosaic(sources, rng)
+        k = regions.max() + 1
+        assert clean.shape == regions.shape == (64, 64) and set(np.unique(regions)) == set(range(k))
+        levels = [clean[regions == r] for r in range(k)]
+        assert all(v.std() < 1e-6 for v in levels)  # a region is one crop
+        means = np.round([v[0] for v in levels], 3)
+        if np.ptp(means) < 1e-3 and k > 1:  # brought to one mean and contrast: only texture would tell them
+            matched += 1
+        else:  # every region from another source
+            assert len(set(means)) == k and set(means) <= set(np.round([s[0, 0] for s in sources], 3))
+        counts.append(k)
+    assert max(counts) <= 8 and np.mean(counts) > 2.5 and 5 <= matched <= 25
 
 
 def _first_finetune(start: str) -> float:
