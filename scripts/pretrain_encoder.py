@@ -197,7 +197,7 @@ def mosaic_batch(ims, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Ten
     """(corrupted mosaics (B, 1, 64, 64), clean mosaics (B, 1, 64, 64), region ids (B, 64, 64) long)."""
     made = [mosaic(ims, rng) for _ in range(BATCH)]
     x = np.stack([corrupt(clean, True, rng)[None] for clean, _ in made]).astype(np.float32)
-    clean = np.stack([c[None] for c, _ in made]).astype(np.float32)
+    clean = np.stack([c[None] for c, _ in made])  # float32 already
     regions = np.stack([r for _, r in made]).astype(np.int64)
     return torch.from_numpy(x), torch.from_numpy(clean), torch.from_numpy(regions)
 
