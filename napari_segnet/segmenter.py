@@ -275,6 +275,7 @@ class Segmenter:
             else:
                 yield update
         version, guard = self.metadata.next_version(), "validation" if validation is not None else "reviewed pixels"
+        config = replace(config, steps=result.steps)  # what ran: ``auto_max_seconds`` may have shortened the run
         self.metadata = self.metadata.with_version(Version(
             version, parent, settings=asdict(config), images=len(items),
             reviewed_pixels=int(sum(it.reviewed.sum() for it in items)), final_loss=result.final_loss,

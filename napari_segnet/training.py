@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
-from functools import partial
 from typing import ClassVar
 
 import numpy as np
@@ -35,6 +34,9 @@ DIVERGENCE_FACTOR = 100.0
 #: ``steps="auto"``: AUTO_STEPS steps per patch-sized area (patch_size²) of reviewed pixels, clipped to
 #: [AUTO_MIN_STEPS, AUTO_MAX_STEPS] (chosen with ``benchmarks/hitl.py --data shift``, README "Default model").
 AUTO_STEPS, AUTO_MIN_STEPS, AUTO_MAX_STEPS = 25.0, 40, 400
+#: ``auto_max_seconds``: the speed of a run is measured over its steps 2…PROBE_STEPS (the first pays one-time
+#: costs), then its length is fixed.
+PROBE_STEPS = 10
 
 
 def auto_steps(reviewed_pixels: int, patch_size: int, per_patch: float = AUTO_STEPS,
@@ -50,9 +52,12 @@ def auto_steps(reviewed_pixels: int, patch_size: int, per_patch: float = AUTO_ST
 #: term hurt there), 64² patches in batches of 4, lr 1e-3, the pixel forest's labels on unreviewed pixels at a
 #: quarter of the weight while the forest is ahead, and "auto" steps (100 to 400: a new model needs more than
 #: fine-tuning the default) of 100 per reviewed 64² tile — 50 in a round that learns the forest's labels too,
-#: whose errors longer runs learn as well (tissue: 0.909 instead of 0.924 after 3 rounds at 100).
+#: whose errors longer runs learn as well (tissue: 0.909 instead of 0.924 after 3 rounds at 100). At most 15 s of
+#: training (``auto_max_seconds``), so that a round with the forest, the guard and the re-prediction stays ≤ 20 s
+#: on 2 cores: 400 steps took 19 s on an AVX2-only EPYC (47 ms a step), 14 s on an AVX-512 one.
 NEW_MODEL_SETTINGS = {"loss": "balanced_ce", "lr": 1e-3, "batch_size": 4, "patch_size": 64, "distill": 0.25,
-                      "auto_per_patch": 100.0, "auto_per_patch_distilled": 50.0, "auto_min_steps": 100}
+                      "auto_per_patch": 100.0, "auto_per_patch_distilled": 50.0, "auto_min_steps": 100,
+                      "auto_max_seconds": 15.0}
 
 
 class TrainingAborted(RuntimeError):
@@ -78,6 +83,7 @@ class TrainSettings:
     auto_min_steps: int = AUTO_MIN_STEPS  # … and at least this many
     auto_per_patch_distilled: float | None = None  # … in a round that learns forest labels too (None: the same)
     body_lr_scale: float = 1.0  # lr of every parameter outside the classifier head (``net.head``) = lr × this
+    auto_max_seconds: float | None = None  # … within this many seconds of training (None: no limit; resolved())
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -99,18 +105,26 @@ class TrainSettings:
             raise ValueError(f"body_lr_scale must be a positive number, got {self.body_lr_scale}")
         if not (0 <= self.distill <= 1):
             raise ValueError(f"distill must be a weight in [0, 1], got {self.distill}")
+        budget = self.auto_max_seconds
+        if budget is not None and not (budget > 0 and math.isfinite(budget)):
+            raise ValueError(f"auto_max_seconds must be a positive number of seconds or None, got {budget}")
 
     @classmethod
     def of(cls, **settings) -> TrainSettings:
-        """Settings from keyword arguments; ``ValueError`` naming the valid ones for an unknown name."""
+        """Settings from keyword arguments; ``ValueError`` naming the valid ones for an unknown name. Steps given
+        as a number run in full: ``auto_max_seconds`` bounds only ``steps="auto"``."""
         unknown = sorted(set(settings) - {f.name for f in fields(cls)})
         if unknown:
             raise ValueError(f"unknown fine-tune setting(s) {unknown}; valid: {[f.name for f in fields(cls)]}")
+        if settings.get("steps", "auto") != "auto":
+            settings = {**settings, "auto_max_seconds": None}  # steps the user gave run in full
         return cls(**settings)
 
     def resolved(self, reviewed_pixels: int, distilled: bool = False) -> TrainSettings:
         """A copy with ``steps="auto"`` turned into a number for ``reviewed_pixels`` (:func:`auto_steps`), at
-        ``auto_per_patch_distilled`` steps per patch when the round learns forest labels too (``distilled``)."""
+        ``auto_per_patch_distilled`` steps per patch when the round learns forest labels too (``distilled``).
+        ``auto_max_seconds`` then shortens the run if its first steps show it would take longer (the speed of
+        steps 2…PROBE_STEPS, then the length is fixed and the cosine schedule follows it)."""
         if self.steps != "auto":
             return self
         rate = self.auto_per_patch_distilled if distilled and self.auto_per_patch_distilled else self.auto_per_patch
@@ -216,13 +230,16 @@ def _train(net: SegmentationNet, usable: list[TrainingImage], settings: TrainSet
     optimizer = torch.optim.Adam(_param_groups(model, settings), lr=settings.lr)
     # cosine decay of every group's lr to 5 % of itself: a run ends on settled weights instead of wherever the last
     # large step left them (a factor, not CosineAnnealingLR's one eta_min, so head and body decay alike)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(cosine_factor, steps=settings.steps))
+    total = [settings.steps]  # the run's length; ``auto_max_seconds`` may shorten it after PROBE_STEPS steps
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cosine_factor(step, total[0]))
     amp_dtype = autocast_dtype(dev)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     sizes = patch_sizes(model, settings.patch_size)
     areas = np.array([it.reviewed.sum() for it in usable], np.float64)
-    start, losses = time.perf_counter(), []
-    for step in range(1, settings.steps + 1):
+    start, losses, first = time.perf_counter(), [], 0.0
+    step = 0
+    while step < total[0]:
+        step += 1
         x, y, w, m = _batch(usable, areas / areas.sum(), sizes, settings, rng, dev)
         with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             logits = trained(x.contiguous(memory_format=torch.channels_last))
@@ -235,14 +252,26 @@ def _train(net: SegmentationNet, usable: list[TrainingImage], settings: TrainSet
         scaler.update()
         schedule.step()
         elapsed = time.perf_counter() - start
-        yield TrainProgress(step, settings.steps, losses[-1], float(np.mean(losses[-20:])),
-                            elapsed / step * (settings.steps - step))
+        first = elapsed if step == 1 else first
+        if step == PROBE_STEPS and settings.auto_max_seconds is not None:
+            rate = ddp.mean(torch.tensor((elapsed - first) / (step - 1)))  # the same length on every rank
+            total[0] = budget_steps(total[0], step, ddp.mean(torch.tensor(elapsed)), rate,
+                                    settings.auto_max_seconds)
+        yield TrainProgress(step, total[0], losses[-1], float(np.mean(losses[-20:])),
+                            elapsed / step * (total[0] - step))
     ddp.sync_buffers(model)
     state = cpu_state(model)
     if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
         raise TrainingAborted("training produced non-finite weights; the model was left unchanged. "
                               "Try a lower learning rate.")
-    yield TrainResult(state, settings.steps, float(np.mean(losses[-10:])), time.perf_counter() - start)
+    yield TrainResult(state, total[0], float(np.mean(losses[-10:])), time.perf_counter() - start)
+
+
+def budget_steps(steps: int, done: int, elapsed: float, seconds_per_step: float, max_seconds: float) -> int:
+    """The length of a run of ``steps`` planned steps, ``done`` of them run in ``elapsed`` s, that must end within
+    ``max_seconds`` at ``seconds_per_step`` (never fewer than ``done``)."""
+    more = (max_seconds - elapsed) // max(seconds_per_step, 1e-9)
+    return int(min(steps, max(done, done + more)))
 
 
 def cosine_factor(step: int, steps: int) -> float:

@@ -71,3 +71,26 @@ def test_head_and_body_learning_rates_decay_alike():
         schedule.step()
     head, body = (g["lr"] for g in optimizer.param_groups)
     assert head == pytest.approx(5e-5) and body == pytest.approx(5e-7)  # each at 5 % of its own start
+
+
+def test_a_time_budget_shortens_the_run_from_the_speed_of_its_first_steps():
+    from napari_segnet.training import PROBE_STEPS, budget_steps
+
+    # 10 steps done in 1.25 s at 1/16 s a step: 15 s allow (15 - 1.25) × 16 = 220 more
+    assert budget_steps(400, 10, 1.25, 0.0625, 15.0) == 230
+    assert budget_steps(200, 10, 1.25, 0.0625, 15.0) == 200  # fits: the planned length stays
+    assert budget_steps(400, 10, 20.0, 0.0625, 15.0) == 10  # already over: stop with what has run
+    image, labels = two_class_image(size=64)
+    seg = tiny_segmenter(num_classes=2)
+    mask = np.ones(labels.shape, bool)  # 64² reviewed, patch 32: "auto" plans 100 steps
+    updates = list(seg.finetune([image], [labels], [mask], patch_size=32, batch_size=1, seed=0,
+                                auto_max_seconds=1e-6, accept_worse=True))
+    assert updates[0].total == 100 and updates[-2].done == updates[-2].total == PROBE_STEPS  # shortened
+    assert seg.versions[-1]["settings"]["steps"] == PROBE_STEPS  # the version records what ran
+    assert seg.versions[-1]["settings"]["auto_max_seconds"] == 1e-6
+    list(seg.finetune([image], [labels], [mask], patch_size=32, batch_size=1, seed=0, steps=12,
+                      auto_max_seconds=1e-6, accept_worse=True))  # steps the user gave run in full
+    assert seg.versions[-1]["settings"]["steps"] == 12 and seg.versions[-1]["settings"]["auto_max_seconds"] is None
+    for bad in (0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="auto_max_seconds"):
+            TrainSettings(auto_max_seconds=bad)
