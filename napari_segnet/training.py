@@ -230,15 +230,14 @@ def _train(net: SegmentationNet, usable: list[TrainingImage], settings: TrainSet
     optimizer = torch.optim.Adam(_param_groups(model, settings), lr=settings.lr)
     # cosine decay of every group's lr to 5 % of itself: a run ends on settled weights instead of wherever the last
     # large step left them (a factor, not CosineAnnealingLR's one eta_min, so head and body decay alike)
-    total = [settings.steps]  # the run's length; ``auto_max_seconds`` may shorten it after PROBE_STEPS steps
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cosine_factor(step, total[0]))
+    steps = settings.steps  # the run's length; ``auto_max_seconds`` may shorten it after PROBE_STEPS steps
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: cosine_factor(t, steps))  # reads it live
     amp_dtype = autocast_dtype(dev)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     sizes = patch_sizes(model, settings.patch_size)
     areas = np.array([it.reviewed.sum() for it in usable], np.float64)
-    start, losses, first = time.perf_counter(), [], 0.0
-    step = 0
-    while step < total[0]:
+    start, losses, step = time.perf_counter(), [], 0
+    while step < steps:
         step += 1
         x, y, w, m = _batch(usable, areas / areas.sum(), sizes, settings, rng, dev)
         with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
@@ -252,19 +251,18 @@ def _train(net: SegmentationNet, usable: list[TrainingImage], settings: TrainSet
         scaler.update()
         schedule.step()
         elapsed = time.perf_counter() - start
-        first = elapsed if step == 1 else first
+        if step == 1:
+            first = elapsed
         if step == PROBE_STEPS and settings.auto_max_seconds is not None:
-            rate = ddp.mean(torch.tensor((elapsed - first) / (step - 1)))  # the same length on every rank
-            total[0] = budget_steps(total[0], step, ddp.mean(torch.tensor(elapsed)), rate,
-                                    settings.auto_max_seconds)
-        yield TrainProgress(step, total[0], losses[-1], float(np.mean(losses[-20:])),
-                            elapsed / step * (total[0] - step))
+            fit = budget_steps(steps, step, elapsed, (elapsed - first) / (step - 1), settings.auto_max_seconds)
+            steps = int(ddp.mean(torch.tensor(float(fit))))  # one length on every rank
+        yield TrainProgress(step, steps, losses[-1], float(np.mean(losses[-20:])), elapsed / step * (steps - step))
     ddp.sync_buffers(model)
     state = cpu_state(model)
     if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
         raise TrainingAborted("training produced non-finite weights; the model was left unchanged. "
                               "Try a lower learning rate.")
-    yield TrainResult(state, total[0], float(np.mean(losses[-10:])), time.perf_counter() - start)
+    yield TrainResult(state, steps, float(np.mean(losses[-10:])), time.perf_counter() - start)
 
 
 def budget_steps(steps: int, done: int, elapsed: float, seconds_per_step: float, max_seconds: float) -> int:
