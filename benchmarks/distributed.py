@@ -33,7 +33,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 def make_image(path: Path, size: int) -> None:
     from scipy import ndimage
 
-    from napari_segnet.imagefiles import write_array
+    from napari_segnet.io.imagefiles import write_array
 
     rng = np.random.default_rng(0)
     image = ndimage.gaussian_filter(rng.random((size, size), dtype=np.float32), 3) * 40000
@@ -44,8 +44,8 @@ def baseline(path: str, tile: int) -> dict:
     """In a fresh process: one whole-image Segmenter.predict (after a small warm-up)."""
     import torch
 
-    from napari_segnet.devices import peak_rss_mb
-    from napari_segnet.imagefiles import read_image
+    from napari_segnet.engine.devices import peak_rss_mb
+    from napari_segnet.io.imagefiles import read_image
     from napari_segnet.segmenter import Segmenter
 
     seg = Segmenter.default()

@@ -1,9 +1,9 @@
-"""Zero-shot scores of models on the domain-shift set (napari_segnet.domain_shift): data no model trained on.
+"""Zero-shot scores of models on the domain-shift set (napari_segnet.data.domain_shift): data no model trained on.
 
 Per model × subset: nucleus pixel IoU (summed confusion), object F1 and AP (TP / (TP + FP + FN)) at IoU 0.5,
-and prediction seconds. Predicted instances are ``napari_segnet.instances.label_instances`` of the predicted
+and prediction seconds. Predicted instances are ``napari_segnet.numerics.instances.label_instances`` of the predicted
 classes (its defaults: face-connected components, small objects dropped, split, 1 px grow-back), scored with
-``napari_segnet.metrics.object_scores`` (stardist's one-to-one matching) against the true instances.
+``napari_segnet.numerics.metrics.object_scores`` (stardist's one-to-one matching) against the true instances.
 
 ``--rescale`` adds rows with the "object size" option: each image is predicted with ``diameter=`` its median
 nucleus diameter, measured on its ground truth as "estimate from this labels layer" would (a model without a
@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from napari_segnet.sample_data import TRAIN, nuclei_instances
 
-from napari_segnet.domain_shift import domain_shift_set
-from napari_segnet.instances import label_instances
-from napari_segnet.metrics import confusion_matrix, object_scores, scores_from_confusion
-from napari_segnet.scale import estimate_diameter
+from napari_segnet.data.domain_shift import domain_shift_set
+from napari_segnet.engine.scale import estimate_diameter
+from napari_segnet.numerics.instances import label_instances
+from napari_segnet.numerics.metrics import confusion_matrix, object_scores, scores_from_confusion
 from napari_segnet.segmenter import Segmenter
 
 

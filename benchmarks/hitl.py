@@ -38,10 +38,10 @@ import torch
 from napari_segnet.sample_data import HELD_OUT, TRAIN, nuclei
 from simulated_user import worst_tile
 
-from napari_segnet.metrics import segmentation_scores
+from napari_segnet.data.synthetic import CLASS_NAMES, synthetic_image
+from napari_segnet.engine.suggest import suggest_tiles, uncertainty
+from napari_segnet.numerics.metrics import segmentation_scores
 from napari_segnet.segmenter import Segmenter
-from napari_segnet.suggest import suggest_tiles, uncertainty
-from napari_segnet.synthetic import CLASS_NAMES, synthetic_image
 
 TILE = 128
 WORKING = TRAIN[6:26:5]  # 4 slices spread through the stack

@@ -1,7 +1,7 @@
 """The simulated user from the shipped default on images from another microscope (``hitl.py --data shift``).
 
 Data: the six held-out cells3d slices as a 20× widefield camera would record them
-(``napari_segnet.domain_shift.shifted_cells3d``: zoomed 0.5–0.7×, blurred, noisy, 8-bit range in uint16; no model
+(``napari_segnet.data.domain_shift.shifted_cells3d``: zoomed 0.5–0.7×, blurred, noisy, 8-bit range in uint16; no model
 trained on them). The first three are the user's working images, the last three are held out. Each round the
 user corrects the unreviewed ``TILE``² tile with the most wrong pixels (the images are 128–180 px, so a 64² tile
 is about the share of a 128² tile of a 256² image), the model is fine-tuned on all reviewed tiles (continuing
@@ -28,9 +28,9 @@ import torch
 from simulated_user import worst_tile
 from skimage.measure import label
 
-from napari_segnet.domain_shift import shifted_cells3d
-from napari_segnet.instances import label_instances
-from napari_segnet.metrics import object_scores, segmentation_scores
+from napari_segnet.data.domain_shift import shifted_cells3d
+from napari_segnet.numerics.instances import label_instances
+from napari_segnet.numerics.metrics import object_scores, segmentation_scores
 from napari_segnet.segmenter import Segmenter
 
 TILE = 64
@@ -98,7 +98,7 @@ def replay_crops(count: int, rng: np.random.Generator) -> tuple[list, list, list
 def finetune_round(model: Model, work, truths, reviewed, rnd: int, settings: dict, diameter, replay: int,
                    average: float) -> bool:
     """One fine-tune of ``model`` on the reviewed tiles (+ replay, then weight averaging); True if accepted."""
-    from napari_segnet.training import TrainSettings
+    from napari_segnet.engine.training import TrainSettings
 
     images, labels, masks = [c.image for c in work], [np.where(r, t, 0) for t, r in zip(truths, reviewed)], reviewed
     if replay:

@@ -15,9 +15,9 @@ import time
 import numpy as np
 from napari_segnet.sample_data import HELD_OUT, TRAIN, nuclei, nuclei_instances
 
-from napari_segnet import instances
-from napari_segnet.instances import instance_classes, label_instances, typical_area
-from napari_segnet.metrics import object_scores
+from napari_segnet.numerics import instances
+from napari_segnet.numerics.instances import instance_classes, label_instances, typical_area
+from napari_segnet.numerics.metrics import object_scores
 
 HEADER = ("| class ids | min_size | split (min_distance) | grow-back | objects (pred / true) | F1 @ 0.5 | AP @ 0.5 | "
           "AP @ 0.75 | mean matched IoU @ 0.5 | ms / slice |\n|---|---|---|---|---|---|---|---|---|---|")
@@ -65,7 +65,7 @@ def table(title: str, slices: list[int], segmenter, image, targets, instances) -
 
 def synthetic_table(seeds=(0, 1, 2)) -> None:
     """Split or not on the synthetic targets (true gaps): a split of every object cuts the rods."""
-    from napari_segnet.synthetic import synthetic_image
+    from napari_segnet.data.synthetic import synthetic_image
 
     data = [synthetic_image((256, 256), seed=s)[1:] for s in seeds]
     truth = instances.unique_per_slice(np.stack([ids for _, ids in data]))

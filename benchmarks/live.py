@@ -25,10 +25,10 @@ from napari_segnet.sample_data import HELD_OUT, TRAIN, nuclei
 from scipy import ndimage
 from skimage.morphology import disk
 
-from napari_segnet.devices import describe, pick_device
-from napari_segnet.instances import label_instances
+from napari_segnet.engine.devices import describe, pick_device
 from napari_segnet.live import BurstDone, LiveSession, LiveSettings, Refreshed, Waiting
-from napari_segnet.metrics import object_scores, segmentation_scores
+from napari_segnet.numerics.instances import label_instances
+from napari_segnet.numerics.metrics import object_scores, segmentation_scores
 from napari_segnet.segmenter import Segmenter
 
 WORKING = TRAIN[6:26:5]

@@ -12,11 +12,11 @@ round = fine-tune (incl. the pixel forest) + predicting the working image (what 
 ``scratch`` (random start, forest labels).
 
 Data sets (made by code; no image of them is in the encoder's pretraining data, for ``textures`` with ``--encoder``):
-- ``tissue``: :func:`napari_segnet.synthetic.tissue_image`, 3 region classes told apart by intensity, grain
+- ``tissue``: :func:`napari_segnet.data.synthetic.tissue_image`, 3 region classes told apart by intensity, grain
   and shape (thin curved strands); working seeds 0, 4, 5; held out 1–3.
-- ``objects``: :func:`napari_segnet.synthetic.synthetic_image`, 4 classes (background, cells, rods, vesicles of
+- ``objects``: :func:`napari_segnet.data.synthetic.synthetic_image`, 4 classes (background, cells, rods, vesicles of
   equal brightness, told apart by shape and texture); working seeds 10, 11, 12; held out 20–22.
-- ``textures``: :func:`napari_segnet.synthetic.texture_mosaic`, real photographs (scikit-image's brick, grass and
+- ``textures``: :func:`napari_segnet.data.synthetic.texture_mosaic`, real photographs (scikit-image's brick, grass and
   gravel) in random regions, told apart by texture alone; working seeds 0–2 from the photographs' top halves,
   held out 3–5 from their bottom halves (no pixel shared). The shipped encoder has seen these photographs
   (unlabelled), so this data set runs only with ``--encoder`` (a leave-out encoder made by the same recipe
@@ -35,9 +35,7 @@ import numpy as np
 import torch
 from simulated_user import worst_tile
 
-from napari_segnet.metrics import segmentation_scores
-from napari_segnet.segmenter import Segmenter
-from napari_segnet.synthetic import (
+from napari_segnet.data.synthetic import (
     CLASS_NAMES,
     TEXTURE_CLASS_NAMES,
     TISSUE_CLASS_NAMES,
@@ -45,7 +43,9 @@ from napari_segnet.synthetic import (
     texture_mosaic,
     tissue_image,
 )
-from napari_segnet.training import NEW_MODEL_SETTINGS
+from napari_segnet.engine.training import NEW_MODEL_SETTINGS
+from napari_segnet.numerics.metrics import segmentation_scores
+from napari_segnet.segmenter import Segmenter
 
 TILE = 64
 DATASETS = ("tissue", "objects", "textures")
@@ -87,7 +87,7 @@ def new_model(names: list[str], start: str) -> Segmenter:
     if ENCODER is not None and start == "pretrained":
         from safetensors.torch import load_file
 
-        from napari_segnet.pretrained import PRETRAINED_PREFIXES
+        from napari_segnet.models.pretrained import PRETRAINED_PREFIXES
 
         state = load_file(ENCODER)
         seg.net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()

@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 from scipy import ndimage  # noqa: E402
 from skimage.draw import disk  # noqa: E402
 
-from napari_segnet.weightmap import object_map, unet_weight_map  # noqa: E402
+from napari_segnet.numerics.weightmap import object_map, unet_weight_map  # noqa: E402
 
 
 def nuclei_like(shape=(512, 512), n=200, seed=0) -> np.ndarray:

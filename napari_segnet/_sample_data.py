@@ -3,8 +3,8 @@ textures."""
 
 from __future__ import annotations
 
+from .data.synthetic import CLASS_NAMES, TEXTURE_CLASS_NAMES, synthetic_image, texture_mosaic
 from .sample_data import HELD_OUT, nuclei
-from .synthetic import CLASS_NAMES, TEXTURE_CLASS_NAMES, synthetic_image, texture_mosaic
 
 
 def nuclei_sample() -> list[tuple]:

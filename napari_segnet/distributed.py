@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .blockinstances import block_objects, merge_table, relabel
-from .devices import peak_rss_mb
-from .imagefiles import atomic_directory, create_zarr, read_image, stem
-from .images import ImagePlanes, WindowedArray
-from .tiling import DEFAULT_MAX_CONTEXT, Region, explicit_plan, tile_step
+from .engine.blockinstances import block_objects, merge_table, relabel
+from .engine.devices import peak_rss_mb
+from .engine.tiling import DEFAULT_MAX_CONTEXT, Region, explicit_plan, tile_step
+from .io.imagefiles import atomic_directory, create_zarr, read_image, stem
+from .numerics.images import ImagePlanes, WindowedArray
 
 _CACHE: dict[str, object] = {}  # checkpoint digest → Segmenter, one per worker process
 _LOCK = threading.Lock()
@@ -144,7 +144,7 @@ class _Job:
 
     def __init__(self, seg, source: Path, channel_axis, tile_shape, block: int, device, max_context: int,
                  tta: bool = False):
-        from .devices import pick_device
+        from .engine.devices import pick_device
 
         image, axis = read_image(source, lazy=True)
         self.seg, self.source, self.device, self.max_context, self.tta = seg, source, device, max_context, tta
@@ -240,7 +240,7 @@ def _predict_block(block: Region, *, model: bytes, digest: str, source: str, cha
     import zarr
     from distributed import get_worker
 
-    from .progress import run
+    from .engine.progress import run
 
     start = time.perf_counter()
     seg = worker_segmenter(digest, model)

@@ -18,13 +18,13 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from .finetune_outcome import FinetuneFinished, plain_scores
-from .images import ImagePlanes
-from .metadata import Version
-from .normalization import Normalization
+from .engine.finetune_outcome import FinetuneFinished, plain_scores
+from .engine.suggest import uncertainty
+from .engine.training import TrainingAborted, TrainProgress, TrainSettings
+from .io.metadata import Version
+from .numerics.images import ImagePlanes
+from .numerics.normalization import Normalization
 from .segmenter import Segmenter
-from .suggest import uncertainty
-from .training import TrainingAborted, TrainProgress, TrainSettings
 
 #: Pixels of context kept around the reviewed pixels (training crops) and the visible region (refreshes).
 MARGIN = 48

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from .checkpoint import CheckpointError, load_checkpoint, read_metadata
-from .fileio import atomic_write
-from .metadata import now
+from .io.checkpoint import CheckpointError, load_checkpoint, read_metadata
+from .io.fileio import atomic_write
+from .io.metadata import now
 from .segmenter import Segmenter
 
 LOG = "log.json"

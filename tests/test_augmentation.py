@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from skimage.measure import regionprops
 
-from napari_segnet import augmentation as aug
-from napari_segnet.synthetic import synthetic_nuclei
-from napari_segnet.weightmap import separate_touching
+from napari_segnet.data.synthetic import synthetic_nuclei
+from napari_segnet.numerics import augmentation as aug
+from napari_segnet.numerics.weightmap import separate_touching
 
 
 @pytest.fixture(scope="module")

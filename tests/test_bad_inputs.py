@@ -9,8 +9,8 @@ import torch
 from conftest import same_state, smooth_image, state, tiny_segmenter, two_class_image
 from safetensors.torch import save_file
 
-from napari_segnet.checkpoint import CheckpointError
-from napari_segnet.normalization import Normalization
+from napari_segnet.io.checkpoint import CheckpointError
+from napari_segnet.numerics.normalization import Normalization
 from napari_segnet.project import Project, ProjectSaveError
 from napari_segnet.segmenter import Segmenter
 

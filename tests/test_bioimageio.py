@@ -10,9 +10,9 @@ import yaml
 from conftest import smooth_image, tiny_segmenter
 
 from napari_segnet import bioimageio
-from napari_segnet.checkpoint import CheckpointError
+from napari_segnet.io.checkpoint import CheckpointError
 from napari_segnet.models import build_model
-from napari_segnet.normalization import Normalization
+from napari_segnet.numerics.normalization import Normalization
 from napari_segnet.segmenter import Segmenter
 
 TINY = {"unet": {"base_filters": 4, "depth": 2}, "fcn8s": {"width": 1 / 16},

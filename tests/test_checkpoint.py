@@ -11,8 +11,8 @@ import torch
 from conftest import smooth_image, tiny_segmenter
 from safetensors.torch import save_file
 
-from napari_segnet import checkpoint
-from napari_segnet.checkpoint import CheckpointError
+from napari_segnet.io import checkpoint
+from napari_segnet.io.checkpoint import CheckpointError
 from napari_segnet.segmenter import Segmenter
 
 

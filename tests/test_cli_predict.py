@@ -12,8 +12,8 @@ from cli_helpers import interrupt, main
 from conftest import smooth_image, tiny_segmenter
 from skimage.io import imsave
 
-from napari_segnet.imagefiles import read_image, write_array
-from napari_segnet.instances import label_instances
+from napari_segnet.io.imagefiles import read_image, write_array
+from napari_segnet.numerics.instances import label_instances
 
 zarr = pytest.importorskip("zarr")
 

@@ -120,7 +120,7 @@ def test_torchrun_two_gloo_processes(tmp_path):
     assert means[-1] < 0.8 * means[0]
     assert done.stderr.count("saved to") == 1 and sorted(p.name for p in tmp_path.iterdir()) == [
         "ddp.safetensors", "images", "labels"]
-    from napari_segnet.ddp import state_digest
+    from napari_segnet.engine.ddp import state_digest
 
     seg = Segmenter.load(tmp_path / "ddp.safetensors")
     assert seg.metadata.versions[-1].details["world_size"] == 2

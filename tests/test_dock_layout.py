@@ -16,8 +16,8 @@ from napari.utils.colormaps import DirectLabelColormap
 from napari_segnet._widgets import runner
 from napari_segnet._widgets.dock import SegNetWidget
 from napari_segnet._widgets.pages import PAGES
+from napari_segnet.engine.tiling import TileProgress
 from napari_segnet.segmenter import Segmenter
-from napari_segnet.tiling import TileProgress
 
 pytestmark = pytest.mark.gui
 

@@ -5,8 +5,8 @@ import pytest
 from napari_segnet.sample_data import HELD_OUT, TRAIN, nuclei, nuclei_instances
 from skimage.measure import regionprops
 
-from napari_segnet.domain_shift import SYNTHETIC_CASES, SYNTHETIC_SEED_MIN, domain_shift_set, shifted_cells3d
-from napari_segnet.synthetic import nucleus_outline, synthetic_nuclei
+from napari_segnet.data.domain_shift import SYNTHETIC_CASES, SYNTHETIC_SEED_MIN, domain_shift_set, shifted_cells3d
+from napari_segnet.data.synthetic import nucleus_outline, synthetic_nuclei
 
 
 def test_synthetic_nuclei_count_sizes_and_gaps():
@@ -70,8 +70,8 @@ ZERO_SHOT_IOU, ZERO_SHOT_F1 = 0.83, 0.85
 
 
 def test_default_model_segments_a_shifted_image_zero_shot():
-    from napari_segnet.instances import label_instances
-    from napari_segnet.metrics import object_scores, segmentation_scores
+    from napari_segnet.numerics.instances import label_instances
+    from napari_segnet.numerics.metrics import object_scores, segmentation_scores
     from napari_segnet.segmenter import Segmenter
 
     case = shifted_cells3d()[0]

@@ -8,8 +8,8 @@ import torch
 from conftest import smooth_image, tiny_segmenter
 
 from napari_segnet._sample_data import nuclei_sample
-from napari_segnet.devices import autocast_dtype, cpu_has_bf16
-from napari_segnet.images import ImagePlanes
+from napari_segnet.engine.devices import autocast_dtype, cpu_has_bf16
+from napari_segnet.numerics.images import ImagePlanes
 from napari_segnet.segmenter import Segmenter
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from skimage.draw import disk, ellipse
 
-from napari_segnet.instances import (
+from napari_segnet.numerics.instances import (
     grow_back,
     instance_classes,
     label_instances,

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from napari_segnet.losses import ce_dice_loss, dice_coefficients, soft_dice_loss, weighted_cross_entropy
+from napari_segnet.numerics.losses import ce_dice_loss, dice_coefficients, soft_dice_loss, weighted_cross_entropy
 
 # Two pixels: a has logits (0, 0) and class 0 → −log ½ = ln 2; b has logits (ln 3, 0) and class 1 → −log ¼ = ln 4.
 LOGITS = torch.tensor([[[[0.0, math.log(3.0)]], [[0.0, 0.0]]]])  # (1, 2, 1, 2)

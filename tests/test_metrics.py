@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from napari_segnet.metrics import (
+from napari_segnet.numerics.metrics import (
     confusion_matrix,
     iou_pairs,
     looks_semantic,
@@ -194,7 +194,7 @@ def test_object_scores_bad_inputs(pred, truth, options, match):
 
 
 def test_pixel_score_rows_name_classes_and_keep_the_values():
-    from napari_segnet.metrics import pixel_score_rows
+    from napari_segnet.numerics.metrics import pixel_score_rows
 
     pred = np.array([[0, 1], [1, 1]])
     target = np.array([[0, 0], [1, 1]])

@@ -10,7 +10,7 @@ from napari_segnet import cli
 
 def test_import_pulls_in_neither_torch_nor_napari_nor_qt():
     code = (
-        "import sys, napari_segnet, napari_segnet.metrics, napari_segnet.weightmap; "
+        "import sys, napari_segnet, napari_segnet.numerics.metrics, napari_segnet.numerics.weightmap; "
         "heavy = {'torch', 'napari', 'qtpy', 'PyQt5', 'magicgui'} & set(sys.modules); "
         "print(sorted(heavy))"
     )
@@ -28,3 +28,62 @@ def test_manifest_is_valid_npe2():
 def test_version_flag(capsys):
     assert cli.main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == napari_segnet.__version__
+
+
+def test_flat_names_of_earlier_releases_are_the_themed_modules():
+    import importlib.util
+
+    from napari_segnet._aliases import ALIASES
+
+    assert len(ALIASES) == 30
+    for flat, home in ALIASES.items():
+        module = importlib.import_module(flat)
+        assert module is importlib.import_module(home), flat
+        assert module.__name__ == home and module.__spec__.name == home  # its own spec, not the alias's
+    from napari_segnet.losses import weighted_cross_entropy  # the README's spelling
+
+    from napari_segnet.numerics import losses
+
+    assert weighted_cross_entropy is losses.weighted_cross_entropy
+    assert importlib.util.find_spec("napari_segnet.no_such_module") is None
+
+
+#: Layers of the package, lowest first: a module may import from its own layer and the ones below, never above.
+LAYERS = [
+    {"_validation", "models", "__version__"},  # __version__: a constant of __init__, which imports nothing heavy
+    {"numerics"},
+    {"io", "data", "sample_data"},
+    {"engine"},
+    {"bioimageio"},
+    {"segmenter"},
+    {"project", "live", "distributed"},
+    {"commands", "_widgets", "_sample_data", "display"},
+    {"cli", "__main__", "__init__", "_aliases"},
+]
+
+
+def _imports_between_themes():
+    """(importing theme, imported theme, file) for every relative import that crosses a theme of the package."""
+    import ast
+
+    root = Path(napari_segnet.__file__).parent
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        package = parts[:-1]
+        theme = parts[1] if len(parts) > 1 else "__init__"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = list(package[: len(package) - node.level + 1])
+                targets = [base + node.module.split(".")] if node.module else [base + [a.name] for a in node.names]
+                for target in targets:
+                    other = target[1] if len(target) > 1 else "__init__"
+                    if other != theme:
+                        yield theme, other, path.name
+
+
+def test_dependencies_run_one_way():
+    rank = {theme: i for i, layer in enumerate(LAYERS) for theme in layer}
+    crossings = list(_imports_between_themes())
+    assert ("engine", "numerics", "training.py") in crossings  # the walk sees real imports
+    upward = [(a, b, f) for a, b, f in crossings if rank[b] > rank[a]]
+    assert upward == []

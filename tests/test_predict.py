@@ -6,8 +6,8 @@ import pytest
 import torch
 from conftest import smooth_image, tiny_segmenter
 
-from napari_segnet.images import ImagePlanes
-from napari_segnet.normalization import Normalization
+from napari_segnet.numerics.images import ImagePlanes
+from napari_segnet.numerics.normalization import Normalization
 from napari_segnet.segmenter import PredictionCancelled
 
 IMAGE = smooth_image((96, 112))
@@ -139,7 +139,7 @@ def test_zarr_input_and_zarr_output(segmenter, tmp_path):
 
 
 def test_predict_instances_are_the_components_of_the_tiled_prediction(segmenter):
-    from napari_segnet.instances import label_instances
+    from napari_segnet.numerics.instances import label_instances
 
     with torch.no_grad():
         segmenter.net.head.bias[1] += 5  # class 1 wins wherever the logits are close: objects to label

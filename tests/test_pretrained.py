@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from napari_segnet import pretrained
-from napari_segnet.metadata import is_background_name
-from napari_segnet.metrics import segmentation_scores
+from napari_segnet.data.synthetic import tissue_image
+from napari_segnet.io.metadata import is_background_name
+from napari_segnet.models import pretrained
+from napari_segnet.numerics.metrics import segmentation_scores
 from napari_segnet.segmenter import Segmenter
-from napari_segnet.synthetic import tissue_image
 
 
 @pytest.mark.parametrize("channels", [1, 3])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import FAST, run, tiny_segmenter, two_class_image
 
-from napari_segnet import checkpoint
+from napari_segnet.io import checkpoint
 from napari_segnet.project import Project, ProjectSaveError
 
 

@@ -12,7 +12,7 @@ from conftest import two_class_image
 from skimage.io import imsave
 
 from napari_segnet import cli
-from napari_segnet.imagefiles import read_image, write_array
+from napari_segnet.io.imagefiles import read_image, write_array
 from napari_segnet.project import Project
 
 pytest.importorskip("distributed")

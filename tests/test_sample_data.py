@@ -11,8 +11,8 @@ import pytest
 from napari_segnet.sample_data import HELD_OUT, TRAIN, nuclei, nuclei_instances
 
 from napari_segnet._sample_data import nuclei_sample, synthetic_sample, textures_sample
-from napari_segnet.synthetic import CLASS_NAMES, TEXTURE_CLASS_NAMES, synthetic_image, texture_mosaic
-from napari_segnet.weightmap import separate_touching
+from napari_segnet.data.synthetic import CLASS_NAMES, TEXTURE_CLASS_NAMES, synthetic_image, texture_mosaic
+from napari_segnet.numerics.weightmap import separate_touching
 
 ROOT = Path(__file__).resolve().parents[1]
 

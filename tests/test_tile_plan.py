@@ -6,9 +6,9 @@ import torch
 from conftest import smooth_image, tiny_segmenter
 from torch.utils.flop_counter import FlopCounterMode
 
+from napari_segnet.engine.tile_plan import auto_plan, context_margin, measure_label_context
+from napari_segnet.engine.tiling import plan_tiles
 from napari_segnet.models import build_model
-from napari_segnet.tile_plan import auto_plan, context_margin, measure_label_context
-from napari_segnet.tiling import plan_tiles
 
 # the default network (U-Net d3/8) and the larger U-Net; tile budget 1024² input pixels. (Far smaller images lose
 # to stride rounding: 100 × 37 runs 112 × 48 on a stride-16 net, 0.69, as a plain forward pass would.)

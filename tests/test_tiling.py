@@ -5,11 +5,11 @@ import pytest
 import torch
 from conftest import CountingArray, smooth_image, tiny_segmenter
 
-from napari_segnet import tiling
-from napari_segnet.images import WindowedArray, reflect_index
+from napari_segnet.engine import tiling
+from napari_segnet.engine.progress import run
+from napari_segnet.engine.tiling import TiledPredictor, blend_window, explicit_plan, tile_weights
 from napari_segnet.models import build_model
-from napari_segnet.progress import run
-from napari_segnet.tiling import TiledPredictor, blend_window, explicit_plan, tile_weights
+from napari_segnet.numerics.images import WindowedArray, reflect_index
 
 IMAGE = smooth_image((1000, 1300))  # a multiple of nothing
 

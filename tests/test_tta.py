@@ -6,8 +6,8 @@ import torch
 from conftest import smooth_image, tiny_segmenter
 from test_registry import TINY
 
+from napari_segnet.engine.tta import SYMMETRIES, transform, untransform
 from napari_segnet.segmenter import Segmenter
-from napari_segnet.tta import SYMMETRIES, transform, untransform
 
 
 def test_the_8_symmetries_are_distinct_and_each_is_undone():

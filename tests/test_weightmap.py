@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 from skimage.draw import disk
 
-from napari_segnet.weightmap import object_map, unet_weight_map
+from napari_segnet.numerics.weightmap import object_map, unet_weight_map
 
 
 def brute_force(labels, w0=10.0, sigma=5.0, instances=None):

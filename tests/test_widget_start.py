@@ -6,8 +6,8 @@ from scipy import ndimage as ndi
 from test_widget import dock  # noqa: F401  (the fixture; errors comes from conftest)
 
 from napari_segnet._widgets.sections import DEFAULT
-from napari_segnet.pretrained import NAME
-from napari_segnet.training import NEW_MODEL_SETTINGS, TrainSettings
+from napari_segnet.engine.training import NEW_MODEL_SETTINGS, TrainSettings
+from napari_segnet.models.pretrained import NAME
 
 pytestmark = pytest.mark.gui
 

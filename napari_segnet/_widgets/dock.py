@@ -9,14 +9,14 @@ from napari.layers import Image
 from napari.utils.notifications import show_info
 from qtpy.QtWidgets import QFileDialog, QTableWidgetItem, QVBoxLayout, QWidget
 
-from ..devices import describe, pick_device
-from ..instances import label_instances
-from ..metrics import object_score_rows, object_scores, pixel_score_rows, segmentation_scores
-from ..pretrained import new_model_options
+from ..engine.devices import describe, pick_device
+from ..engine.scale import estimate_diameter
+from ..engine.training import NEW_MODEL_SETTINGS, TrainProgress, TrainSettings, warm_up_in_background
+from ..models.pretrained import new_model_options
+from ..numerics.instances import label_instances
+from ..numerics.metrics import object_score_rows, object_scores, pixel_score_rows, segmentation_scores
 from ..project import Project
-from ..scale import estimate_diameter
 from ..segmenter import FinetuneFinished, Segmenter
-from ..training import NEW_MODEL_SETTINGS, TrainProgress, TrainSettings, warm_up_in_background
 from . import sections
 from .layers import PAINTED, colour_classes, prediction_name, show_instances, show_prediction, track_paint
 from .legend import label_colours

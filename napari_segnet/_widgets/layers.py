@@ -6,7 +6,7 @@ import numpy as np
 from napari.layers import Image, Labels
 from napari.utils.colormaps import DirectLabelColormap
 
-from ..metadata import is_background_name
+from ..io.metadata import is_background_name
 
 PAINTED = "segnet_painted"  # layer.metadata key: bool mask of pixels the user painted
 COLOURED_FOR = "segnet_classes"  # layer.metadata key: the class names the layer's colours were set for
@@ -45,7 +45,7 @@ def merge_keeping_painted(layer: Labels, prediction: np.ndarray, region: tuple =
 
 def colour_classes(layer: Labels, class_names: list[str]) -> None:
     """Colour ``layer`` for these classes, once per list of names: napari's default colours (label 0
-    transparent) when class 0 is background (:func:`~napari_segnet.metadata.is_background_name`), else the same
+    transparent) when class 0 is background (:func:`~napari_segnet.io.metadata.is_background_name`), else the same
     colours for labels 1…n−1 and an opaque one for label 0 (napari's colour of label n, used by no class), so
     that a real first class ("brick" of brick / grass / gravel) is seen and can be corrected."""
     names = tuple(class_names)

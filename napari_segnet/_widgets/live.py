@@ -10,9 +10,9 @@ from magicgui.widgets import CheckBox, Container, FloatSpinBox, Label, PushButto
 from napari.utils.notifications import show_info
 from qtpy.QtCore import QEvent, QObject
 
+from ..engine.suggest import suggest_tiles, uncertainty
+from ..engine.training import TrainProgress
 from ..live import BurstDone, LiveSession, LiveSettings, Refreshed, Waiting
-from ..suggest import suggest_tiles, uncertainty
-from ..training import TrainProgress
 from .layers import mark_painted, prediction_name, track_paint
 from .runner import USER_ERRORS, notify
 

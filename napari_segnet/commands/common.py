@@ -20,7 +20,7 @@ def say(message: str) -> None:
 
 def load_model(spec: str):
     """The Segmenter of ``--model``: ``default`` (the shipped model) or a checkpoint path; ``UsageError`` else."""
-    from ..checkpoint import CheckpointError
+    from ..io.checkpoint import CheckpointError
     from ..segmenter import Segmenter
 
     if spec == "default":

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fileio import atomic_write
-from ..imagefiles import find_images, pair_by_stem, read_image, stem
+from ..io.fileio import atomic_write
+from ..io.imagefiles import find_images, pair_by_stem, read_image, stem
 from .common import OK, UsageError, say
 
 COLUMNS = ("pixel_accuracy", "mean_accuracy", "mean_iu", "frequency_weighted_iu")
@@ -79,7 +79,7 @@ def _read(path: Path, what: str) -> np.ndarray:
 
 
 def _score(pred, gt, classes: int, args, name: str):
-    from ..metrics import segmentation_scores
+    from ..numerics.metrics import segmentation_scores
 
     if pred.shape != gt.shape:
         raise UsageError(f"{name}: the prediction's shape {pred.shape} differs from the ground truth's {gt.shape}")
@@ -90,8 +90,8 @@ def _score(pred, gt, classes: int, args, name: str):
     row = {"file": name, **{k: scores[k] for k in COLUMNS}, **{f"iu_{i}": v for i, v in enumerate(scores["iu"])}}
     counts = np.zeros(3, np.int64)
     if not args.no_objects:
-        from ..instances import label_instances
-        from ..metrics import object_scores
+        from ..numerics.instances import label_instances
+        from ..numerics.metrics import object_scores
 
         objects = object_scores(label_instances(pred), gt, thresholds=(args.iou,))[0]
         row.update({f"{k}@{args.iou:g}": objects[k] for k in OBJECT_COLUMNS})
@@ -100,7 +100,7 @@ def _score(pred, gt, classes: int, args, name: str):
 
 
 def _total(confusion, counts, args) -> dict:
-    from ..metrics import scores_from_confusion
+    from ..numerics.metrics import scores_from_confusion
 
     scores = scores_from_confusion(confusion)
     row = {"file": "total", **{k: scores[k] for k in COLUMNS}, **{f"iu_{i}": v for i, v in enumerate(scores["iu"])}}

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     seg = load_model(args.model)
     image = None
     if args.image:
-        from ..imagefiles import read_image
+        from ..io.imagefiles import read_image
 
         try:
             image, channel_axis = read_image(args.image)

@@ -6,7 +6,7 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-from ..imagefiles import FORMATS, find_images, output_path, read_image, stem, write_array
+from ..io.imagefiles import FORMATS, find_images, output_path, read_image, stem, write_array
 from .common import FAILED, INTERRUPTED, OK, Bar, UsageError, load_model, say, writable_folder
 
 
@@ -22,7 +22,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=sorted(FORMATS), default="tif", help="output format (default: tif)")
     p.add_argument("--proba", action="store_true", help="also write class probabilities, float32 (C, …)")
     p.add_argument("--instances", action="store_true", help="also write instance labels (int32; objects are the "
-                   "face-connected components of each class, see napari_segnet.instances)")
+                   "face-connected components of each class, see napari_segnet.numerics.instances)")
     p.add_argument("--tta", action="store_true", help="test-time augmentation: average every tile's "
                    "probabilities over its 8 flips and 90° rotations (8× the time)")
     p.add_argument("--tile", type=int, help="output pixels per tile side (default: picked from free memory)")
@@ -93,7 +93,7 @@ def _batch(seg, paths: list[Path], out: Path, kinds: list[str], args, client) ->
 
 def _predict_file(seg, path: Path, todo: dict[str, Path], args) -> None:
     """Predict one image in this process and write its outputs (each atomically)."""
-    from ..progress import run
+    from ..engine.progress import run
 
     image, channel_axis = read_image(path)
     channel_axis = args.channel_axis if args.channel_axis is not None else channel_axis
@@ -108,7 +108,7 @@ def _predict_file(seg, path: Path, todo: dict[str, Path], args) -> None:
     if "proba" in todo:
         write_array(todo["proba"], result.proba, args.format, "c" + axes)
     if "instances" in todo:
-        from ..instances import label_instances
+        from ..numerics.instances import label_instances
 
         write_array(todo["instances"], label_instances(labels), args.format, axes)
 

@@ -12,8 +12,8 @@ import argparse
 import ast
 from pathlib import Path
 
-from ..imagefiles import find_images, pair_by_stem, read_image
-from ..training import LOSSES
+from ..engine.training import LOSSES
+from ..io.imagefiles import find_images, pair_by_stem, read_image
 from .common import FAILED, INTERRUPTED, NOT_ACCEPTED, OK, Bar, UsageError, load_model, say, writable_folder
 
 
@@ -56,7 +56,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import ddp
+    from ..engine import ddp
 
     _check(args)
     device = ddp.init_from_env(args.device)
@@ -78,7 +78,7 @@ def _check(args) -> None:
 
 
 def _train(args, device, main: bool) -> int:
-    from ..training import NEW_MODEL_SETTINGS, TrainingAborted
+    from ..engine.training import NEW_MODEL_SETTINGS, TrainingAborted
 
     images, labels, masks, project = _training_set(args)
     seg = _model(args, labels, project)
@@ -99,7 +99,7 @@ def _train(args, device, main: bool) -> int:
     except TrainingAborted as e:
         say(f"training failed: {e}")
         return FAILED
-    from .. import ddp
+    from ..engine import ddp
 
     if ddp.world_size() > 1:  # one line per rank, so that anyone can see the ranks ended on the same weights
         say(f"rank {ddp.rank()} of {ddp.world_size()}: weights {ddp.state_digest(seg.net)}")
@@ -108,7 +108,7 @@ def _train(args, device, main: bool) -> int:
 
 def _drive(steps, total: int, show: bool):
     """Run the fine-tune generator with a progress bar (loss, running mean); close it however it ends."""
-    from ..progress import Outcome
+    from ..engine.progress import Outcome
 
     finished = None
     with Bar(total, "fine-tune", "step", enabled=show) as bar:

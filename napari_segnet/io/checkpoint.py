@@ -11,9 +11,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
+from ..numerics.normalization import Normalization
 from .fileio import atomic_write
 from .metadata import ModelMetadata, Version
-from .normalization import Normalization
 
 FORMAT = "napari-segnet"
 FORMAT_VERSION = 1

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .images import reflect_index
-from .normalization import Normalization
+from ..numerics.images import reflect_index
+from ..numerics.normalization import Normalization
 from .training_set import TrainingPlane
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from .fileio import remove_stale_temporaries
+from ..io.fileio import remove_stale_temporaries
 from .progress import Outcome, Progress
 
 B = TypeVar("B")

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import check_labels
-from .images import ImagePlanes
+from .._validation import check_labels
+from ..numerics.images import ImagePlanes
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from .instances import MIN_SIZE_FRACTION, pixel_median_area
+from ..numerics.instances import MIN_SIZE_FRACTION, pixel_median_area
 from .tiling import Region
 
 

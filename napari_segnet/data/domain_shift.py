@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import augmentation as aug
-from .sample_data import HELD_OUT, nuclei, nuclei_instances
+from ..numerics import augmentation as aug
+from ..numerics.weightmap import separate_touching
+from ..sample_data import HELD_OUT, nuclei, nuclei_instances
 from .synthetic import synthetic_nuclei
-from .weightmap import separate_touching
 
 #: Training data of the shipped model uses synthetic seeds below this; the benchmark uses seeds above it.
 SYNTHETIC_SEED_MIN = 90_000

@@ -13,14 +13,14 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from ..models import SegmentationNet
+from ..models.base import cpu_state
+from ..numerics.losses import ce_dice_loss, soft_dice_loss, weighted_cross_entropy
+from ..numerics.weightmap import unet_weight_map
 from . import ddp
 from .devices import autocast_dtype, pick_device
-from .losses import ce_dice_loss, soft_dice_loss, weighted_cross_entropy
-from .models import SegmentationNet
-from .models.base import cpu_state
 from .patches import TrainingImage, augment, sample_patch
 from .progress import Outcome, Progress
-from .weightmap import unet_weight_map
 
 #: border_ce_dice = the border-weighted CE + soft Dice (measured against border_ce: README, "Human in the loop from
 #: the shipped default"); ce_dice adds Dice to CE without the border term.

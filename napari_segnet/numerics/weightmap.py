@@ -7,7 +7,7 @@ import math
 import numpy as np
 from scipy import ndimage
 
-from ._validation import check_labels, check_same_shape
+from .._validation import check_labels, check_same_shape
 
 # The border term is dropped where it is below this; the map is therefore exact to TOLERANCE (≪ 1e-4).
 TOLERANCE = 1e-6

@@ -4,7 +4,7 @@ Every transform works on the RAW image, before the model's percentile normalisat
 input's dtype (integer dtypes are rounded and clipped to their range), so that what survives normalisation —
 quantisation, an offset under shot noise, saturation — is what a real file would show. Geometry changes the
 instance ids (Y, X) too; semantic targets are derived afterwards with
-:func:`napari_segnet.weightmap.separate_touching`, so the background gap between touching objects is recomputed
+:func:`napari_segnet.numerics.weightmap.separate_touching`, so the background gap between touching objects is recomputed
 at the new scale (ids are resized with nearest-neighbour interpolation, which keeps touching objects touching
 and never invents ids; the gap is then one pixel on each side of a contact at every scale).
 

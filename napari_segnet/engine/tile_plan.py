@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .images import reflect_index
-from .models import SegmentationNet
+from ..models import SegmentationNet
+from ..numerics.images import reflect_index
 
 # Above this many pixels of context per side, tiles do not wait for full context: they overlap and blend.
 DEFAULT_MAX_CONTEXT = 256

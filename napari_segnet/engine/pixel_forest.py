@@ -1,8 +1,8 @@
 """A fast pixel classifier, ilastik's method: a random forest on scikit-image's multiscale features.
 
 It learns from a few reviewed pixels in about a second, which is what a new network lacks in its first rounds.
-:mod:`napari_segnet.distillation` uses its confident predictions on the unreviewed pixels as extra (down-weighted)
-targets for the network; the network stays the model the user fine-tunes, saves and exports.
+:mod:`napari_segnet.engine.distillation` uses its confident predictions on the unreviewed pixels as extra
+(down-weighted) targets for the network; the network stays the model the user fine-tunes, saves and exports.
 """
 
 from __future__ import annotations

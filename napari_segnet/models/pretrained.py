@@ -22,7 +22,7 @@ FIRST_CONV = "down.0.0.weight"
 
 def encoder_path(name: str = NAME) -> Path:
     """Where the encoder ``name`` lives inside the package (napari_segnet/weights/encoder_<name>.safetensors)."""
-    return Path(__file__).parent / "weights" / f"encoder_{name}.safetensors"
+    return Path(__file__).parents[1] / "weights" / f"encoder_{name}.safetensors"
 
 
 def encoder_names() -> list[str]:
@@ -39,7 +39,7 @@ def new_model_options(architecture: str, options: dict | None = None) -> dict:
     """The options a new model of ``architecture`` gets: ``options``, and for the rest the configuration the
     encoder was pretrained for (a U-Net of depth 3 and 16 base filters: picked by measurement, README
     "Pretrained start"), else the architecture's defaults."""
-    from .models import model_options
+    from . import model_options
 
     base = {**model_options(architecture), **(OPTIONS if architecture == ARCHITECTURE else {})}
     return {**base, **(options or {})}

@@ -8,7 +8,7 @@ from scipy import ndimage
 from skimage.draw import ellipse, polygon
 from skimage.segmentation import find_boundaries
 
-from .weightmap import separate_touching
+from ..numerics.weightmap import separate_touching
 
 CLASS_NAMES = ["background", "cell", "rod", "vesicle"]
 TISSUE_CLASS_NAMES = ["background", "granular tissue", "fibrous tissue"]

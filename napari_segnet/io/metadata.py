@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
-from .normalization import Normalization
+from ..numerics.normalization import Normalization
 
 #: Names (lower case, without spaces, "-" or "_") that mark class 0 as background: napari draws label 0
 #: transparent, which suits background but hides a real first class (e.g. "brick" of brick / grass / gravel).
@@ -52,7 +52,7 @@ class ModelMetadata:
     """Everything besides the weights that a model needs to be used on real images and to be rebuilt.
 
     Immutable: :class:`~napari_segnet.segmenter.Segmenter` replaces it when versions change; only
-    :mod:`napari_segnet.checkpoint` turns it into JSON and back.
+    :mod:`napari_segnet.io.checkpoint` turns it into JSON and back.
     """
 
     architecture: str

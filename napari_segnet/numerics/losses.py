@@ -43,7 +43,7 @@ def weighted_cross_entropy(
     """The U-Net energy, averaged: Σ_x m(x)·w(x)·w_c(ℓ(x))·(−log p_ℓ(x)(x)) / Σ_x m(x).
 
     logits (N, C, H, W); target (N, H, W) class ids; weight (N, H, W) per-pixel weights such as
-    :func:`napari_segnet.weightmap.unet_weight_map` (default 1); class_weights (C,) (default 1); mask (N, H, W)
+    :func:`napari_segnet.numerics.weightmap.unet_weight_map` (default 1); class_weights (C,) (default 1); mask (N, H, W)
     bool, pixels to learn from (default all); pixels equal to ``ignore_index`` are skipped. Dividing by the
     number of counted pixels (not by Σ w) keeps the border weights' emphasis and makes the loss independent of
     the image size. Returns a scalar; 0 when no pixel counts.

@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ._validation import check_labels
+from .._validation import check_labels
 
 #: Defaults chosen from ``benchmarks/instances.py`` (README, "Instances and object metrics"): ``min_size="auto"``
 #: drops objects under MIN_SIZE_FRACTION × the class's typical object area; ``min_distance="auto"`` is

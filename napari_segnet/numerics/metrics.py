@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-from ._validation import check_labels, check_same_shape
+from .._validation import check_labels, check_same_shape
 from .instances import label_instances, sequential_ids, unique_per_slice
 
 #: IoU thresholds of ``object_scores`` by default.

@@ -16,7 +16,7 @@ import numpy as np
 from skimage.measure import label, regionprops
 from skimage.transform import resize
 
-from .images import ImagePlanes
+from ..numerics.images import ImagePlanes
 from .tiling import PredictionResult
 
 
@@ -65,8 +65,8 @@ def zoomed_shape(shape: tuple[int, int], factor: float) -> tuple[int, int]:
 
 
 def zoom_image(image, factor: float, in_channels: int = 1, channel_axis: int | None = None) -> np.ndarray:
-    """``image`` (any axes :class:`~napari_segnet.images.ImagePlanes` accepts) zoomed by ``factor`` along Y and X
-    only: linear interpolation, anti-aliased when it shrinks, float32, other axes untouched. Reads it whole."""
+    """``image`` (any axes :class:`~napari_segnet.numerics.images.ImagePlanes` accepts) zoomed by ``factor`` along Y
+    and X only: linear interpolation, anti-aliased when it shrinks, float32, other axes untouched. Reads it whole."""
     planes = ImagePlanes(image, in_channels, channel_axis)
     array = np.asarray(image, dtype=np.float32)
     shape = list(array.shape)
@@ -87,7 +87,7 @@ def zoom_proba(proba: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def spatial_shape(image, in_channels: int = 1, channel_axis: int | None = None) -> tuple[int, ...]:
-    """(Y, X) or (Z|T, Y, X) of ``image`` (axes as :class:`~napari_segnet.images.ImagePlanes` reads them)."""
+    """(Y, X) or (Z|T, Y, X) of ``image`` (axes as :class:`~napari_segnet.numerics.images.ImagePlanes` reads them)."""
     planes = ImagePlanes(image, in_channels, channel_axis)
     return ((planes.n_planes,) if planes.plane_axis is not None else ()) + planes.shape
 

@@ -1,0 +1,1 @@
+"""Files: atomic writes, model metadata and checkpoints, image files (TIFF, PNG, zarr, OME-Zarr)."""
