@@ -1,7 +1,13 @@
 """TrainSettings defaults: steps="auto" scales with the reviewed area."""
 
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
+from cli_helpers import child_env
 from conftest import tiny_segmenter, two_class_image
 
 from napari_segnet.engine.training import AUTO_MAX_STEPS, AUTO_MIN_STEPS, NEW_MODEL_SETTINGS, TrainSettings, auto_steps
@@ -94,3 +100,19 @@ def test_a_time_budget_shortens_the_run_from_the_speed_of_its_first_steps():
     for bad in (0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="auto_max_seconds"):
             TrainSettings(auto_max_seconds=bad)
+
+
+def test_ranks_agree_on_the_length_a_time_budget_gives():
+    """Two gloo ranks under torchrun whose clocks disagree (tests/ddp_budget_worker.py)."""
+    worker = Path(__file__).with_name("ddp_budget_worker.py")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(worker)]
+    env = {**child_env(), "PYTHONPATH": f"{worker.parent}:{child_env()['PYTHONPATH']}"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = dict((r, (fit, int(s), w)) for r, fit, s, w in
+                 re.findall(r"rank (\d): fit \[(\d+)\] steps (\d+) weights ([0-9a-f]{16})", done.stderr))
+    assert sorted(ranks) == ["0", "1"], done.stderr[-3000:]
+    # 10 steps in 1.25 s (rank 0) and 0.625 s (rank 1): 5 s fit 40 and 80 steps; both ran their mean, 60
+    assert (ranks["0"][0], ranks["1"][0]) == ("40", "80")
+    assert ranks["0"][1] == ranks["1"][1] == 60
+    assert ranks["0"][2] == ranks["1"][2]  # and ended on the same weights
