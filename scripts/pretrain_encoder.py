@@ -88,8 +88,9 @@ def source_images(exclude: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     return {name: im for name, im in out.items() if name not in exclude}
 
 
-def prepare(images: dict[str, np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """(normalised images at scales 1 and ½, their standardised feature stacks (20, Y, X) float16)."""
+def prepare(images: dict[str, np.ndarray], features: bool) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+    """(normalised images at scales 1 and ½, their standardised feature stacks (20, Y, X) float16 if ``features``,
+    else None: only the ``features`` and ``both`` objectives regress them)."""
     ims, feats = [], []
     for im in images.values():
         for scale in (1.0, 0.5):
@@ -97,7 +98,10 @@ def prepare(images: dict[str, np.ndarray]) -> tuple[list[np.ndarray], list[np.nd
             if min(x.shape) < PATCH:
                 continue
             ims.append(x)
-            feats.append(np.moveaxis(multiscale_basic_features(x, **FEATURES), -1, 0))
+            if features:
+                feats.append(np.moveaxis(multiscale_basic_features(x, **FEATURES), -1, 0))
+    if not features:
+        return ims, None
     flat = np.concatenate([f.reshape(f.shape[0], -1) for f in feats], axis=1)
     mean, std = flat.mean(axis=1)[:, None, None], flat.std(axis=1)[:, None, None] + 1e-6
     return ims, [((f - mean) / std).astype(np.float16) for f in feats]
@@ -208,9 +212,9 @@ def pretrain(objective: str, steps: int, seed: int = 0, lr: float = 2e-3, exclud
     torch.manual_seed(seed)
     start = time.perf_counter()
     sources = source_images(exclude)
-    ims, feats = prepare(sources)
+    ims, feats = prepare(sources, features=objective in ("features", "both"))
     log(f"{len(sources)} images, {len(ims)} with scales, {sum(i.size for i in ims) / 1e6:.1f} Mpx; "
-        f"features in {time.perf_counter() - start:.0f} s")
+        f"prepared in {time.perf_counter() - start:.0f} s")
     out_ch = {"features": 20, "denoise": 1, "both": 21, "mosaic": 1 + EMBED}[objective]
     net = build_model(ARCHITECTURE, 1, out_ch, **OPTIONS).train()
     opt = torch.optim.Adam(net.parameters(), lr=lr)
