@@ -44,6 +44,12 @@ PREDICT = [
     ("NaN image", lambda s, t: s.predict(np.full((8, 8), np.nan)), ValueError, "NaN"),
     ("inf image", lambda s, t: s.predict(np.where(np.eye(8) > 0, np.inf, 1.0)), ValueError, "NaN or infinite"),
     ("RGB to a 1-channel model", lambda s, t: s.predict(np.zeros((32, 32, 3))), ValueError, "looks RGB"),
+    ("gray + alpha to a 1-channel model", lambda s, t: s.predict(np.zeros((32, 32, 2))), ValueError,
+     "looks gray + alpha"),
+    ("channel axis of a 2-D image", lambda s, t: s.predict(IMAGE, channel_axis=0), ValueError,
+     "leaves no (Y, X) plane"),
+    ("float channel axis", lambda s, t: s.predict(IMAGE[None], channel_axis=0.0), ValueError,
+     "channel_axis must be an integer"),
     ("4-D to a 1-channel model", lambda s, t: s.predict(np.zeros((2, 3, 32, 32))), ValueError, "channel_axis"),
     ("channel axis out of range", lambda s, t: s.predict(IMAGE, channel_axis=5), ValueError, "out of range"),
     ("zero tile", lambda s, t: s.predict(IMAGE, tile_shape=0), ValueError, "tile_shape"),
@@ -158,3 +164,11 @@ def test_a_read_only_project_folder_keeps_everything_in_memory(tmp_path):
 def test_normalization_needs_finite_scales():
     with pytest.raises(ValueError, match="finite non-zero scales"):
         Normalization(mode="fixed", scale=(0.0,))
+
+
+def test_a_trailing_singleton_channel_is_one_channel():
+    """(Y, X, 1), as some TIFF and PNG readers give a grayscale image, is one plane, not Y planes of X × 1."""
+    seg = tiny_segmenter(num_classes=2)
+    labels = seg.predict(IMAGE[:, :, None])
+    assert labels.shape == IMAGE.shape
+    np.testing.assert_array_equal(labels, seg.predict(IMAGE))
