@@ -56,6 +56,12 @@ PREDICT = [
     ("text tile", lambda s, t: s.predict(IMAGE, tile_shape="big"), ValueError, "tile_shape"),
     ("out of another shape", lambda s, t: s.predict(IMAGE, out=np.zeros((5, 5), np.uint8)), ValueError,
      "spatial shape"),
+    ("bool out for 3 classes", lambda s, t: _classes(3).predict(IMAGE, out=np.zeros(IMAGE.shape, bool)),
+     ValueError, "cannot hold class ids 0…2"),
+    ("int8 out for 300 classes", lambda s, t: _classes(300).predict(IMAGE, out=np.zeros(IMAGE.shape, np.int8)),
+     ValueError, "cannot hold class ids 0…299"),
+    ("read-only out", lambda s, t: s.predict(IMAGE, out=_read_only(IMAGE.shape)), ValueError, "read-only"),
+    ("out not an array", lambda s, t: s.predict(IMAGE, out=IMAGE.tolist()), ValueError, "out must be an array"),
     ("unknown device", lambda s, t: s.predict(IMAGE, device="tpu"), ValueError, "unknown device"),
     ("steps generator checks eagerly", lambda s, t: s.predict_steps(np.zeros(10)), ValueError, "2-D"),
 ]
@@ -112,6 +118,16 @@ PROJECT = [
     ("project folder is a file", lambda s, t: Project(write(t, "file", b"x")), ProjectSaveError,
      "Nothing was lost"),
 ]
+
+
+def _classes(n):
+    return Segmenter.create("unet", 1, n, base_filters=4, depth=2)
+
+
+def _read_only(shape):
+    out = np.zeros(shape, np.uint8)
+    out.flags.writeable = False
+    return out
 
 
 def _foreign(tmp):
