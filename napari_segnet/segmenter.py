@@ -238,6 +238,12 @@ class Segmenter:
                                  num_classes=self.num_classes, channel_axis=channel_axis)
         if validation is not None and len(validation) != 2:
             raise ValueError("validation must be a pair (images, labels)")
+        if validation is not None:
+            try:  # the checks of the training set, now rather than when the guard first scores
+                training_planes(*validation, in_channels=self.in_channels, num_classes=self.num_classes,
+                                channel_axis=channel_axis)
+            except ValueError as e:
+                raise ValueError(f"validation: {e}") from None
         items = self._prepare(planes, config)
         taught, record, before = items, {}, None
         if config.distill:

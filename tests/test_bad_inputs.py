@@ -86,6 +86,14 @@ FINETUNE = [
     ("NaN learning rate", lambda s, t: finetune(s, lr=float("nan")), ValueError, "lr must be a positive number"),
     ("validation not a pair", lambda s, t: finetune(s, validation=([IMAGE],)), ValueError,
      "validation must be a pair"),
+    ("no validation images", lambda s, t: finetune(s, validation=([], [])), ValueError,
+     "validation: need as many labels and masks as images (at least one)"),
+    ("fewer validation labels than images", lambda s, t: finetune(s, validation=([IMAGE, IMAGE], [LABELS])),
+     ValueError, "validation: need as many labels"),
+    ("validation labels of another shape", lambda s, t: finetune(s, validation=([IMAGE], [LABELS[:5]])),
+     ValueError, "validation: labels of shape (5, 64) do not match"),
+    ("validation class id out of range", lambda s, t: finetune(s, validation=([IMAGE], [LABELS * 7])), ValueError,
+     "validation: labels must hold class ids 0…1"),
 ]
 CHECKPOINTS = [
     ("missing file", lambda s, t: Segmenter.load(t / "nothing.safetensors"), CheckpointError, "no checkpoint"),
