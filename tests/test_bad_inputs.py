@@ -126,6 +126,13 @@ PROJECT = [
      "no image named 'x'"),
     ("correction mask of another shape", lambda s, t: _project_with_image(t).save_correction(
         "x", LABELS, np.ones((3, 3), bool)), ValueError, "does not match"),
+    ("1-D project image", lambda s, t: Project(t).add_image("x", np.zeros(10)), ValueError, "2-D (Y, X), 3-D or 4-D"),
+    ("correction of another shape than the image", lambda s, t: _project_with_image(t).save_correction(
+        "x", LABELS[:10]), ValueError, "labels of shape (10, 64) do not fit image 'x' of shape (64, 64)"),
+    ("float correction", lambda s, t: _project_with_image(t).save_correction("x", LABELS * 0.5), ValueError,
+     "integer class ids"),
+    ("negative correction", lambda s, t: _project_with_image(t).save_correction("x", LABELS.astype(int) - 1),
+     ValueError, "non-negative class ids"),
     ("project folder is a file", lambda s, t: Project(write(t, "file", b"x")), ProjectSaveError,
      "Nothing was lost"),
 ]
