@@ -42,3 +42,15 @@ def check_same_shape(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> 
     """``ValueError`` unless ``a`` and ``b`` have the same shape."""
     if a.shape != b.shape:
         raise ValueError(f"{name_a} and {name_b} must have the same shape, got {a.shape} and {b.shape}")
+
+
+def check_labels_out(out, num_classes: int) -> None:
+    """``ValueError`` unless ``out`` is a writable array whose dtype holds every class id 0…num_classes − 1."""
+    if not hasattr(out, "shape") or not hasattr(out, "dtype"):
+        raise ValueError(f"out must be an array (NumPy, memory-mapped, zarr), got {type(out).__name__}")
+    largest = num_classes - 1
+    if np.array(largest).astype(out.dtype) != largest:  # bool, or an integer type too narrow, would wrap
+        raise ValueError(f"out of dtype {out.dtype} cannot hold class ids 0…{largest}; use uint8 (up to 256 "
+                         "classes) or uint16")
+    if not getattr(getattr(out, "flags", None), "writeable", True):
+        raise ValueError("out is read-only; give a writable array")

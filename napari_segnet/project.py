@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from ._validation import as_array, check_labels
 from .io.checkpoint import CheckpointError, load_checkpoint, read_metadata
 from .io.fileio import atomic_write
 from .io.metadata import now
@@ -75,14 +76,22 @@ class Project:
 
     def add_image(self, name: str, image) -> None:
         """Store ``image`` (any array) as ``images/<name>.tif``."""
-        self._write_tif("images", name, np.asarray(image))
+        image = as_array(image, "image")
+        if image.ndim not in (2, 3, 4):
+            raise ValueError(f"image must be 2-D (Y, X), 3-D or 4-D, got shape {image.shape}")
+        self._write_tif("images", name, image)
         self.log("image added", name=name, shape=list(np.shape(image)))
 
     def save_correction(self, name: str, labels, mask=None) -> None:
         """Store the corrected labels (Y, X) and the reviewed mask (None: all reviewed) of image ``name``."""
         if name not in self.names:
             raise ValueError(f"no image named {name!r} in the project; add it first (images: {self.names})")
-        labels = np.asarray(labels)
+        labels = check_labels(labels, "labels")
+        with tifffile.TiffFile(self._path("images", name)) as tif:
+            shape = tuple(tif.series[0].shape)
+        if labels.shape != shape and labels.shape not in {shape[:i] + shape[i + 1:] for i in range(len(shape))}:
+            raise ValueError(f"labels of shape {labels.shape} do not fit image {name!r} of shape {shape}: give "
+                             "its (Y, X) or (Z|T, Y, X) shape")
         mask = np.ones(labels.shape, bool) if mask is None else np.asarray(mask, bool)
         if mask.shape != labels.shape:
             raise ValueError(f"mask of shape {mask.shape} does not match labels of shape {labels.shape}")

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ._validation import check_labels_out
 from .engine.devices import pick_device
 from .engine.finetune_outcome import FinetuneFinished, forest_note, plain_scores, verdict
 from .engine.patches import TrainingImage
@@ -237,6 +238,12 @@ class Segmenter:
                                  num_classes=self.num_classes, channel_axis=channel_axis)
         if validation is not None and len(validation) != 2:
             raise ValueError("validation must be a pair (images, labels)")
+        if validation is not None:
+            try:  # the checks of the training set, now rather than when the guard first scores
+                training_planes(*validation, in_channels=self.in_channels, num_classes=self.num_classes,
+                                channel_axis=channel_axis)
+            except ValueError as e:
+                raise ValueError(f"validation: {e}") from None
         items = self._prepare(planes, config)
         taught, record, before = items, {}, None
         if config.distill:
@@ -358,6 +365,8 @@ class Segmenter:
         the whole image when computed elsewhere; ``region``: predict only that part (``tiling.Region``; the
         outputs have its shape), exactly as in a whole-image pass — the blocks of ``napari_segnet.distributed``.
         ``diameter``, ``tta``: see :meth:`predict` (``diameter`` not with ``region``)."""
+        if labels_out is not None:
+            check_labels_out(labels_out, self.num_classes)
         factor = zoom_factor(diameter, self.object_diameter)
         if factor != 1.0:
             if region is not None:

@@ -44,12 +44,24 @@ PREDICT = [
     ("NaN image", lambda s, t: s.predict(np.full((8, 8), np.nan)), ValueError, "NaN"),
     ("inf image", lambda s, t: s.predict(np.where(np.eye(8) > 0, np.inf, 1.0)), ValueError, "NaN or infinite"),
     ("RGB to a 1-channel model", lambda s, t: s.predict(np.zeros((32, 32, 3))), ValueError, "looks RGB"),
+    ("gray + alpha to a 1-channel model", lambda s, t: s.predict(np.zeros((32, 32, 2))), ValueError,
+     "looks gray + alpha"),
+    ("channel axis of a 2-D image", lambda s, t: s.predict(IMAGE, channel_axis=0), ValueError,
+     "leaves no (Y, X) plane"),
+    ("float channel axis", lambda s, t: s.predict(IMAGE[None], channel_axis=0.0), ValueError,
+     "channel_axis must be an integer"),
     ("4-D to a 1-channel model", lambda s, t: s.predict(np.zeros((2, 3, 32, 32))), ValueError, "channel_axis"),
     ("channel axis out of range", lambda s, t: s.predict(IMAGE, channel_axis=5), ValueError, "out of range"),
     ("zero tile", lambda s, t: s.predict(IMAGE, tile_shape=0), ValueError, "tile_shape"),
     ("text tile", lambda s, t: s.predict(IMAGE, tile_shape="big"), ValueError, "tile_shape"),
     ("out of another shape", lambda s, t: s.predict(IMAGE, out=np.zeros((5, 5), np.uint8)), ValueError,
      "spatial shape"),
+    ("bool out for 3 classes", lambda s, t: _classes(3).predict(IMAGE, out=np.zeros(IMAGE.shape, bool)),
+     ValueError, "cannot hold class ids 0…2"),
+    ("int8 out for 300 classes", lambda s, t: _classes(300).predict(IMAGE, out=np.zeros(IMAGE.shape, np.int8)),
+     ValueError, "cannot hold class ids 0…299"),
+    ("read-only out", lambda s, t: s.predict(IMAGE, out=_read_only(IMAGE.shape)), ValueError, "read-only"),
+    ("out not an array", lambda s, t: s.predict(IMAGE, out=IMAGE.tolist()), ValueError, "out must be an array"),
     ("unknown device", lambda s, t: s.predict(IMAGE, device="tpu"), ValueError, "unknown device"),
     ("steps generator checks eagerly", lambda s, t: s.predict_steps(np.zeros(10)), ValueError, "2-D"),
 ]
@@ -72,8 +84,19 @@ FINETUNE = [
     ("zero batch", lambda s, t: finetune(s, batch_size=0), ValueError, "batch_size must be a positive integer"),
     ("negative learning rate", lambda s, t: finetune(s, lr=-1.0), ValueError, "lr must be a positive number"),
     ("NaN learning rate", lambda s, t: finetune(s, lr=float("nan")), ValueError, "lr must be a positive number"),
+    ("learning rate as text", lambda s, t: finetune(s, lr="0.1"), ValueError,
+     "lr must be a positive number, got '0.1'"),
+    ("seed as text", lambda s, t: finetune(s, seed="a"), ValueError, "seed must be an integer or None, got 'a'"),
     ("validation not a pair", lambda s, t: finetune(s, validation=([IMAGE],)), ValueError,
      "validation must be a pair"),
+    ("no validation images", lambda s, t: finetune(s, validation=([], [])), ValueError,
+     "validation: need as many labels and masks as images (at least one)"),
+    ("fewer validation labels than images", lambda s, t: finetune(s, validation=([IMAGE, IMAGE], [LABELS])),
+     ValueError, "validation: need as many labels"),
+    ("validation labels of another shape", lambda s, t: finetune(s, validation=([IMAGE], [LABELS[:5]])),
+     ValueError, "validation: labels of shape (5, 64) do not match"),
+    ("validation class id out of range", lambda s, t: finetune(s, validation=([IMAGE], [LABELS * 7])), ValueError,
+     "validation: labels must hold class ids 0…1"),
 ]
 CHECKPOINTS = [
     ("missing file", lambda s, t: Segmenter.load(t / "nothing.safetensors"), CheckpointError, "no checkpoint"),
@@ -91,6 +114,9 @@ CREATION = [
     ("one class", lambda s, t: Segmenter.create("unet", 1, 1), ValueError, "use num_classes=2"),
     ("unknown architecture", lambda s, t: Segmenter.create("segnet"), ValueError, "valid names: fc_densenet103"),
     ("unknown option", lambda s, t: Segmenter.create("unet", widht=3), ValueError, "unknown option(s) ['widht']"),
+    ("option of the wrong type", lambda s, t: Segmenter.create("unet", base_filters="four"), ValueError,
+     "option base_filters of 'unet' must be int like its default 32, got 'four'"),
+    ("float for an int option", lambda s, t: Segmenter.create("unet", depth=2.0), ValueError, "must be int"),
     ("too few class names", lambda s, t: Segmenter.create("unet", 1, 3, ["bg", "a"]), ValueError, "3 class names"),
     ("zero channels", lambda s, t: Segmenter.create("unet", 0, 2), ValueError, "in_channels must be a positive"),
     ("bad normalisation", lambda s, t: Segmenter.create("unet", normalization={"mode": "zscore"}), ValueError,
@@ -103,9 +129,26 @@ PROJECT = [
      "no image named 'x'"),
     ("correction mask of another shape", lambda s, t: _project_with_image(t).save_correction(
         "x", LABELS, np.ones((3, 3), bool)), ValueError, "does not match"),
+    ("1-D project image", lambda s, t: Project(t).add_image("x", np.zeros(10)), ValueError, "2-D (Y, X), 3-D or 4-D"),
+    ("correction of another shape than the image", lambda s, t: _project_with_image(t).save_correction(
+        "x", LABELS[:10]), ValueError, "labels of shape (10, 64) do not fit image 'x' of shape (64, 64)"),
+    ("float correction", lambda s, t: _project_with_image(t).save_correction("x", LABELS * 0.5), ValueError,
+     "integer class ids"),
+    ("negative correction", lambda s, t: _project_with_image(t).save_correction("x", LABELS.astype(int) - 1),
+     ValueError, "non-negative class ids"),
     ("project folder is a file", lambda s, t: Project(write(t, "file", b"x")), ProjectSaveError,
      "Nothing was lost"),
 ]
+
+
+def _classes(n):
+    return Segmenter.create("unet", 1, n, base_filters=4, depth=2)
+
+
+def _read_only(shape):
+    out = np.zeros(shape, np.uint8)
+    out.flags.writeable = False
+    return out
 
 
 def _foreign(tmp):
@@ -158,3 +201,11 @@ def test_a_read_only_project_folder_keeps_everything_in_memory(tmp_path):
 def test_normalization_needs_finite_scales():
     with pytest.raises(ValueError, match="finite non-zero scales"):
         Normalization(mode="fixed", scale=(0.0,))
+
+
+def test_a_trailing_singleton_channel_is_one_channel():
+    """(Y, X, 1), as some TIFF and PNG readers give a grayscale image, is one plane, not Y planes of X × 1."""
+    seg = tiny_segmenter(num_classes=2)
+    labels = seg.predict(IMAGE[:, :, None])
+    assert labels.shape == IMAGE.shape
+    np.testing.assert_array_equal(labels, seg.predict(IMAGE))

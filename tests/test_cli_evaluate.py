@@ -65,6 +65,8 @@ def test_folders_total_and_csv(tmp_path, capsys):
     ("float", "holds float32 values, not integer labels"),
     ("csv", "cannot write"),
     ("missing", "no such image file or folder"),
+    ("iou", "--iou must be an IoU in (0, 1], got 2"),
+    ("instance ids", "the labels hold ids up to 70000, which as class ids would be 70001 classes"),
 ])
 def test_bad_evaluations(tmp_path, capsys, case, message):
     write(tmp_path)
@@ -78,6 +80,10 @@ def test_bad_evaluations(tmp_path, capsys, case, message):
     elif case == "csv":
         (tmp_path / "a_file").write_text("x")
         args += ["--csv", tmp_path / "a_file" / "s.csv"]
+    elif case == "iou":
+        args += ["--iou", "2"]
+    elif case == "instance ids":  # a confusion matrix of 70001² would not fit in memory
+        tifffile.imwrite(tmp_path / "gt" / "b.tif", pair()[1].astype(np.int32) * 35000)
     else:
         args = [tmp_path / "nope", tmp_path / "gt"]
     status, out, err = main(capsys, "evaluate", *args)

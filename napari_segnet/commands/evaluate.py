@@ -22,6 +22,9 @@ from .common import OK, UsageError, say
 
 COLUMNS = ("pixel_accuracy", "mean_accuracy", "mean_iu", "frequency_weighted_iu")
 OBJECT_COLUMNS = ("precision", "recall", "f1", "average_precision")
+#: At most this many classes are read from the largest id; beyond, a (C, C) confusion matrix and C IU columns
+#: (70000 instance ids: 36 GiB) are surely not what was meant, and --classes says so.
+MAX_GUESSED_CLASSES = 256
 
 
 def parser() -> argparse.ArgumentParser:
@@ -38,10 +41,15 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not 0 < args.iou <= 1:
+        raise UsageError(f"--iou must be an IoU in (0, 1], got {args.iou:g}")
     pairs = _pairs(args.pred, args.gt)
     rows, total_confusion, counts = [], 0, np.zeros(3, np.int64)
     arrays = [(_read(p, "PRED"), _read(g, "GT")) for p, g in pairs]
     classes = args.classes or max(2, max(int(max(a.max(), b.max())) for a, b in arrays) + 1)
+    if not args.classes and classes > MAX_GUESSED_CLASSES:
+        raise UsageError(f"the labels hold ids up to {classes - 1}, which as class ids would be {classes} classes "
+                         "(instance ids?); give class ids, or --classes N if there are that many classes")
     for (pred_path, _), (pred, gt) in zip(pairs, arrays):
         row, confusion, tp_fp_fn = _score(pred, gt, classes, args, pred_path.name)
         rows.append(row)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -95,8 +96,10 @@ class TrainSettings:
             if not isinstance(value, int) or value < 1:
                 also = ' or "auto"' if name == "steps" else ""
                 raise ValueError(f"{name} must be a positive integer{also}, got {value!r}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a positive number, got {self.lr}")
+        if not (isinstance(self.lr, numbers.Real) and self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if self.seed is not None and (not isinstance(self.seed, numbers.Integral) or isinstance(self.seed, bool)):
+            raise ValueError(f"seed must be an integer or None, got {self.seed!r}")
         rates = [r for r in (self.auto_per_patch, self.auto_per_patch_distilled) if r is not None]
         if not all(r > 0 and math.isfinite(r) for r in rates) or self.auto_min_steps < 1:
             raise ValueError(f"auto_per_patch(_distilled) must be positive and auto_min_steps ≥ 1, got {rates}, "

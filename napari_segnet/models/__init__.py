@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import numbers
 from collections.abc import Callable
 
 from .base import SegmentationNet, count_parameters
@@ -50,7 +51,20 @@ def build_model(name: str, in_channels: int = 1, num_classes: int = 2, **options
     for what, value in (("in_channels", in_channels), ("num_classes", num_classes)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    for what, value in options.items():
+        if not _same_kind(value, valid[what]):
+            raise ValueError(f"option {what} of {name!r} must be {type(valid[what]).__name__} like its default "
+                             f"{valid[what]!r}, got {value!r}")
     return factory(in_channels=in_channels, num_classes=num_classes, **options)
+
+
+def _same_kind(value, default) -> bool:
+    """``value`` has the type of an option's ``default`` (an int for a float default too; bool is not an int)."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, (int, float)):
+        return isinstance(value, numbers.Integral if isinstance(default, int) else numbers.Real)
+    return default is None or isinstance(value, type(default))
 
 
 def _factory(name: str) -> Callable[..., SegmentationNet]:

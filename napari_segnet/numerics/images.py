@@ -20,7 +20,7 @@ class ImagePlanes:
     Works on NumPy, dask and zarr arrays alike: only the requested tile is read, so a large image is never
     copied whole. Axes are resolved once, from ``ndim`` and ``in_channels`` (or an explicit ``channel_axis``):
 
-    - (Y, X): one plane, one channel
+    - (Y, X) and (Y, X, 1): one plane, one channel
     - (Y, X, 3|4) RGB(A) when the model takes 3 channels (alpha is dropped)
     - (C, Y, X) when the first axis has ``in_channels`` entries and the model takes more than one
     - (Z|T, Y, X): a stack of single-channel planes
@@ -41,6 +41,9 @@ class ImagePlanes:
         self.in_channels = in_channels
         self.channel_axis = self._channel_axis(image.shape, in_channels, channel_axis)
         spatial = [a for a in range(image.ndim) if a != self.channel_axis]
+        if len(spatial) < 2:
+            raise ValueError(f"channel_axis {channel_axis} leaves no (Y, X) plane in an image of shape "
+                             f"{tuple(image.shape)}; a 2-D image has no channel axis")
         if len(spatial) > 3:
             raise ValueError(f"cannot tell the axes of an image of shape {tuple(image.shape)}; give channel_axis")
         self.plane_axis = spatial[0] if len(spatial) == 3 else None
@@ -59,11 +62,18 @@ class ImagePlanes:
     def _channel_axis(shape: tuple[int, ...], in_channels: int, channel_axis: int | None) -> int | None:
         ndim = len(shape)
         if channel_axis is not None:
+            if not isinstance(channel_axis, (int, np.integer)) or isinstance(channel_axis, bool):
+                raise ValueError(f"channel_axis must be an integer axis index or None, got {channel_axis!r}")
             if not -ndim <= channel_axis < ndim:
                 raise ValueError(f"channel_axis {channel_axis} is out of range for an image of shape {shape}")
             return channel_axis % ndim
         if in_channels == 1:
-            if ndim == 3 and shape[-1] in (3, 4) and min(shape[:2]) > 4:
+            if ndim == 3 and shape[-1] <= 4 and min(shape[:2]) > 4:  # (Y, X, C), not a stack of Y × C slices
+                if shape[-1] == 1:
+                    return ndim - 1  # (Y, X, 1), as some TIFF writers and readers give a grayscale image
+                if shape[-1] == 2:
+                    raise ValueError(f"the image of shape {shape} looks gray + alpha but the model takes 1 "
+                                     "channel; drop the alpha channel (image[..., 0])")
                 raise ValueError(f"the image of shape {shape} looks RGB(A) but the model takes 1 channel; "
                                  "convert it to grayscale or use a 3-channel model")
             return None if ndim <= 3 else _raise_ambiguous(shape)
