@@ -19,7 +19,7 @@ from .engine.progress import Cancelled, run
 from .engine.scale import recorded_diameter, spatial_shape, zoom_factor, zoom_image, zoom_training_set, zoomed_back
 from .engine.tiling import DEFAULT_MAX_CONTEXT, PredictionResult, Region, TileProgress, predict_tiled
 from .engine.training import TrainProgress, TrainResult, TrainSettings, finetune_net
-from .engine.training_set import training_planes
+from .engine.training_set import check_validation, training_planes
 from .io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .io.metadata import ModelMetadata, Version
 from .models import SegmentationNet, build_model, model_options
@@ -236,14 +236,9 @@ class Segmenter:
             validation = zoom_training_set(*validation, None, diameter, *zoom)[:2]
         planes = training_planes(images, labels, masks, in_channels=self.in_channels,
                                  num_classes=self.num_classes, channel_axis=channel_axis)
-        if validation is not None and len(validation) != 2:
-            raise ValueError("validation must be a pair (images, labels)")
         if validation is not None:
-            try:  # the checks of the training set, now rather than when the guard first scores
-                training_planes(*validation, in_channels=self.in_channels, num_classes=self.num_classes,
-                                channel_axis=channel_axis)
-            except ValueError as e:
-                raise ValueError(f"validation: {e}") from None
+            check_validation(validation, in_channels=self.in_channels, num_classes=self.num_classes,
+                             channel_axis=channel_axis)
         items = self._prepare(planes, config)
         taught, record, before = items, {}, None
         if config.distill:

@@ -44,6 +44,17 @@ def training_planes(images: Sequence, labels: Sequence, masks: Sequence | None =
     return planes
 
 
+def check_validation(validation, *, in_channels: int, num_classes: int, channel_axis: int | None = None) -> None:
+    """``ValueError`` ("validation: …") unless ``validation`` is an (images, labels) pair that
+    :func:`training_planes` accepts: the guard set gets the training set's checks when a run is asked for."""
+    if len(validation) != 2:
+        raise ValueError("validation must be a pair (images, labels)")
+    try:
+        training_planes(*validation, in_channels=in_channels, num_classes=num_classes, channel_axis=channel_axis)
+    except ValueError as e:
+        raise ValueError(f"validation: {e}") from None
+
+
 def _planes_of(image: ImagePlanes, labels, mask, num_classes: int | None) -> list[TrainingPlane]:
     stacked = image.plane_axis is not None
     expected = ((image.n_planes,) if stacked else ()) + image.shape
