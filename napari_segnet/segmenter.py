@@ -13,13 +13,14 @@ import torch
 
 from ._validation import check_labels_out
 from .engine.devices import pick_device
-from .engine.finetune_outcome import FinetuneFinished, forest_note, plain_scores, verdict
+from .engine.finetune_outcome import FinetuneFinished, forest_note, plain_scores
+from .engine.guard import accepts, guard_scores, verdict
 from .engine.patches import TrainingImage
-from .engine.progress import Cancelled, run
+from .engine.progress import run
 from .engine.scale import recorded_diameter, spatial_shape, zoom_factor, zoom_image, zoom_training_set, zoomed_back
 from .engine.tiling import DEFAULT_MAX_CONTEXT, PredictionResult, Region, TileProgress, predict_tiled
 from .engine.training import TrainProgress, TrainResult, TrainSettings, finetune_net
-from .engine.training_set import check_validation, training_planes
+from .engine.training_set import check_validation, crop_to_reviewed, split_held_out, training_planes
 from .io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .io.metadata import ModelMetadata, Version
 from .models import SegmentationNet, build_model, model_options
@@ -29,10 +30,6 @@ from .numerics.images import ImagePlanes
 from .numerics.instances import label_instances
 from .numerics.metrics import confusion_matrix, scores_from_confusion
 from .numerics.normalization import Normalization
-
-#: Kept for callers of earlier versions: a prediction stopped by its progress callback.
-PredictionCancelled = Cancelled
-
 
 class Segmenter:
     """A segmentation network plus what it needs to be used on real images.
@@ -236,21 +233,40 @@ class Segmenter:
             validation = zoom_training_set(*validation, None, diameter, *zoom)[:2]
         planes = training_planes(images, labels, masks, in_channels=self.in_channels,
                                  num_classes=self.num_classes, channel_axis=channel_axis)
+        planes = crop_to_reviewed(planes, self._context(config))
         if validation is not None:
             check_validation(validation, in_channels=self.in_channels, num_classes=self.num_classes,
                              channel_axis=channel_axis)
-        items = self._prepare(planes, config)
-        taught, record, before = items, {}, None
+            train, held = planes, []
+        else:
+            train, held = split_held_out(planes)
+        items, judged = self._prepare(train, config), self._prepare(held, config)
+        taught, record = items, {}
         if config.distill:
             from .engine.distillation import distill  # scikit-learn only when asked for
 
             network = self._reviewed_scores(items, device)
             taught, record = distill(items, config, self.num_classes, network["mean_iu"])
-            before = network if validation is None else None  # the guard's own first score
-        config = config.resolved(int(sum(it.reviewed.sum() for it in items)), bool(record.get("distilled")))
+        reviewed = int(sum(p.reviewed.sum() for p in planes))  # what the person reviewed, held-out pixels too
+        config = config.resolved(reviewed, bool(record.get("distilled")))
         steps = finetune_net(self.net, taught, config, device)
-        return self._finetune_run(steps, items, config, validation, accept_worse, device, channel_axis, size,
-                                  {"distillation": record} if record else {}, before)
+        if validation is not None:
+            guard, judge = "validation", lambda: self.score(*validation, device=device, channel_axis=channel_axis)
+        elif judged:
+            guard, judge = "held-out reviewed pixels", lambda: self._reviewed_scores(judged, device, held_out=True)
+        else:
+            guard, judge = "none", lambda: None
+        details = {"held_out_pixels": reviewed - int(sum(it.reviewed.sum() for it in items)),
+                   **({} if size is None else {"object_diameter": size}), **({"distillation": record} if record else {})}
+        return self._finetune_run(steps, len({(id(p.image), p.index) for p in planes}), reviewed, config, guard, judge, accept_worse, details)
+
+    def _context(self, config: TrainSettings) -> int:
+        """Pixels of image kept around the reviewed ones when a round crops to them: half a training patch (so
+        patches see real context, not mirrored), and the pixel forest's reach when the round distils."""
+        from .engine.distillation import REACH
+        from .engine.training import patch_sizes
+
+        return max(patch_sizes(self.net, config.patch_size)[0] // 2 + 8, REACH if config.distill else 0)
 
     def _prepare(self, planes, config: TrainSettings) -> list[TrainingImage]:
         """Training planes → normalised images with weight maps (normalisation once per whole image)."""
@@ -260,50 +276,46 @@ class Segmenter:
                 params[id(p.image)] = self.normalization.parameters(p.image)
         return [TrainingImage.prepare(p, self.normalization, config, params[id(p.image)]) for p in planes]
 
-    def _finetune_run(self, steps, items, config, validation, accept_worse, device, channel_axis, size=None,
-                      record=None, before=None):
+    def _finetune_run(self, steps, images: int, reviewed: int, config, guard: str, judge, accept_worse: bool,
+                      details: dict):
+        """Run ``steps``; record the new version; make it active if ``judge()`` (the guard set's scores of the
+        active model, None without a guard set) says it is not worse than its parent (or ``accept_worse``)."""
         parent = self.active_version
-
-        def guard_scores():
-            if validation is not None:
-                return self.score(*validation, device=device, channel_axis=channel_axis)
-            return self._reviewed_scores(items, device)
-
-        before = before if before is not None else guard_scores()
+        before = judge()
         result: TrainResult | None = None
         for update in steps:
             if isinstance(update, TrainResult):
                 result = update
             else:
                 yield update
-        version, guard = self.metadata.next_version(), "validation" if validation is not None else "reviewed pixels"
+        version = self.metadata.next_version()
         config = replace(config, steps=result.steps)  # what ran: ``auto_max_seconds`` may have shortened the run
         self.metadata = self.metadata.with_version(Version(
-            version, parent, settings=asdict(config), images=len(items),
-            reviewed_pixels=int(sum(it.reviewed.sum() for it in items)), final_loss=result.final_loss,
-            seconds=round(result.seconds, 2),
-            details={"guard": guard, **_world(), **({} if size is None else {"object_diameter": size}),
-                     **(record or {})}))
+            version, parent, settings=asdict(config), images=images, reviewed_pixels=reviewed,
+            final_loss=result.final_loss, seconds=round(result.seconds, 2),
+            details={"guard": guard, **_world(), **details}))
         self._states[version] = result.state_dict
         self.rollback(version)
-        after = guard_scores()
-        self._update_version(version, scores=plain_scores(after))
-        accepted = accept_worse or not after["mean_iu"] < before["mean_iu"]  # NaN (nothing to compare) accepts
+        after = judge()
+        if after is not None:
+            self.annotate(version, parent_scores=plain_scores(before))
+            self._update_version(version, scores=plain_scores(after))
+        accepted = accept_worse or after is None or accepts(before, after)
         if not accepted:
             self.rollback(parent)
-        message = verdict(version, parent, accepted, before, after, guard) + forest_note((record or {}).get(
-            "distillation"))
+        message = verdict(version, parent, accepted, before, after, guard) + forest_note(details.get("distillation"))
         yield FinetuneFinished(version, accepted, before, after, message, guard)
 
-    def _reviewed_scores(self, items: Sequence[TrainingImage], device=None) -> dict:
-        """FCN metrics of the active model on the reviewed pixels of prepared training planes."""
+    def _reviewed_scores(self, items: Sequence[TrainingImage], device=None, held_out: bool = False) -> dict:
+        """FCN metrics of the active model on the reviewed pixels of prepared training planes (``held_out``: the
+        guard's scores, means over the classes present in the labels)."""
         n = 0
         for it in items:
             planes = ImagePlanes(it.image, self.in_channels, channel_axis=0)  # already normalised
             outcome = run(predict_tiled(self._inference_net(pick_device(device)), planes, lambda t: t,
                                         pick_device(device)))
             n = n + confusion_matrix(outcome.labels[it.reviewed], it.labels[it.reviewed], self.num_classes)
-        return scores_from_confusion(n)
+        return guard_scores(n) if held_out else scores_from_confusion(n)
 
     def score(self, images: Sequence, labels: Sequence, device=None, channel_axis: int | None = None) -> dict:
         """FCN metrics of the active model's predictions over ``images`` against ``labels`` (summed confusion)."""

@@ -14,7 +14,9 @@ def test_loss_falls_and_accuracy_rises():
     seg = tiny_segmenter(num_classes=2)
     image, labels = two_class_image()
     before = seg.score([image], [labels])["mean_iu"]
-    steps, done = run(seg.finetune([image], [labels], **{**FAST, "steps": 100, "lr": 1e-2}))
+    # validation given: every pixel trains (without it a quarter is held out for the guard, test_guard.py)
+    steps, done = run(seg.finetune([image], [labels], validation=([image], [labels]),
+                                   **{**FAST, "steps": 100, "lr": 1e-2}))
     assert [s.step for s in steps] == list(range(1, 101)) and all(isinstance(s, TrainProgress) for s in steps)
     first, last = np.mean([s.loss for s in steps[:10]]), np.mean([s.loss for s in steps[-10:]])
     assert last < 0.4 * first  # measured: 0.685 → 0.104
@@ -159,20 +161,22 @@ def test_a_diverging_fine_tune_is_aborted_and_the_model_restored():
     seg = tiny_segmenter(num_classes=2)
     image, labels = two_class_image()
     before = state(seg)
-    with pytest.raises(TrainingAborted, match="diverged: the loss rose from 1.08"):
+    with pytest.raises(TrainingAborted, match="diverged: the loss rose from 1.05"):
         list(seg.finetune([image], [labels], **{**FAST, "lr": 1e6}))
     assert same_state(before, state(seg)) and len(seg.versions) == 1 and seg.active_version == 0
 
 
-def test_without_validation_a_version_worse_on_the_reviewed_pixels_stays_inactive():
+def test_without_validation_a_version_worse_on_the_held_out_pixels_stays_inactive():
     seg = tiny_segmenter(num_classes=2)
-    image, labels = two_class_image()
+    image, labels = (np.tile(a, (2, 2)) for a in two_class_image())  # 24 discs: a quarter of them held out
     _, done = run(seg.finetune([image], [labels], **{**FAST, "steps": 100, "lr": 1e-2}))
-    assert done.accepted and done.guard == "reviewed pixels" and done.scores_after["mean_iu"] > 0.9  # 0.930
+    assert done.accepted and done.guard == "held-out reviewed pixels" and done.scores_after["mean_iu"] > 0.85
+    assert seg.versions[1]["held_out_pixels"] == 128 * 128 // 4 and seg.versions[1]["reviewed_pixels"] == 128 * 128
     good = state(seg)
-    _, done = run(seg.finetune([image], [labels], **{**FAST, "steps": 20, "lr": 1.0}))  # ruins it (0.448)
+    _, done = run(seg.finetune([image], [labels], **{**FAST, "steps": 20, "lr": 1.0}))  # ruins it
     assert not done.accepted and done.scores_after["mean_iu"] < done.scores_before["mean_iu"] - 0.3
-    assert "on the reviewed pixels it was trained on" in done.message and "Activate anyway" in done.message
+    assert "kept inactive" in done.message and "kept out of training" in done.message
+    assert "rollback" not in done.message and "(" + "2 is kept)" in done.message
     assert seg.active_version == 1 and same_state(good, state(seg)) and seg.available_versions == [0, 1, 2]
     assert seg.versions[2]["scores"]["mean_iu"] == pytest.approx(done.scores_after["mean_iu"])
     seg.rollback(2)  # the user may still activate it

@@ -8,7 +8,7 @@ from conftest import smooth_image, tiny_segmenter
 
 from napari_segnet.numerics.images import ImagePlanes
 from napari_segnet.numerics.normalization import Normalization
-from napari_segnet.segmenter import PredictionCancelled
+from napari_segnet.engine.progress import Cancelled as PredictionCancelled
 
 IMAGE = smooth_image((96, 112))
 

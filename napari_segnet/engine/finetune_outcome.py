@@ -14,7 +14,8 @@ class FinetuneFinished(Outcome):
     """The outcome of a completed fine-tune: the new version, whether it became active, and why.
 
     ``guard`` names what the before/after scores were measured on: ``"validation"`` (the images given as
-    ``validation``) or ``"reviewed pixels"`` (the corrections the version was trained on).
+    ``validation``), ``"held-out reviewed pixels"`` (:mod:`napari_segnet.engine.guard`) or ``"none"`` (too few
+    reviewed pixels to hold any out: accepted, scores None).
     """
 
     version: int
@@ -22,17 +23,7 @@ class FinetuneFinished(Outcome):
     scores_before: dict | None
     scores_after: dict | None
     message: str
-    guard: str = "reviewed pixels"
-
-
-def verdict(version: int, parent: int, accepted: bool, before: dict, after: dict, guard: str) -> str:
-    """The message of a finished fine-tune."""
-    if accepted:
-        return f"version {version} is active (trained from version {parent})"
-    where = "on the validation set" if guard == "validation" else "on the reviewed pixels it was trained on"
-    return (f"version {version} scores a lower mean IU ({after['mean_iu']:.3f}) than version {parent} "
-            f"({before['mean_iu']:.3f}) {where}, so version {parent} stays active; activate it anyway with "
-            f"rollback({version}) (in the dock: 'Activate anyway', or pick version {version} and roll back)")
+    guard: str = "held-out reviewed pixels"
 
 
 def forest_note(record: dict | None) -> str:

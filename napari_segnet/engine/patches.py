@@ -18,12 +18,14 @@ if TYPE_CHECKING:
 
 @dataclass
 class TrainingImage:
-    """One plane ready for patch sampling: normalised (C, Y, X) float32, labels (Y, X), weights, reviewed mask."""
+    """One plane (or a part of one at ``origin`` (row, col)) ready for patch sampling: normalised (C, Y, X)
+    float32, labels (Y, X), weights, reviewed mask."""
 
     image: np.ndarray
     labels: np.ndarray
     weights: np.ndarray
     reviewed: np.ndarray
+    origin: tuple[int, int] = (0, 0)
 
     @classmethod
     def prepare(cls, plane: TrainingPlane, norm: Normalization, settings: TrainSettings,
@@ -31,9 +33,10 @@ class TrainingImage:
         """Normalise the plane (with ``norm_parameters`` of its whole image, or computed here) and compute its
         weight map once, from the reviewed pixels only."""
         offset, scale = norm_parameters if norm_parameters is not None else norm.parameters(plane.image)
-        raw = plane.image.block(plane.index, slice(None), slice(None)).astype(np.float32)
+        raw = plane.raw().astype(np.float32)
         weights = settings.weight_map(plane.labels, plane.reviewed)
-        return cls(Normalization.apply(raw, offset, scale), plane.labels.astype(np.int64), weights, plane.reviewed)
+        return cls(Normalization.apply(raw, offset, scale), plane.labels.astype(np.int64), weights, plane.reviewed,
+                   plane.origin)
 
     @functools.cached_property
     def reviewed_pixels(self) -> tuple[np.ndarray, np.ndarray]:

@@ -3,23 +3,84 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy import ndimage
 
 from .._validation import check_labels
 from ..numerics.images import ImagePlanes
+from . import guard
 
 
 @dataclass(frozen=True)
 class TrainingPlane:
-    """One 2-D plane to learn from: plane ``index`` of ``image`` (the whole image, so normalisation sees all
-    of its planes, as prediction does), its labels (Y, X) and reviewed mask (Y, X) bool."""
+    """One 2-D plane to learn from: the part ``box`` (rows, cols) of plane ``index`` of ``image`` (the whole
+    image, so normalisation sees all of its planes, as prediction does), its labels (h, w) and reviewed mask (h, w)
+    bool. ``box`` None: the whole plane."""
 
     image: ImagePlanes
     index: int
     labels: np.ndarray
     reviewed: np.ndarray
+    box: tuple[slice, slice] | None = None
+
+    @property
+    def origin(self) -> tuple[int, int]:
+        """(row, col) of the first pixel of :attr:`labels` in its plane."""
+        return (0, 0) if self.box is None else (self.box[0].start, self.box[1].start)
+
+    def raw(self) -> np.ndarray:
+        """(C, h, w) of the image at :attr:`box`, in the image's dtype (only that block is read)."""
+        return self.image.block(self.index, *(self.box or (slice(None), slice(None))))
+
+
+def crop_to_reviewed(planes: Sequence[TrainingPlane], margin: int) -> list[TrainingPlane]:
+    """Each plane cut to its reviewed regions: one crop per group of reviewed pixels (boxes grown by ``margin`` px
+    of context, overlapping ones merged), so that a round's work scales with what was reviewed, not with the
+    image. Reviewed pixels keep ``margin`` px of real context wherever the plane has it."""
+    crops = []
+    for plane in planes:
+        for rows, cols in _reviewed_boxes(plane.reviewed, margin):
+            o = plane.origin
+            crops.append(replace(plane, labels=plane.labels[rows, cols], reviewed=plane.reviewed[rows, cols],
+                                 box=(slice(o[0] + rows.start, o[0] + rows.stop),
+                                      slice(o[1] + cols.start, o[1] + cols.stop))))
+    return crops
+
+
+def split_held_out(planes: Sequence[TrainingPlane]) -> tuple[list[TrainingPlane], list[TrainingPlane]]:
+    """(planes to train on, planes to judge on): the reviewed pixels of each plane off and on the guard's held-out
+    squares (:func:`napari_segnet.engine.guard.split`, anchored at the plane's origin in its image). With fewer than
+    ``guard.MIN_HELD_OUT`` held-out pixels, or none left to train on: (``planes``, []) — every pixel trains."""
+    parts = [(p, *guard.split(p.reviewed, p.origin)) for p in planes]
+    train = [replace(p, reviewed=t) for p, t, _ in parts if t.any()]
+    held = [replace(p, reviewed=h) for p, _, h in parts if h.any()]
+    if not train or sum(int(p.reviewed.sum()) for p in held) < guard.MIN_HELD_OUT:
+        return list(planes), []
+    return train, held
+
+
+def _reviewed_boxes(reviewed: np.ndarray, margin: int) -> list[tuple[slice, slice]]:
+    """Boxes (rows, cols) around the connected groups of ``reviewed`` (Y, X), grown by ``margin`` and clipped,
+    merged until none overlap."""
+    shape = reviewed.shape
+    boxes = [[max(r.start - margin, 0), min(r.stop + margin, shape[0]), max(c.start - margin, 0),
+              min(c.stop + margin, shape[1])] for r, c in ndimage.find_objects(ndimage.label(reviewed)[0])]
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                if a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]:
+                    boxes[i] = [min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])]
+                    del boxes[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return [(slice(y0, y1), slice(x0, x1)) for y0, y1, x0, x1 in boxes]
 
 
 def training_planes(images: Sequence, labels: Sequence, masks: Sequence | None = None, *, in_channels: int = 1,

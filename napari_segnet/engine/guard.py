@@ -1,0 +1,73 @@
+"""The guard: a quarter of the reviewed pixels is held out of training, and a new version becomes active only if it
+is not worse than the active one there.
+
+Why held out: the labels a person accepts in a reviewed region are the old version's own prediction wherever they
+did not paint, and the painted pixels are exactly where the old version was wrong. Scored on the pixels a version
+was trained on, the old version wins on the accepted ones by construction and the new one on the painted ones.
+Held-out pixels are judged alike for both: neither version learnt their labels.
+
+Which pixels: squares of :data:`BLOCK` px on a fixed grid of the *image* (not of the crop a round trains on), the
+odd rows of squares crossed with the odd columns — a quarter of every reviewed region, the same squares in every
+round, so that no version of a session ever trains on them and every later round can compare on them again. Pixels
+painted there stay painted in the layer; they judge versions instead of training them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..numerics.metrics import scores_from_confusion
+
+#: Side (px) of the held-out squares: larger than a typical object, so that a version is seldom judged on the
+#: other half of an object it learnt from next door.
+BLOCK = 32
+#: Fewer held-out pixels than this cannot judge a version: the run trains on every reviewed pixel and is accepted
+#: (its message says so).
+MIN_HELD_OUT = 256
+#: A version is kept inactive only if its mean IU on the held-out pixels is more than this below the active one's:
+#: differences at the level of noise never keep a person stuck on an old version.
+TOLERANCE = 0.005
+
+
+def held_out(shape: tuple[int, int], origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """bool (Y, X): True on the held-out squares, for an array of ``shape`` whose first pixel sits at ``origin``
+    (row, col) of its image."""
+    rows = ((np.arange(shape[0]) + origin[0]) // BLOCK) % 2 == 1
+    cols = ((np.arange(shape[1]) + origin[1]) // BLOCK) % 2 == 1
+    return rows[:, None] & cols[None, :]
+
+
+def split(reviewed: np.ndarray, origin: tuple[int, int] = (0, 0)) -> tuple[np.ndarray, np.ndarray]:
+    """(train, held out): the reviewed pixels (Y, X) bool off and on the held-out squares (:func:`held_out`)."""
+    guard = held_out(reviewed.shape, origin)
+    return reviewed & ~guard, reviewed & guard
+
+
+def guard_scores(confusion: np.ndarray) -> dict:
+    """FCN scores of a confusion matrix (C, C) of held-out pixels, the means taken over the classes present in their
+    labels only: a class nobody reviewed here does not swing the mean IU from 1 to ½ on a few false pixels (they
+    still cost the IU of the class they belong to)."""
+    scores = scores_from_confusion(confusion)
+    truth = np.asarray(confusion).sum(axis=1) > 0
+    iu = np.asarray(scores["iu"], float)
+    scores["mean_iu"] = float(np.nanmean(iu[truth])) if truth.any() else float("nan")
+    return scores
+
+
+def accepts(before: dict, after: dict, tolerance: float = TOLERANCE) -> bool:
+    """Whether the new version (``after``) may become active: its mean IU is at most ``tolerance`` below the active
+    version's (``before``); with nothing to compare (NaN) it is accepted."""
+    return not after["mean_iu"] < before["mean_iu"] - tolerance
+
+
+def verdict(version: int, parent: int, accepted: bool, before: dict | None, after: dict | None, guard: str) -> str:
+    """The message of a finished fine-tune, in plain words (the dock shows it as it is)."""
+    where = {"validation": "on your validation images",
+             "held-out reviewed pixels": "on the quarter of your reviewed regions kept out of training"}.get(guard)
+    if before is None or after is None or where is None:
+        return (f"version {version} is active (trained from version {parent}); too few reviewed pixels were left to "
+                f"compare it with version {parent}, which stays available")
+    scores = f"mean IU {after['mean_iu']:.3f} against {before['mean_iu']:.3f} for version {parent} {where}"
+    if accepted:
+        return f"version {version} is active (trained from version {parent}): {scores}"
+    return f"version {version} was kept inactive: {scores}, so version {parent} stays active ({version} is kept)"
