@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from .engine.finetune_outcome import FinetuneFinished, plain_scores
+from .engine.regions import tiles_touched
 from .engine.suggest import uncertainty
 from .engine.training import TrainingAborted, TrainProgress, TrainSettings
 from .io.metadata import Version
@@ -127,15 +128,19 @@ class LiveSession:
 
     def paint(self, key, stroke: np.ndarray, labels: np.ndarray) -> None:
         """Record a stroke: ``stroke`` (Y, X) bool marks the pixels it changed, ``labels`` (Y, X) holds their
-        new values. Takes only a short lock: never waits for a burst."""
+        new values. The grid tiles the stroke touches become reviewed (:mod:`napari_segnet.engine.regions`): the
+        person fixed what was wrong there and accepts the rest. Takes only a short lock: never waits for a burst."""
         if key not in self.planes:
             raise ValueError(f"no plane {key!r} in this live session; add it first")
         if self.closed:
             raise ValueError("this live session has ended")
+        rows, cols = np.nonzero(stroke.any(axis=1))[0], np.nonzero(stroke.any(axis=0))[0]
         with self._data_lock:
             plane = self.planes[key]
             plane.labels[stroke] = np.asarray(labels)[stroke]
-            plane.reviewed |= stroke
+            if len(rows):
+                for tile in tiles_touched((rows[0], rows[-1] + 1), (cols[0], cols[-1] + 1), stroke.shape):
+                    plane.reviewed[tile.slices] = True
             self.strokes += 1
 
     @property
@@ -164,14 +169,13 @@ class LiveSession:
         return self.strokes > self._trained_strokes or self._idle < self.settings.idle_bursts
 
     def _snapshot(self) -> tuple[list, list, list, int]:
-        """Training crops of every plane with reviewed pixels: (images, labels, masks, strokes so far)."""
+        """Every plane with reviewed pixels: (images, labels, masks, strokes so far). Whole planes: the fine-tune
+        crops them to the reviewed regions itself, with the guard's squares anchored to the plane."""
         with self._data_lock:
-            strokes, crops = self.strokes, []
-            for p in self.planes.values():
-                if p.reviewed.any():
-                    box = _box(p.reviewed, MARGIN)
-                    crops.append((p.normalised[(slice(None), *box)], p.labels[box].copy(), p.reviewed[box].copy()))
-        return (*([c[i] for c in crops] for i in range(3)), strokes)
+            strokes = self.strokes
+            planes = [(p.normalised, p.labels.copy(), p.reviewed.copy()) for p in self.planes.values()
+                      if p.reviewed.any()]
+        return (*([c[i] for c in planes] for i in range(3)), strokes)
 
     def _burst(self):
         """One burst on a snapshot; yields its progress and a :class:`BurstDone`; returns whether it was kept."""
@@ -253,16 +257,9 @@ class LiveSession:
                                             f"{self.strokes} strokes",
             settings=asdict(self.settings), images=len(self.planes), reviewed_pixels=self.reviewed_pixels,
             final_loss=kept[-1].final_loss, seconds=round(sum(b.seconds for b in self.bursts), 2),
-            scores=plain_scores(kept[-1].scores_after), details={"guard": "reviewed pixels", "live": {
+            scores=plain_scores(kept[-1].scores_after) if kept[-1].scores_after else None,
+            details={"guard": "held-out reviewed pixels", "live": {
                 "bursts": len(self.bursts), "kept": len(kept), "strokes": self.strokes}}))
         seg.add_weights(number, self.model.weights())
         seg.rollback(number)
         return number
-
-
-def _box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
-    """The bounding box of ``mask`` (Y, X) grown by ``margin`` pixels, clipped to the array."""
-    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
-    return (slice(max(rows[0] - margin, 0), rows[-1] + margin + 1),
-            slice(max(cols[0] - margin, 0), cols[-1] + margin + 1))
-

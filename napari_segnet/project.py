@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -12,6 +13,7 @@ import numpy as np
 import tifffile
 
 from ._validation import as_array, check_labels
+from .engine.regions import Region
 from .io.checkpoint import CheckpointError, load_checkpoint, read_metadata
 from .io.fileio import atomic_write
 from .io.metadata import now
@@ -82,8 +84,10 @@ class Project:
         self._write_tif("images", name, image)
         self.log("image added", name=name, shape=list(np.shape(image)))
 
-    def save_correction(self, name: str, labels, mask=None) -> None:
-        """Store the corrected labels (Y, X) and the reviewed mask (None: all reviewed) of image ``name``."""
+    def save_correction(self, name: str, labels, mask=None, regions: list | None = None) -> None:
+        """Store the corrected labels (Y, X) and the reviewed mask (None: all reviewed) of image ``name``, and the
+        reviewed regions it was made from (``regions``: :class:`~napari_segnet.engine.regions.Region` boxes, kept in
+        ``masks/<name>.regions.json``)."""
         if name not in self.names:
             raise ValueError(f"no image named {name!r} in the project; add it first (images: {self.names})")
         labels = check_labels(labels, "labels")
@@ -97,6 +101,10 @@ class Project:
             raise ValueError(f"mask of shape {mask.shape} does not match labels of shape {labels.shape}")
         self._write_tif("labels", name, labels)
         self._write_tif("masks", name, mask.astype(np.uint8))
+        if regions is not None:
+            text = json.dumps([dataclasses.asdict(r) for r in regions])
+            path = self._regions_path(name)
+            self._guard(lambda: atomic_write(path, lambda tmp: Path(tmp).write_text(text)), path)
         self.log("correction saved", name=name, reviewed_pixels=int(mask.sum()))
 
     def image(self, name: str) -> np.ndarray:
@@ -107,6 +115,21 @@ class Project:
         if not self._path("labels", name).exists():
             return None
         return tifffile.imread(self._path("labels", name)), tifffile.imread(self._path("masks", name)) > 0
+
+    def regions(self, name: str) -> list[Region]:
+        """The reviewed regions saved with image ``name``'s correction ([] if none were saved)."""
+        path = self._regions_path(name)
+        if not path.exists():
+            return []
+        try:
+            return [Region(**{k: int(r[k]) for k in ("plane", "y0", "x0", "y1", "x1")})
+                    for r in json.loads(path.read_text())]
+        except (ValueError, TypeError, KeyError) as e:
+            self._warn(f"{path} is damaged ({e}); the reviewed mask is still used, its boxes are not shown")
+            return []
+
+    def _regions_path(self, name: str) -> Path:
+        return self._path("masks", name).with_suffix(".regions.json")
 
     def training_set(self) -> tuple[list, list, list]:
         """(images, labels, masks) of every image that has a saved correction."""

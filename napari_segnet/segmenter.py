@@ -31,6 +31,7 @@ from .numerics.instances import label_instances
 from .numerics.metrics import confusion_matrix, scores_from_confusion
 from .numerics.normalization import Normalization
 
+
 class Segmenter:
     """A segmentation network plus what it needs to be used on real images.
 
@@ -257,8 +258,10 @@ class Segmenter:
         else:
             guard, judge = "none", lambda: None
         details = {"held_out_pixels": reviewed - int(sum(it.reviewed.sum() for it in items)),
-                   **({} if size is None else {"object_diameter": size}), **({"distillation": record} if record else {})}
-        return self._finetune_run(steps, len({(id(p.image), p.index) for p in planes}), reviewed, config, guard, judge, accept_worse, details)
+                   **({} if size is None else {"object_diameter": size}),
+                   **({"distillation": record} if record else {})}
+        images = len({(id(p.image), p.index) for p in planes})
+        return self._finetune_run(steps, images, reviewed, config, guard, judge, accept_worse, details)
 
     def _context(self, config: TrainSettings) -> int:
         """Pixels of image kept around the reviewed ones when a round crops to them: half a training patch (so

@@ -64,6 +64,16 @@ def two_class_image(seed=0, size=64):
     return image.astype(np.float32), labels
 
 
+@pytest.fixture(autouse=True)
+def autosave_home(tmp_path_factory, monkeypatch):
+    """Sessions without a project folder save under a temporary folder, never in the home folder."""
+    from napari_segnet.session import HOME_ENV
+
+    home = tmp_path_factory.mktemp("sessions")
+    monkeypatch.setenv(HOME_ENV, str(home))
+    return home
+
+
 def open_dock(make_napari_viewer, monkeypatch, size=96, truth_layer=False):
     """A viewer with a two-class image "cells" (its truth also as Labels "truth" when ``truth_layer``) and the
     dock on it with a tiny 2-class model, predicting inline; returns (viewer, dock, truth). GUI tests only."""

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.gui
 def dock(make_napari_viewer, monkeypatch):
     viewer, widget, truth = open_dock(make_napari_viewer, monkeypatch, truth_layer=True)
     widget.steps.value, widget.lr.value = 60, 1e-2
+    widget.review.value = "whole image"  # these tests set whole corrected layers; test_review.py paints regions
     return viewer, widget, truth
 
 
@@ -32,15 +33,18 @@ def test_one_full_round(dock, errors):
     assert layer.data.shape == truth.shape
     first = segmentation_scores(layer.data, truth, 2)["mean_iu"]
 
-    layer.data = truth.copy()  # the user's corrections (by default the whole image counts as reviewed)
+    layer.data = truth.copy()  # the user's corrections
     layer.brush_size = 5
     layer.paint((3, 3), 1)  # and one brush stroke, labelled "cell" on purpose: it must survive re-prediction
     stroke = layer.metadata["segnet_painted"].copy()
     assert 10 < stroke.sum() < 40 and (layer.data[stroke] == 1).all()
+    widget.review.value = "regions I reviewed"  # the stroke marked its 128² tile: all of this 96² image
+    assert viewer.layers["cells reviewed"].data[0].tolist() == [[-0.5, -0.5], [95.5, -0.5], [95.5, 95.5],
+                                                                 [-0.5, 95.5]]
 
     widget.finetune()
     assert not errors, errors
-    assert widget.segmenter.active_version == 1 and widget.versions.value == "1"
+    assert widget.segmenter.active_version == 1 and widget.versions.value == 1
     assert len(widget.loss_plot.values) == 60
     assert [layer.name for layer in viewer.layers].count("cells prediction") == 1  # reused, not a new layer
     refreshed = viewer.layers["cells prediction"].data
@@ -82,7 +86,7 @@ def test_rollback_and_weight_map(dock):
     widget.predict()
     widget.steps.value = 5
     widget.finetune()
-    widget.versions.value = "0"
+    widget.versions.value = 0
     widget.rollback()
     assert widget.segmenter.active_version == 0
     viewer.layers["cells prediction"].data = truth.copy()  # corrected labels: touching discs → border weights
@@ -231,24 +235,27 @@ def test_weight_map_is_the_one_the_selected_loss_trains_with(dock):
         assert (shown == 1).all() == (loss == "ce")  # plain CE: every pixel weighs 1
 
 
-def test_a_version_the_guard_rejects_can_be_activated_from_its_notification(dock, monkeypatch):
-    from napari_segnet._widgets import runner as runner_module
-
+def test_a_version_the_guard_keeps_inactive_is_shown_with_both_scores_and_can_be_used_anyway(dock):
     viewer, widget, truth = dock
-    shown = []
-    monkeypatch.setattr(runner_module.notification_manager, "dispatch", shown.append)
     widget.predict()
     viewer.layers["cells prediction"].data = truth.copy()
     widget.steps.value, widget.lr.value = 100, 1e-2
     widget.finetune()
-    assert widget.segmenter.active_version == 1
+    assert widget.segmenter.active_version == 1 and widget.use_anyway_button.native.isHidden()
     widget.steps.value, widget.lr.value = 20, 1.0  # a learning rate that ruins the model
     widget.finetune()
-    assert widget.segmenter.active_version == 1 and sorted(widget.versions.choices) == ["0", "1", "2"]
-    warning = shown[-1]
-    assert "stays active" in warning.message and warning.actions[0][0] == "Activate anyway"
-    warning.actions[0][1](None)
-    assert widget.segmenter.active_version == 2 and widget.versions.value == "2"
+    assert widget.segmenter.active_version == 1 and sorted(widget.versions.choices) == [0, 1, 2]
+    v2 = widget.segmenter.versions[2]
+    label = dict((value, text) for text, value in widget.versions._widget._mgui_get_choices())[2]
+    assert f"score {v2['scores']['mean_iu']:.3f} (v1: {v2['parent_scores']['mean_iu']:.3f})" in label
+    status = widget.guard_status.value.replace("\n", " ")
+    assert "version 2 was kept inactive" in status and "rollback" not in status and "(" not in status.split(":")[0]
+    assert not widget.use_anyway_button.native.isHidden()
+    widget.use_anyway_button.native.click()
+    assert widget.segmenter.active_version == 2 and widget.versions.value == 2
+    assert widget.use_anyway_button.native.isHidden()
+    np.testing.assert_array_equal(viewer.layers["cells prediction"].data,
+                                  widget.segmenter.predict(viewer.layers["cells"].data))  # predicted with it
 
 
 def test_a_bug_is_not_dressed_up_as_a_user_error(dock, errors):

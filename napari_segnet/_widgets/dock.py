@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import asdict
 
 import numpy as np
@@ -10,35 +11,52 @@ from napari.utils.notifications import show_info
 from qtpy.QtWidgets import QFileDialog, QTableWidgetItem, QVBoxLayout, QWidget
 
 from ..engine.devices import describe, pick_device
+from ..engine.regions import view_region
 from ..engine.scale import estimate_diameter
 from ..engine.training import NEW_MODEL_SETTINGS, TrainProgress, TrainSettings, warm_up_in_background
 from ..models.pretrained import new_model_options
 from ..numerics.instances import label_instances
 from ..numerics.metrics import object_score_rows, object_scores, pixel_score_rows, segmentation_scores
-from ..project import Project
 from ..segmenter import FinetuneFinished, Segmenter
+from ..session import Session
 from . import sections
-from .layers import PAINTED, colour_classes, prediction_name, show_instances, show_prediction, track_paint
+from .layers import PAINTED, prediction_name, show_instances, show_prediction
 from .legend import label_colours
 from .live import LiveMode
 from .loss_plot import LossPlot
 from .pages import add_to_page, adopt, build_tabs
+from .review import add_regions, layer_regions, reviewed_layer, reviewed_mask, reviewed_name
 from .runner import Job, guarded, notify, warn
 from .sections import DEFAULT, REVIEW, STARTS
 
+#: The session of each viewer (:class:`napari_segnet.session.Session`): it outlives the dock, so closing and
+#: reopening the dock (or opening it again from the Plugins menu) brings the model, its versions and the
+#: corrections back.
+SESSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def session_for(viewer) -> Session:
+    """The viewer's session, created the first time."""
+    if viewer not in SESSIONS:
+        SESSIONS[viewer] = Session()
+    return SESSIONS[viewer]
+
 
 class SegNetWidget(QWidget):
-    """The dock. ``segmenter`` is the active model; ``training_set`` maps image layer names to the
-    (image, corrected labels, reviewed mask) used by every fine-tune — 2-D or stacks, as the layers hold them —
-    so corrections of several images add up. Widgets of every section are attributes (``steps``, ``lr``, …)."""
+    """The dock: it shows and drives the viewer's :class:`~napari_segnet.session.Session` (the active model, earlier
+    models, the training set — image layer name → (image, corrected labels, reviewed mask), 2-D or stacks — and the
+    project folder). Widgets of every section are attributes (``steps``, ``lr``, …)."""
+
+    segmenter = property(lambda self: self.session.segmenter)
+    training_set = property(lambda self: self.session.training_set)
+    project = property(lambda self: self.session.project)
+    job = property(lambda self: self.session.job)
 
     def __init__(self, napari_viewer):
         super().__init__()
         self.viewer = napari_viewer
-        self.segmenter: Segmenter | None = None
-        self.project: Project | None = None
-        self.training_set: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        self.job: Job | None = None
+        self.session = session_for(napari_viewer)
+        self.session.dock = self  # a job started by an earlier dock reports here now
         self.setLayout(QVBoxLayout())
         self.layout().setContentsMargins(2, 2, 2, 2)
         self.loss_plot = LossPlot()
@@ -53,6 +71,10 @@ class SegNetWidget(QWidget):
         self._connect()
         self.device_label.value = f"device: {describe(pick_device())}"
         warm_up_in_background()  # the first fine-tune round then starts at once
+        if self.segmenter is not None:  # reopened: show the session as it is
+            self._show_model()
+        if self.job is not None and not self.job.done:
+            self.train_button.enabled, self.stop_button.enabled = False, True
 
     def _connect(self) -> None:
         """Each button and field calls its action."""
@@ -64,7 +86,9 @@ class SegNetWidget(QWidget):
                                (self.weights_button, self.show_weight_map), (self.train_button, self.finetune),
                                (self.stop_button, self.stop), (self.eval_button, self.evaluate),
                                (self.estimate_button, self.estimate_size),
-                               (self.export_button, self.export_model)):
+                               (self.export_button, self.export_model), (self.models, self.switch_model),
+                               (self.mark_view_button, self.mark_view), (self.unmark_button, self.unmark_last),
+                               (self.use_anyway_button, self.use_anyway)):
             widget.changed.connect(action)
 
     def reset_choices(self, event=None) -> None:
@@ -116,16 +140,29 @@ class SegNetWidget(QWidget):
         return sections.parse_options(self.options.value)
 
     def set_model(self, segmenter: Segmenter) -> None:
-        """Make ``segmenter`` the dock's model."""
-        previous, self.segmenter = self.segmenter, segmenter
-        if previous is not None and previous.num_classes != segmenter.num_classes:
-            self.training_set.clear()  # corrections made for other classes cannot train this model
+        """Make ``segmenter`` the session's model; the previous one stays in the model list with its versions (and
+        in its project folder: a new model is saved to a new folder, never over another model's files)."""
+        previous = self.segmenter
+        if previous is not None and self.project is not None and segmenter is not previous:
+            self.session.project = None  # the next save starts a folder of this model's own
+        self.session.use(segmenter)
+        self._show_model()
+        kept = "; the previous model stays in the model list" if previous is not None else ""
+        show_info(f"model: {describe_model(segmenter)}{kept}")
+
+    def _show_model(self) -> None:
+        """Model list, versions and legend of the session's active model."""
+        self.models.choices = [(self.session.model_label(m), m) for m in self.session.models]
+        with self.models.changed.blocked():
+            self.models.value = self.segmenter
         self._refresh_versions()
         self.update_legend()
-        start = segmenter.start
-        origin = {"pretrained": f", started from the pretrained encoder {start.get('encoder')}",
-                  "scratch": ", started from random weights"}.get(start.get("start"), "")
-        show_info(f"model: {segmenter.metadata.architecture}, classes {segmenter.class_names}{origin}")
+
+    def switch_model(self, *_) -> None:
+        """Make the model chosen in the model list active again (as it was left, with its versions)."""
+        chosen = self.models.value
+        if chosen is not None and chosen is not self.segmenter:
+            self.set_model(chosen)
 
     def update_legend(self, layer=None) -> None:
         """Show the model's classes with the colours of ``layer`` (a prediction layer) or napari's defaults."""
@@ -158,57 +195,72 @@ class SegNetWidget(QWidget):
 
     @guarded
     def rollback(self, *_) -> None:
-        """Make the version chosen in 'version' the active one (any version made or loaded here)."""
+        """Make the version chosen in 'version' the active one (older or newer: any version made or loaded here),
+        and predict the image again with it."""
         if self.versions.value is None:
-            raise ValueError("no version to roll back to")
-        self.model().rollback(int(self.versions.value))
-        self._refresh_versions()
-        show_info(f"version {self.versions.value} is active")
+            raise ValueError("there is no other version yet")
+        self.activate(int(self.versions.value))
 
     def _refresh_versions(self) -> None:
         seg = self.segmenter
-        self.versions.choices = [str(v) for v in seg.available_versions]
-        self.versions.value = str(seg.active_version)
+        with self.versions.changed.blocked():
+            self.versions.choices = [(version_label(seg, v), v) for v in seg.available_versions]
+            self.versions.value = seg.active_version
 
     # ---- project folder -----------------------------------------------------------------------------------
     @guarded
     def open_project(self, *_) -> None:
         """Open (or start) the project folder and restore its images, corrections and model; problems met
         (a damaged log or model file) are shown as warnings."""
-        self.project = Project(self.project_dir.value)
-        for problem in self.project.problems:
+        project = self.session.open_project(self.project_dir.value)
+        for problem in project.problems:
             warn(problem)
-        restored = []
-        for name in self.project.names:
-            image = self.project.image(name)
+        model = project.load_model()
+        if model is not None:
+            self.session.use(model)
+            self._show_model()
+        names = self.model().class_names
+        for name in project.names:
+            image = project.image(name)
             if name not in self.viewer.layers:
                 self.viewer.add_image(image, name=name)
-            saved = self.project.correction(name)
+            saved = project.correction(name)
             if saved is not None:
                 labels, reviewed = saved
-                layer_name = prediction_name(self.viewer.layers[name])
-                if layer_name not in self.viewer.layers:
-                    restored.append(self.viewer.add_labels(labels, name=layer_name, opacity=0.5))
+                image_layer = self.viewer.layers[name]
+                if prediction_name(image_layer) not in self.viewer.layers:
+                    show_prediction(self.viewer, image_layer, labels, names)
+                add_regions(reviewed_layer(self.viewer, image_layer, labels.ndim), project.regions(name))
                 self.training_set[name] = (image, labels, reviewed)
-        model = self.project.load_model()
-        if model is not None:
-            self.set_model(model)
-        for layer in restored:
-            colour_classes(layer, self.segmenter.class_names)
-        show_info(f"project {self.project.folder}: {len(self.project.names)} image(s), "
+        show_info(f"project {project.folder}: {len(project.names)} image(s), "
                   f"{'model version ' + str(model.active_version) if model else 'no model yet'}")
 
-    def _save_to_project(self, image: Image, labels: np.ndarray, reviewed: np.ndarray) -> None:
-        name = Project.safe_name(image.name)
-        if name not in self.project.names:
-            self.project.add_image(name, np.asarray(image.data))
-        self.project.save_correction(name, labels, reviewed)
+    def _save_correction(self, image: Image, data: np.ndarray, labels: np.ndarray, reviewed: np.ndarray) -> None:
+        """Keep a correction in the session and its folder (the project, or the automatic one); a failed save is
+        said, and the correction stays in the session."""
+        layer = self.viewer.layers[reviewed_name(image)] if reviewed_name(image) in self.viewer.layers else None
+        try:
+            self.session.save_correction(image.name, data, labels, reviewed,
+                                         layer_regions(layer) if layer is not None else [])
+        except OSError as e:
+            notify(e)
+
+    def _save_model(self) -> None:
+        try:
+            self.session.save_model()
+        except OSError as e:
+            notify(e)
 
     # ---- image and prediction -----------------------------------------------------------------------------
     @guarded
     def open_image(self, *_) -> None:
-        """Open the file chosen in 'open file' in the viewer."""
-        self.viewer.open(str(self.open_file.value))
+        """Open the file chosen in 'open file' in the viewer, choose it as the image to work on, and fit the view."""
+        layers = self.viewer.open(str(self.open_file.value))
+        images = [layer for layer in layers if isinstance(layer, Image)]
+        if images:
+            self.reset_choices()
+            self.image_layer.value = images[0]
+            self.viewer.reset_view()
 
     def current_image(self) -> Image:
         """The chosen image layer (``ValueError`` if there is none)."""
@@ -270,14 +322,17 @@ class SegNetWidget(QWidget):
     # ---- fine-tuning --------------------------------------------------------------------------------------
     def corrections(self, image: Image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(image, labels, reviewed mask) from the image's prediction layer as the user corrected it."""
-        name = prediction_name(image)
-        if name not in self.viewer.layers:
-            raise ValueError(f"predict '{image.name}' first, then correct the '{name}' layer")
-        layer = self.viewer.layers[name]
+        layer = self._prediction_layer(image)
+        name = layer.name
         labels = np.asarray(layer.data)
-        reviewed = track_paint(layer).copy() if self.review.value == REVIEW[1] else np.ones(labels.shape, bool)
+        if self.review.value == REVIEW[1]:
+            reviewed = np.ones(labels.shape, bool)
+        else:
+            reviewed = reviewed_mask(self.viewer, image, labels.shape)
         if not reviewed.any():
-            raise ValueError("nothing is marked as reviewed: paint corrections first, or count the whole image")
+            raise ValueError(f"no region of '{image.name}' is marked as reviewed yet: paint your corrections (each "
+                             f"stroke marks the 128-pixel square around it), press 'Mark what I see as reviewed', "
+                             f"or choose 'learn from: whole image' if you corrected every pixel")
         if labels.max() >= self.model().num_classes:
             raise ValueError(f"'{name}' holds class {labels.max()}, but the model has classes 0…"
                              f"{self.model().num_classes - 1}; paint only with those label values")
@@ -296,15 +351,49 @@ class SegNetWidget(QWidget):
         """Add the image's corrections to the training set (and the project folder) and fine-tune on all of
         them in a worker; the new version becomes active only if the guard accepts it."""
         image = self.current_image()
-        self.training_set[image.name] = self.corrections(image)
-        if self.project is not None:
-            self._save_to_project(image, *self.training_set[image.name][1:])
-        images, labels, masks = (list(t) for t in zip(*self.training_set.values()))
+        self.live_mode.accept_shown_tile(image)  # the tile Next shows was looked at: it counts as reviewed
+        data, labels, reviewed = self.corrections(image)
+        self.session.training_set[image.name] = (data, labels, reviewed)
+        self._save_correction(image, data, labels, reviewed)
+        images, labels, masks = (list(t) for t in zip(*self.session.learnable().values()))
         gen = self.model().finetune(images, labels, masks, channel_axis=self._channel_axis(), diameter=self.diameter(),
                                     **asdict(self.settings()))
         self.loss_plot.clear()
         self.train_button.enabled, self.stop_button.enabled = False, True
-        self._run(Job(gen, "Fine-tuning", self._on_train_update, self._on_trained, self._on_train_end))
+        self._show_guard(None)
+        session = self.session  # a dock closed meanwhile hands the outcome to the one open then (or to none)
+        self._run(Job(gen, "Fine-tuning", lambda u: session.dock and session.dock._on_train_update(u),
+                      lambda done: _finished(session, done), lambda: session.dock and session.dock._on_train_end()))
+
+    @guarded
+    def mark_view(self, *_) -> None:
+        """Mark the part of the image in view (its current slice for a stack) as reviewed."""
+        image = self.current_image()
+        layer = self._prediction_layer(image)
+        z = int(self.viewer.dims.current_step[0]) if layer.data.ndim == 3 else 0
+        cam = self.viewer.camera
+        region = view_region(cam.center, self.viewer.window._qt_viewer.canvas.size, cam.zoom, layer.scale,
+                             layer.translate, layer.data.shape[-2:], z)
+        if region is None:
+            raise ValueError(f"'{image.name}' is out of view: move it into view first")
+        add_regions(reviewed_layer(self.viewer, image, layer.data.ndim), [region])
+
+    @guarded
+    def unmark_last(self, *_) -> None:
+        """Remove the reviewed box added last (also: select boxes in the '<image> reviewed' layer and delete)."""
+        image = self.current_image()
+        name = reviewed_name(image)
+        if name not in self.viewer.layers or len(self.viewer.layers[name].data) == 0:
+            raise ValueError(f"'{image.name}' has no reviewed box to remove")
+        layer = self.viewer.layers[name]
+        layer.selected_data = {len(layer.data) - 1}
+        layer.remove_selected()
+
+    def _prediction_layer(self, image: Image):
+        name = prediction_name(image)
+        if name not in self.viewer.layers:
+            raise ValueError(f"predict '{image.name}' first, then correct the '{name}' layer")
+        return self.viewer.layers[name]
 
     def _on_train_update(self, update) -> None:
         if isinstance(update, TrainProgress):
@@ -312,16 +401,23 @@ class SegNetWidget(QWidget):
 
     def _on_trained(self, finished: FinetuneFinished) -> None:
         self._refresh_versions()
+        self._show_guard(finished)
         if finished.accepted:
             show_info(finished.message)
-        else:
-            warn(finished.message, ("Activate anyway", lambda *_: self.activate(finished.version)))
-        if self.project is not None:
-            try:
-                self.project.save_model(self.segmenter)
-            except OSError as e:
-                notify(e)
         self._predict_after = finished.accepted
+
+    def _show_guard(self, finished: FinetuneFinished | None) -> None:
+        """The guard's last word stays in the Fine-tune tab: both scores, and 'Use it anyway' when it kept the old
+        version (None: clear it)."""
+        self.guard_status.value = "" if finished is None else wrap(finished.message)
+        self.use_anyway_button.visible = finished is not None and not finished.accepted
+        self._kept_inactive = None if finished is None or finished.accepted else finished.version
+
+    def use_anyway(self, *_) -> None:
+        """Activate the version the guard kept inactive, and predict again with it."""
+        if getattr(self, "_kept_inactive", None) is not None:
+            self.activate(self._kept_inactive)
+            self._show_guard(None)
 
     def _on_train_end(self) -> None:
         self.train_button.enabled, self.stop_button.enabled = True, False
@@ -329,11 +425,15 @@ class SegNetWidget(QWidget):
             self._predict_after = False
             self.predict()
 
+    @guarded
     def activate(self, version: int) -> None:
-        """Make ``version`` active (the 'Activate anyway' action of a fine-tune the guard kept inactive)."""
+        """Make ``version`` active ('Use this version', 'Use it anyway'), save that choice, predict again with it."""
         self.model().rollback(version)
         self._refresh_versions()
+        self._save_model()
         show_info(f"version {version} is active")
+        if self.image_layer.value is not None and prediction_name(self.image_layer.value) in self.viewer.layers:
+            self.predict()
 
     def stop(self, *_) -> None:
         """Stop the running prediction or fine-tune; the model and the layers stay as they were."""
@@ -391,8 +491,55 @@ class SegNetWidget(QWidget):
     # ---- jobs ---------------------------------------------------------------------------------------------
     def _run(self, job: Job) -> None:
         if self.job is not None and not self.job.done:
-            raise ValueError("wait for the running prediction or fine-tune to finish, or press Stop")
-        self.job = job.start()
+            raise ValueError("wait for the running prediction or fine-tune to finish, or press Stop (Fine-tune tab)")
+        self.session.job = job
+        job.start()
+
+
+def _finished(session: Session, finished: FinetuneFinished) -> None:
+    """A fine-tune completed: its model is saved whether or not a dock is open, then the open dock shows it."""
+    try:
+        session.save_model()
+    except OSError as e:
+        notify(e)
+    if session.dock is not None:
+        session.dock._on_trained(finished)
+
+
+def describe_model(seg: Segmenter) -> str:
+    """The model in plain words, for the first message a person reads."""
+    first, classes = seg.versions[0], ", ".join(seg.class_names)
+    if "training" in first:
+        return f"the shipped {seg.metadata.architecture} for {classes}, trained on nuclei images (version " \
+               f"{seg.active_version})"
+    if len(seg.versions) > 1 or first.get("start") is None:
+        return f"{seg.metadata.architecture} for {classes}, version {seg.active_version}"
+    start = {"pretrained": "its layers start from the general encoder shipped with the plugin and its last layer "
+                           "learns your classes", "scratch": "it starts from random weights"}[first["start"]]
+    return f"a new {seg.metadata.architecture} for {classes}: {start} — correct a prediction and press Fine-tune"
+
+
+def version_label(seg: Segmenter, number: int) -> str:
+    """A version list entry: number, time, its score and its parent's on the held-out pixels, whether active."""
+    v = seg.metadata.version(number)
+    when = v.created[11:16] if len(v.created) >= 16 else v.created
+    parts = [f"{number}", when]
+    if v.scores and v.scores.get("mean_iu") is not None:
+        before = (v.details.get("parent_scores") or {}).get("mean_iu")
+        parts.append(f"score {v.scores['mean_iu']:.3f}" + (f" (v{v.parent}: {before:.3f})" if before is not None
+                                                            else ""))
+    elif v.note:
+        parts.append(v.note[:40])
+    if number == seg.active_version:
+        parts.append("active")
+    return " · ".join(parts)
+
+
+def wrap(text: str, width: int = 60) -> str:
+    """``text`` broken into lines of at most ``width`` characters (a status label in a narrow dock)."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
 
 
 __all__ = ["PAINTED", "SegNetWidget"]

@@ -7,6 +7,7 @@ from napari.layers import Image, Labels
 from napari.utils.colormaps import DirectLabelColormap
 
 from ..io.metadata import is_background_name
+from .review import reviewed_layer, watch_strokes
 
 PAINTED = "segnet_painted"  # layer.metadata key: bool mask of pixels the user painted
 COLOURED_FOR = "segnet_classes"  # layer.metadata key: the class names the layer's colours were set for
@@ -82,6 +83,8 @@ def show_prediction(viewer, image: Image, labels: np.ndarray, class_names: list[
         layer = viewer.add_labels(data, name=name, scale=image.scale[-data.ndim:],
                                   translate=image.translate[-data.ndim:], opacity=0.5)
         track_paint(layer)
+        watch_strokes(viewer, image, layer)
+        reviewed_layer(viewer, image, data.ndim)
     colour_classes(layer, class_names)
     layer.features = {"index": list(range(len(class_names))), "class": class_names}
     return layer

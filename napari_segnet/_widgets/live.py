@@ -10,10 +10,12 @@ from magicgui.widgets import CheckBox, Container, FloatSpinBox, Label, PushButto
 from napari.utils.notifications import show_info
 from qtpy.QtCore import QEvent, QObject
 
+from ..engine.regions import Region
 from ..engine.suggest import suggest_tiles, uncertainty
 from ..engine.training import TrainProgress
 from ..live import BurstDone, LiveSession, LiveSettings, Refreshed, Waiting
 from .layers import mark_painted, prediction_name, track_paint
+from .review import add_regions, reviewed_layer, reviewed_mask
 from .runner import USER_ERRORS, notify
 
 #: Seconds the worker sleeps when there is nothing to do (how soon a new stroke starts a burst).
@@ -114,8 +116,8 @@ class LiveMode:
 
     def _add_plane(self, z: int) -> None:
         stack = self.layer.data.ndim == 3
-        painted = track_paint(self.layer)
-        labels, reviewed = (self.layer.data[z], painted[z]) if stack else (self.layer.data, painted)
+        regions = reviewed_mask(self.viewer, self.image, self.layer.data.shape)
+        labels, reviewed = (self.layer.data[z], regions[z]) if stack else (self.layer.data, regions)
         self.session.add_plane((self.image.name, z), np.asarray(self.image.data), np.asarray(labels), reviewed,
                                plane=z, channel_axis=self.dock._channel_axis())
 
@@ -145,11 +147,7 @@ class LiveMode:
                    else f"live session: no burst was kept; version {session.base_version} stays active")
         self._status(message)
         show_info(message)
-        if dock.project is not None:
-            try:
-                dock.project.save_model(dock.segmenter)
-            except OSError as e:
-                notify(e)
+        dock._save_model()
         if self.ui.live_toggle.value:
             self.ui.live_toggle.value = False
 
@@ -173,11 +171,7 @@ class LiveMode:
             reviewed[index] |= plane.reviewed
         if reviewed.any():
             dock.training_set[name] = (data, labels, reviewed)
-            if dock.project is not None:
-                try:
-                    dock._save_to_project(self.image, labels, reviewed)
-                except OSError as e:
-                    notify(e)
+            dock._save_correction(self.image, data, labels, reviewed)
 
     def _layer_removed(self, event) -> None:
         if self.session is not None and event.value in (self.layer, self.image):
@@ -265,7 +259,18 @@ class LiveMode:
         rows, cols = tiles[0]
         visited.add((rows.start, cols.start))
         self._outline(image, rows, cols)
-        self.suggested = (rows, cols)
+        self.suggested = (image.name, z or 0, rows, cols)
+
+    def accept_shown_tile(self, image) -> None:
+        """The tile Next shows on ``image`` becomes a reviewed region (the person looked at it and fixed what was
+        wrong there: Fine-tune was pressed while it was shown)."""
+        shown = getattr(self, "suggested", None)
+        if shown is None or shown[0] != image.name or prediction_name(image) not in self.viewer.layers:
+            return
+        _, z, rows, cols = shown
+        ndim = self.viewer.layers[prediction_name(image)].data.ndim
+        add_regions(reviewed_layer(self.viewer, image, ndim), [Region(z, rows.start, cols.start, rows.stop,
+                                                                      cols.stop)])
 
     def _uncertainty(self, image, z: int | None) -> np.ndarray:
         """1 − max p (Y, X) of the current model on the image (or slice ``z``): the live model while live, else

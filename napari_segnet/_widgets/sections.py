@@ -24,7 +24,7 @@ from ..engine.training import LOSSES
 from ..models import list_models
 
 DEFAULT = "default (pretrained nuclei U-Net)"
-REVIEW = ("whole image", "painted pixels only")
+REVIEW = ("regions I reviewed", "whole image")
 STARTS = ("from pretrained", "from scratch")
 
 
@@ -50,13 +50,18 @@ def model_section() -> SimpleNamespace:
         start=ComboBox(label="start", choices=list(STARTS), value=STARTS[0],
                        tooltip="a new model starts from the general encoder shipped with the plugin (learns your "
                                "classes from fewer corrections; U-Net depth 3, 16 filters) or from random weights"),
-        new_button=PushButton(text="Use this model"),
+        new_button=PushButton(text="Use this model",
+                              tooltip="a new model of this architecture and these classes; the model you have now "
+                                      "stays in the model list below, with all its versions"),
+        models=ComboBox(label="model", choices=[], tooltip="every model of this session; choose one to use it "
+                                                            "again as you left it"),
         load_file=FileEdit(label="load", mode="r", filter="*.safetensors *.zip",
                            tooltip="a napari-segnet checkpoint, or a bioimage.io package exported by napari-segnet"),
         save_file=FileEdit(label="save as", mode="w", filter="*.safetensors"),
         save_button=PushButton(text="Save model"),
         versions=ComboBox(label="version", choices=[]),
-        rollback_button=PushButton(text="Roll back to this version"),
+        rollback_button=PushButton(text="Use this version",
+                                   tooltip="make the chosen version the model (older or newer: nothing is deleted)"),
         device_label=Label(value=""),
     )
     w.box = Container(label="Model", widgets=list(vars(w).values()))
@@ -132,11 +137,18 @@ def finetune_section() -> SimpleNamespace:
         steps=SpinBox(label="steps", value=0, min=0, max=100_000,
                       tooltip="optimisation steps; 0 = auto: 25 per 128² of reviewed pixels, 40 to 400"),
         lr=FloatSpinBox(label="learning rate", value=2e-4, min=1e-6, max=1.0, step=1e-4),
-        review=ComboBox(label="reviewed", choices=list(REVIEW), value=REVIEW[0],
-                        tooltip="which pixels of the corrected layer the model may learn from"),
+        review=ComboBox(label="learn from", choices=list(REVIEW), value=REVIEW[0],
+                        tooltip="regions I reviewed: the green boxes of the '<image> reviewed' layer — each stroke "
+                                "marks the 128-px tile around it, Fine-tune marks the tile Next shows, and you can "
+                                "draw or delete boxes there; what you did not paint inside a box counts as "
+                                "accepted. Whole image: only if you corrected every pixel"),
+        mark_view_button=PushButton(text="Mark what I see as reviewed"),
+        unmark_button=PushButton(text="Remove the last reviewed box"),
         weights_button=PushButton(text="Show weight map"),
         train_button=PushButton(text="Fine-tune"),
         stop_button=PushButton(text="Stop", enabled=False),
+        guard_status=Label(value=""),
+        use_anyway_button=PushButton(text="Use it anyway", visible=False),
     )
     w.box = Container(label="Fine-tune", widgets=list(vars(w).values()))
     return w
