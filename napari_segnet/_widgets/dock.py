@@ -114,8 +114,8 @@ class SegNetWidget(QWidget):
         names = [n.strip() for n in self.class_names.value.split(",") if n.strip()]
         if len(names) < 2:
             raise ValueError("give at least two class names, e.g. 'background, nucleus'")
-        image = self.image_layer.value
-        channels = 3 if image is not None and image.rgb else 1
+        image, axis = self.image_layer.value, self._channel_axis()
+        channels = 1 if image is None else 3 if image.rgb else image.data.shape[axis] if axis is not None else 1
         start = "scratch" if self.start.value == STARTS[1] else None  # pretrained where an encoder fits
         self.set_model(Segmenter.create(self.architecture.value, channels, len(names), class_names=names,
                                         start=start, **self.parse_options()))

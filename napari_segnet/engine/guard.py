@@ -9,18 +9,26 @@ Held-out pixels are judged alike for both: neither version learnt their labels.
 Which pixels: squares of :data:`BLOCK` px on a fixed grid of the *image* (not of the crop a round trains on), the
 odd rows of squares crossed with the odd columns — a quarter of every reviewed region, the same squares in every
 round, so that no version of a session ever trains on them and every later round can compare on them again. Pixels
-painted there stay painted in the layer; they judge versions instead of training them.
+painted there stay painted in the layer; they judge versions instead of training them. Within those squares, the
+pixels within :data:`BAND` px of a boundary between classes do not judge: where a person accepted a region, its
+boundaries are the old version's own prediction (nobody repaints a contour one pixel off), so scoring them would
+favour the old version by construction again. Both versions are judged on the rest: which class each object and
+region is, the errors a person corrects.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
+from skimage.segmentation import find_boundaries
 
 from ..numerics.metrics import scores_from_confusion
 
 #: Side (px) of the held-out squares: larger than a typical object, so that a version is seldom judged on the
 #: other half of an object it learnt from next door.
 BLOCK = 32
+#: Pixels this close (px) to a boundary between classes of the labels are left out of the judging.
+BAND = 2
 #: Fewer held-out pixels than this cannot judge a version: the run trains on every reviewed pixel and is accepted
 #: (its message says so).
 MIN_HELD_OUT = 256
@@ -41,6 +49,12 @@ def split(reviewed: np.ndarray, origin: tuple[int, int] = (0, 0)) -> tuple[np.nd
     """(train, held out): the reviewed pixels (Y, X) bool off and on the held-out squares (:func:`held_out`)."""
     guard = held_out(reviewed.shape, origin)
     return reviewed & ~guard, reviewed & guard
+
+
+def without_boundaries(labels: np.ndarray, judged: np.ndarray) -> np.ndarray:
+    """``judged`` (Y, X) bool less the pixels within :data:`BAND` px of a boundary between classes of ``labels``."""
+    near = ndimage.binary_dilation(find_boundaries(labels, mode="inner"), iterations=BAND) if BAND else False
+    return judged & ~near
 
 
 def guard_scores(confusion: np.ndarray) -> dict:

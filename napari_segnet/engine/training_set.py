@@ -51,9 +51,11 @@ def crop_to_reviewed(planes: Sequence[TrainingPlane], margin: int) -> list[Train
 
 def split_held_out(planes: Sequence[TrainingPlane]) -> tuple[list[TrainingPlane], list[TrainingPlane]]:
     """(planes to train on, planes to judge on): the reviewed pixels of each plane off and on the guard's held-out
-    squares (:func:`napari_segnet.engine.guard.split`, anchored at the plane's origin in its image). With fewer than
+    squares (:func:`napari_segnet.engine.guard.split`, anchored at the plane's origin in its image; class
+    boundaries left out of the judging: :func:`~napari_segnet.engine.guard.without_boundaries`). With fewer than
     ``guard.MIN_HELD_OUT`` held-out pixels, or none left to train on: (``planes``, []) — every pixel trains."""
-    parts = [(p, *guard.split(p.reviewed, p.origin)) for p in planes]
+    parts = [(p, t, guard.without_boundaries(p.labels, h))
+             for p in planes for t, h in [guard.split(p.reviewed, p.origin)]]
     train = [replace(p, reviewed=t) for p, t, _ in parts if t.any()]
     held = [replace(p, reviewed=h) for p, _, h in parts if h.any()]
     if not train or sum(int(p.reviewed.sum()) for p in held) < guard.MIN_HELD_OUT:

@@ -1,0 +1,270 @@
+"""The loop as a person runs it: a simulated person acting only through the real dock, scored on held-out images.
+
+The person opens napari, opens the dock from the plugin manifest (as the Plugins menu does), and for each round:
+chooses the next working image in the dock's image list, presses Predict (first time), presses Next (or, with
+``--region worst``, looks at the 128² tile with the most wrong pixels), paints every wrong patch of ≥ ``MIN_AREA``
+pixels in that tile with the true class (brush of 3 px through the Labels layer's paint path: the strokes mark the
+tile as reviewed), and presses Fine-tune with the dock's defaults. After each round every held-out image is chosen
+and predicted through the dock (Predict) and scored against its truth. Nothing here calls the model directly except
+to judge the guard: the held-out score of the version it kept inactive (or of its parent) is computed to say
+whether its decision was right (right = it kept the version that scores higher on the held-out images, a tie of
+≤ ``TIE`` counting as right either way).
+
+Cases (no model ships trained on any of their images):
+- ``nuclei``: the shipped default on the domain-shift set's six cells3d slices as another microscope records them
+  (``napari_segnet.data.domain_shift.shifted_cells3d``): three working images, three held out; nucleus IoU and
+  object F1 @ 0.5 (instances: ``label_instances`` of the prediction).
+- ``scratch``: a new U-Net for background / cytoplasm / nucleus made in the dock ("Use this model"), on the
+  ``ndev-sampledata`` scratch assay (real microscopy, 2 channels: H33342 and oblique light; 10 frames of 210×576):
+  frames 0–2 to work on, frames 6–9 held out; mean IU.
+
+Run (needs a display; ``xvfb-run -a`` gives one): ``python benchmarks/dock_loop.py --case nuclei --rounds 3
+--seeds 3`` — results go to ``benchmarks/results/dock_loop_<case>.json`` with the machine and date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+#: The person ignores wrong patches smaller than this (px): stray pixels along edges are not worth a stroke.
+MIN_AREA = 12
+BRUSH = 3
+TIE = 0.005
+RESULTS = Path(__file__).parent / "results"
+
+
+@dataclass
+class Case:
+    """Working and held-out images (as the dock gets them) with their truths; how to score predictions."""
+
+    name: str
+    working: list
+    working_truth: list
+    held: list
+    held_truth: list
+    held_instances: list | None = None
+    classes: str | None = None  # None: the shipped default; else the class names of a new model
+    channel_axis: str = "auto"
+    extra: dict = field(default_factory=dict)
+
+
+def nuclei_case() -> Case:
+    from napari_segnet.data.domain_shift import shifted_cells3d
+
+    cases = shifted_cells3d()
+    work, held = cases[:3], cases[3:]
+    return Case("nuclei", [c.image for c in work], [c.labels for c in work], [c.image for c in held],
+                [c.labels for c in held], [c.instances for c in held])
+
+
+def scratch_case() -> Case:
+    import importlib.util
+
+    import tifffile
+
+    spec = importlib.util.find_spec("ndev_sampledata")
+    path = Path(spec.submodule_search_locations[0]) / "samples" / "scratch-assay-labeled-10T-2Ch.tiff"
+    data = tifffile.imread(path)  # (C=4, T=10, Y, X): H33342, oblique, nuclei ids, cell ids
+    images = [np.ascontiguousarray(data[:2, t]) for t in range(10)]
+    truths = [np.where(data[2, t] > 0, 2, np.where(data[3, t] > 0, 1, 0)).astype(np.uint8) for t in range(10)]
+    return Case("scratch", images[:3], truths[:3], images[6:], truths[6:], None,
+                classes="background, cytoplasm, nucleus", channel_axis="0")
+
+
+def wait(app, dock, timeout=600.0) -> None:
+    """Process Qt events until the dock's job (and any job it starts when it ends) is done."""
+    end, idle = time.perf_counter() + timeout, 0
+    while time.perf_counter() < end:
+        app.processEvents()
+        job = dock.job
+        idle = idle + 1 if job is None or job.done else 0
+        if idle > 5:
+            return
+        time.sleep(0.005)
+    raise TimeoutError("the dock's job did not finish")
+
+
+def choose(dock, layer) -> None:
+    dock.reset_choices()
+    dock.image_layer.value = layer
+
+
+def worst_tile(pred: np.ndarray, truth: np.ndarray, reviewed: np.ndarray, tile: int = 128):
+    best, where = -1, None
+    for y in range(0, truth.shape[0], tile):
+        for x in range(0, truth.shape[1], tile):
+            if reviewed[y:y + tile, x:x + tile].mean() > 0.05:
+                continue
+            wrong = int((pred[y:y + tile, x:x + tile] != truth[y:y + tile, x:x + tile]).sum())
+            if wrong > best:
+                best, where = wrong, (slice(y, min(y + tile, truth.shape[0])), slice(x, min(x + tile, truth.shape[1])))
+    return where
+
+
+def paint_corrections(layer, truth: np.ndarray, box: tuple[slice, slice]) -> int:
+    """Paint every wrong patch (≥ MIN_AREA px) inside ``box`` with its true class, through ``layer.paint``;
+    returns the number of brush dabs."""
+    layer.brush_size = BRUSH
+    layer.mode = "paint"
+    pred = np.asarray(layer.data)[box]
+    want = truth[box]
+    dabs = 0
+    for cls in np.unique(want):
+        wrong, n = ndimage.label((pred != want) & (want == cls))
+        for i, sl in enumerate(ndimage.find_objects(wrong), start=1):
+            comp = wrong[sl] == i
+            if comp.sum() < MIN_AREA:
+                continue
+            ys, xs = np.nonzero(comp)
+            keep = ((ys % 2) == 0) & ((xs % 2) == 0) | (comp.sum() < 40)
+            for y, x in zip(ys[keep], xs[keep]):
+                layer.paint((box[0].start + sl[0].start + y, box[1].start + sl[1].start + x), int(cls),
+                            refresh=False)
+                dabs += 1
+    layer.refresh()
+    return dabs
+
+
+def scores(case: Case, preds: list) -> dict:
+    from napari_segnet.numerics.instances import label_instances
+    from napari_segnet.numerics.metrics import object_scores, segmentation_scores
+
+    n = 2 if case.classes is None else len(case.classes.split(","))
+    flat = segmentation_scores(np.concatenate([p.ravel() for p in preds]),
+                               np.concatenate([t.ravel() for t in case.held_truth]), n)
+    out = {"mean_iu": round(flat["mean_iu"], 4)}
+    if case.held_instances is not None:
+        tp = fp = fn = 0
+        for p, ids in zip(preds, case.held_instances):
+            s = object_scores(label_instances(p), ids, thresholds=(0.5,), true_is_semantic=False)[0]
+            tp, fp, fn = tp + s["tp"], fp + s["fp"], fn + s["fn"]
+        out.update(iou=round(float(flat["iu"][1]), 4), f1=round(2 * tp / max(2 * tp + fp + fn, 1), 4))
+    return out
+
+
+def headline(case: Case, s: dict) -> float:
+    return s["iou"] if case.held_instances is not None else s["mean_iu"]
+
+
+def held_out_through_dock(app, dock, viewer, case: Case) -> list:
+    preds = []
+    for i in range(len(case.held)):
+        choose(dock, viewer.layers[f"held {i}"])
+        dock.predict_button.native.click()
+        wait(app, dock)
+        preds.append(np.asarray(viewer.layers[f"held {i} prediction"].data).copy())
+    return preds
+
+
+def version_scores(case: Case, seg, version: int) -> dict:
+    """Held-out scores of ``version`` (to judge the guard; the person never sees this)."""
+    import copy
+
+    other = copy.deepcopy(seg)
+    other.rollback(version)
+    axis = None if case.channel_axis == "auto" else int(case.channel_axis)
+    return scores(case, [other.predict(im, channel_axis=axis) for im in case.held])
+
+
+def run(case: Case, rounds: int, seed: int, region: str) -> dict:
+    import napari
+    import torch
+
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    viewer = napari.Viewer(show=False)
+    app = napari.qt.get_qapp()
+    _, dock = viewer.window.add_plugin_dock_widget("napari-segnet", "SegNet (predict, correct, fine-tune)")
+    for i, im in enumerate(case.working):
+        viewer.add_image(im, name=f"work {i}")
+    for i, im in enumerate(case.held):
+        viewer.add_image(im, name=f"held {i}")
+    dock.reset_choices()
+    dock.channel_axis.value = case.channel_axis
+    choose(dock, viewer.layers["work 0"])
+    if case.classes is not None:
+        dock.architecture.value = "unet"
+        dock.class_names.value = case.classes
+        dock.new_button.native.click()
+    start = scores(case, held_out_through_dock(app, dock, viewer, case))
+    rows = [{"round": 0, **start, "seconds": None}]
+    for r in range(1, rounds + 1):
+        i = (r - 1) % len(case.working)
+        layer_name = f"work {i}"
+        choose(dock, viewer.layers[layer_name])
+        if f"{layer_name} prediction" not in viewer.layers:
+            dock.predict_button.native.click()
+            wait(app, dock)
+        labels = viewer.layers[f"{layer_name} prediction"]
+        if region == "next":
+            dock.next_button.native.click()
+            app.processEvents()
+            _, _, rows_, cols_ = dock.live_mode.suggested
+            box = (rows_, cols_)
+        else:
+            from napari_segnet._widgets.review import reviewed_mask
+
+            box = worst_tile(np.asarray(labels.data), case.working_truth[i],
+                             reviewed_mask(viewer, viewer.layers[layer_name], labels.data.shape))
+        viewer.layers.selection.active = labels
+        dabs = paint_corrections(labels, case.working_truth[i], box)
+        seg = dock.segmenter
+        parent = seg.active_version
+        t0 = time.perf_counter()
+        dock.train_button.native.click()
+        wait(app, dock)
+        seconds = time.perf_counter() - t0
+        newest = max(seg.metadata.version_ids)
+        accepted = seg.active_version == newest
+        now = scores(case, held_out_through_dock(app, dock, viewer, case))
+        other = version_scores(case, seg, parent if accepted else newest)
+        new, old = (now, other) if accepted else (other, now)
+        delta = headline(case, new) - headline(case, old)
+        right = (accepted and delta >= -TIE) or (not accepted and delta <= TIE)
+        rows.append({"round": r, **now, "seconds": round(seconds, 2), "dabs": dabs, "accepted": accepted,
+                     "guard_right": bool(right), "delta_new_minus_old": round(delta, 4),
+                     "guard": seg.versions[-1].get("guard"),
+                     "guard_scores": [(seg.versions[-1].get("parent_scores") or {}).get("mean_iu"),
+                                      (seg.versions[-1].get("scores") or {}).get("mean_iu")]})
+        print(case.name, seed, rows[-1], flush=True)
+    viewer.close()
+    return {"seed": seed, "rows": rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--case", choices=("nuclei", "scratch"), default="nuclei")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--region", choices=("next", "worst"), default="next")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    case = {"nuclei": nuclei_case, "scratch": scratch_case}[args.case]()
+    runs = [run(case, args.rounds, seed, args.region) for seed in range(args.seeds)]
+    record = {"benchmark": "dock_loop", "case": args.case, "region": args.region, "rounds": args.rounds,
+              "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": _machine(), "runs": runs}
+    out = Path(args.out) if args.out else RESULTS / f"dock_loop_{args.case}_{args.region}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=1))
+    print(f"wrote {out}")
+
+
+def _machine() -> dict:
+    import torch
+
+    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "torch": torch.__version__, "threads": torch.get_num_threads()}
+
+
+if __name__ == "__main__":
+    main()
