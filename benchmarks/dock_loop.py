@@ -181,7 +181,6 @@ def run(case: Case, rounds: int, seed: int, region: str) -> dict:
     import torch
 
     torch.manual_seed(seed)
-    np.random.seed(seed)
     viewer = napari.Viewer(show=False)
     app = napari.qt.get_qapp()
     _, dock = viewer.window.add_plugin_dock_widget("napari-segnet", "SegNet (predict, correct, fine-tune)")

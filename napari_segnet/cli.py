@@ -43,8 +43,11 @@ def launch(args: argparse.Namespace):
     widget = SegNetWidget(viewer)
     viewer.window.add_dock_widget(widget, name="SegNet", area="right")
     widget.reset_choices()
-    widget.image_layer.value = next(layer for layer in viewer.layers if isinstance(layer, napari.layers.Image))
+    image = next(layer for layer in viewer.layers if isinstance(layer, napari.layers.Image))
+    widget.image_layer.value = image
+    viewer.layers.selection.active = image  # not the hidden ground truth the sample adds last
     widget.set_model(Segmenter.load(args.model) if args.model else Segmenter.default())
+    viewer.window._qt_window.showMaximized()  # the whole screen: the dock and the image side by side
     return viewer, widget
 
 

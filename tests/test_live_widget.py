@@ -15,7 +15,7 @@ pytestmark = pytest.mark.gui
 def always_better(monkeypatch):
     """The reviewed-pixel guard sees every burst improve (the guard itself is tested in test_live.py)."""
     calls = iter(range(1, 10_000))
-    monkeypatch.setattr(Segmenter, "_reviewed_scores", lambda self, items, device=None: {"mean_iu": next(calls)})
+    monkeypatch.setattr(Segmenter, "_reviewed_scores", lambda self, items, device=None, held_out=False: {"mean_iu": next(calls)})
 
 
 def make_dock(make_napari_viewer, monkeypatch, size=96):
@@ -60,7 +60,7 @@ def test_strokes_during_a_burst_are_kept_and_off_mid_burst_loses_none(dock, qtbo
     painted = layer.metadata["segnet_painted"]
     assert 3 < painted.sum() <= 3 * 21
     image, labels, reviewed = widget.training_set["cells"]
-    np.testing.assert_array_equal(reviewed, painted)  # every stroke, the last one included
+    assert reviewed.all()  # every stroke marked its 128² tile as reviewed: all of this 96² image
     np.testing.assert_array_equal(labels[painted], layer.data[painted])
     assert (labels[10, 10], labels[60, 60], labels[30, 80]) == (first, second, third)
     assert len(widget.segmenter.versions) <= 2 and widget.segmenter.predict(image).shape == (96, 96)
@@ -82,10 +82,10 @@ def test_rollback_after_a_live_session_saved_to_the_project(dock, qtbot, tmp_pat
     seg = widget.segmenter
     assert [v["version"] for v in seg.versions] == [0, 1] and seg.active_version == 1
     assert seg.versions[1]["live"] == {"bursts": 3, "kept": 3, "strokes": 1} and seg.versions[1]["parent"] == 0
-    assert widget.versions.choices == ("0", "1")
+    assert widget.versions.choices == (0, 1)
     assert (tmp_path / "proj" / "models" / "v0001.safetensors").exists()
     assert (tmp_path / "proj" / "labels" / "cells.tif").exists()
-    widget.versions.value = "0"
+    widget.versions.value = 0
     widget.rollback()
     after = seg.net.state_dict()
     assert seg.active_version == 0 and all((before[k] == after[k]).all() for k in before)
@@ -125,7 +125,7 @@ def test_closing_the_layer_or_the_viewer_mid_burst_loses_no_stroke(make_napari_v
         else:
             viewer.close()
         assert widget.live_mode.session is None
-        np.testing.assert_array_equal(widget.training_set["cells"][2], painted)
+        assert widget.training_set["cells"][2].all() and painted.any()  # the stroke's tile: all of this image
         assert widget.training_set["cells"][1][40, 40] == label
         proba = widget.segmenter.predict_proba(truth.astype(np.float32))
         assert np.isfinite(proba).all()  # a usable model

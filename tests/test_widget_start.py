@@ -51,22 +51,26 @@ def test_new_models_fine_tune_with_the_measured_settings_and_the_forest(dock, er
     assert widget.settings() == TrainSettings(loss="border_ce", lr=2e-4) and not errors
 
 
-def test_a_new_model_learns_from_painted_pixels_and_the_forest_in_the_dock(dock, errors):  # noqa: F811
+def test_a_new_model_learns_from_reviewed_regions_and_the_forest_in_the_dock(dock, errors):  # noqa: F811
     viewer, widget, truth = dock
     widget.architecture.value = "unet"
     widget.class_names.value = "background, cell"
     widget.use_model()
     widget.predict()
     layer = viewer.layers["cells prediction"]
-    widget.review.value = "painted pixels only"
+    widget.review.value = "regions I reviewed"
     layer.brush_size = 15
     inside = tuple(np.argwhere(ndi.binary_erosion(truth == 1, iterations=3))[0])  # deep in a cell
     for y, x in ((20, 20), (20, 70), (70, 45), inside):  # strokes with the true class under each, both classes
         layer.paint((y, x), int(truth[y, x]))
+    assert len(viewer.layers["cells reviewed"].data) == 1  # the strokes marked their (one) 128² tile
+    viewer.layers["cells reviewed"].data = [np.array([[-0.5, -0.5], [47.5, 95.5]])]  # the person narrows it …
+    layer.data[:48] = truth[:48]  # … and corrects everything in it
+    viewer.layers["cells reviewed"].shape_type = ["rectangle"]
     widget.steps.value = 5
     widget.finetune()
     assert not errors, errors
     version = widget.segmenter.metadata.versions[-1]
     assert version.settings["distill"] == NEW_MODEL_SETTINGS["distill"] and version.settings["patch_size"] == 64
     assert version.details["distillation"]["distilled"]  # a new head is behind the forest
-    assert version.reviewed_pixels == layer.metadata["segnet_painted"].sum()  # not the forest's pixels
+    assert version.reviewed_pixels == 48 * 96  # the box, not the forest's pixels nor the strokes outside it

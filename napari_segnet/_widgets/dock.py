@@ -130,6 +130,8 @@ class SegNetWidget(QWidget):
         self.separate.value = name == DEFAULT
         self.lr.value = TrainSettings.lr if name == DEFAULT else NEW_MODEL_SETTINGS["lr"]
         self.forest.value = name != DEFAULT
+        for field in (self.options, self.class_names, self.start):  # the shipped model has its own classes
+            field.enabled = name != DEFAULT
 
     def _separate_objects(self, *_) -> None:
         """'separate touching objects' picks the loss: border-weighted CE when on, class-balanced CE when off."""
@@ -283,13 +285,32 @@ class SegNetWidget(QWidget):
     def predict(self, *_) -> None:
         """Predict the image (or its current slice) into its prediction layer, keeping painted pixels."""
         image, seg = self.current_image(), self.model()
+        if image.rgb and seg.in_channels == 1:
+            warn(f"'{image.name}' is a colour image and this model reads one channel. Convert it to grayscale "
+                 f"(a new layer) and predict that, or make a new model with this image chosen (Model tab): it will "
+                 f"read the three colours.", ("Convert to grayscale", lambda *_: self.to_grayscale(image)))
+            return
         region = self._region(image)
         data = image.data[region] if region else image.data
         want_proba = self.uncertainty.value
         steps = seg.predict_steps(data, channel_axis=self._channel_axis(), want_proba=want_proba,
                                   diameter=self.diameter(), tta=self.tta.value)
+        self.predict_button.enabled = False
         self._run(Job(steps, f"Predicting {image.name}", lambda u: None,
-                      lambda result: self._show(image, region, result.labels, result.proba)))
+                      lambda result: self._show(image, region, result.labels, result.proba),
+                      lambda: setattr(self.predict_button, "enabled", True)))
+
+    def to_grayscale(self, image: Image) -> Image:
+        """A grayscale copy of a colour image as a new layer ('<name> gray'), chosen and predicted."""
+        from skimage.color import rgb2gray
+
+        gray = self.viewer.add_image(rgb2gray(np.asarray(image.data)[..., :3]).astype(np.float32),
+                                     name=f"{image.name} gray", scale=image.scale[:-1] if image.data.ndim > 3
+                                     else image.scale, translate=image.translate)
+        self.reset_choices()
+        self.image_layer.value = gray
+        self.predict()
+        return gray
 
     def _show(self, image: Image, region: tuple, labels, proba) -> None:
         layer = show_prediction(self.viewer, image, labels, self.segmenter.class_names, region)
@@ -474,7 +495,12 @@ class SegNetWidget(QWidget):
         # object metrics: the prediction's instances against the truth's objects (its instance ids, or the
         # components of its classes: object_scores tells them apart)
         objects = object_scores(label_instances(pred), target, (0.5, 0.75))
-        self.show_scores(segmentation_scores(pred, target, n), objects)
+        painted = self.viewer.layers[name].metadata.get(PAINTED)
+        unpainted = np.ones(pred.shape, bool) if painted is None or painted.shape != pred.shape else ~painted
+        # pixel scores leave out the pixels the person painted: they are right by construction
+        self.show_scores(segmentation_scores(pred[unpainted], target[unpainted], n), objects)
+        self.eval_note.value = (f"pixel scores on the {int(unpainted.sum())} pixels you did not paint "
+                                f"({int((~unpainted).sum())} painted); object scores on the whole image")
 
     def show_scores(self, scores: dict, objects: list[dict] | None = None) -> None:
         """Fill the metrics table with ``scores`` (as :func:`segmentation_scores` returns them), then the object

@@ -106,7 +106,7 @@ class LiveMode:
         self.viewer.scene.camera.events.zoom.connect(self._update_view)
         self.viewer.dims.events.current_step.connect(self._update_view)
         self._update_view()
-        self.done, dock.job = False, self
+        self.done, dock.session.job = False, self
         self._start_worker()
         self.ui.live_status.value = "live: paint corrections; the model learns from them"
 
@@ -203,8 +203,10 @@ class LiveMode:
         self.session.view = ((self.image.name, self._slice()), (slice(lo[0], hi[0]), slice(lo[1], hi[1])))
 
     def _received(self, item) -> None:
+        if self.session is None:  # live mode has ended: a late update must not overwrite its last word
+            return
         if isinstance(item, TrainProgress):
-            self._status(f"live: burst {len(self.session.bursts) + 1 if self.session else '—'}, "
+            self._status(f"live: burst {len(self.session.bursts) + 1}, "
                          f"step {item.done}/{item.total}, loss {item.loss:.3f}")
         elif isinstance(item, BurstDone):
             self._status(f"live: burst {item.number} {'kept' if item.accepted else 'rejected by the guard'} "

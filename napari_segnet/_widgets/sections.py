@@ -27,6 +27,27 @@ DEFAULT = "default (pretrained nuclei U-Net)"
 REVIEW = ("regions I reviewed", "whole image")
 STARTS = ("from pretrained", "from scratch")
 
+#: What each architecture is, in a few words (the model list shows these; the value stays the registry name).
+ARCHITECTURES = {
+    "unet": "U-Net, small and fast (new models: start here)",
+    "unet_paper": "U-Net as in the 2015 paper (31 M weights, slow on a CPU)",
+    "fcn8s": "FCN-8s, VGG16 encoder (134 M weights, slow on a CPU)",
+    "fcn16s": "FCN-16s, VGG16 encoder (134 M weights)",
+    "fcn32s": "FCN-32s, VGG16 encoder (134 M weights, coarse)",
+    "fc_densenet56": "FC-DenseNet 56, 'Tiramisu' (1.4 M weights)",
+    "fc_densenet67": "FC-DenseNet 67 (3.5 M weights)",
+    "fc_densenet103": "FC-DenseNet 103 (9.3 M weights, slow)",
+}
+#: The losses in plain words.
+LOSS_NAMES = {
+    "border_ce": "cross-entropy, weighted at borders between objects (separates touching objects)",
+    "ce": "cross-entropy",
+    "balanced_ce": "cross-entropy balanced over classes (regions, rare classes)",
+    "dice": "Dice (overlap)",
+    "ce_dice": "cross-entropy + Dice",
+    "border_ce_dice": "border-weighted cross-entropy + Dice",
+}
+
 
 def project_section() -> SimpleNamespace:
     """The project folder: images, corrections and every model version, saved and restored."""
@@ -42,9 +63,10 @@ def project_section() -> SimpleNamespace:
 def model_section() -> SimpleNamespace:
     """Architecture with options and class names, load/save, versions, device."""
     w = SimpleNamespace(
-        architecture=ComboBox(label="architecture", choices=[DEFAULT, *list_models()], value=DEFAULT),
-        options=LineEdit(label="options", value="", tooltip="the architecture's options as name=value, "
-                                                            "comma-separated"),
+        architecture=ComboBox(label="architecture", value=DEFAULT, choices=[(DEFAULT, DEFAULT), *(
+            (f"{ARCHITECTURES.get(name, name)} [{name}]", name) for name in list_models())]),
+        options=LineEdit(label="size options", value="", tooltip="advanced: the network's size, e.g. depth=3, "
+                                                                 "base_filters=16 (filled in for each architecture)"),
         class_names=LineEdit(label="classes", value="background, nucleus",
                              tooltip="class names, comma-separated; the first is the background (0)"),
         start=ComboBox(label="start", choices=list(STARTS), value=STARTS[0],
@@ -127,13 +149,15 @@ def finetune_section() -> SimpleNamespace:
         separate=CheckBox(text="separate touching objects", value=True,
                           tooltip="on: the U-Net border weights (loss border_ce) for objects that touch, e.g. "
                                   "nuclei; off: class-balanced CE, better for regions such as tissue types"),
-        forest=CheckBox(text="learn from a pixel forest at first", value=False,
+        forest=CheckBox(text="also learn from a quick random-forest guess at first", value=False,
                         tooltip="while a random forest on the reviewed pixels scores better than the network, its "
                                 "confident labels on unreviewed pixels train the network too (¼ weight); on "
                                 "for new models"),
-        loss=ComboBox(label="loss", choices=list(LOSSES), value="border_ce"),
-        w0=FloatSpinBox(label="w0", value=10.0, min=0, max=100, step=1),
-        sigma=FloatSpinBox(label="σ (px)", value=5.0, min=0.5, max=50, step=0.5),
+        loss=ComboBox(label="loss", choices=[(LOSS_NAMES.get(n, n), n) for n in LOSSES], value="border_ce"),
+        w0=FloatSpinBox(label="border weight (w0)", value=10.0, min=0, max=100, step=1,
+                        tooltip="how much more the pixels between touching objects count (U-Net paper: 10)"),
+        sigma=FloatSpinBox(label="border width σ (px)", value=5.0, min=0.5, max=50, step=0.5,
+                           tooltip="how far from the objects the border weight reaches (U-Net paper: 5 px)"),
         steps=SpinBox(label="steps", value=0, min=0, max=100_000,
                       tooltip="optimisation steps; 0 = auto: 25 per 128² of reviewed pixels, 40 to 400"),
         lr=FloatSpinBox(label="learning rate", value=2e-4, min=1e-6, max=1.0, step=1e-4),
@@ -159,6 +183,7 @@ def evaluate_section() -> SimpleNamespace:
     w = SimpleNamespace(
         truth_layer=create_widget(annotation=Labels, label="ground truth"),
         eval_button=PushButton(text="Evaluate prediction"),
+        eval_note=Label(value=""),
     )
     w.box = Container(label="Evaluate", widgets=list(vars(w).values()))
     w.table = QTableWidget(0, 2)
