@@ -176,7 +176,18 @@ def version_scores(case: Case, seg, version: int) -> dict:
     return scores(case, [other.predict(im, channel_axis=axis) for im in case.held])
 
 
-def run(case: Case, rounds: int, seed: int, region: str) -> dict:
+def wait_for_bursts(app, dock, timeout=300.0) -> None:
+    """Live mode: process Qt events until the session has trained on every stroke and run its idle bursts."""
+    session, end = dock.live_mode.session, time.perf_counter() + timeout
+    while time.perf_counter() < end:
+        app.processEvents()
+        if session.strokes == session._trained_strokes and session._idle >= session.settings.idle_bursts:
+            return
+        time.sleep(0.01)
+    raise TimeoutError("live mode did not settle")
+
+
+def run(case: Case, rounds: int, seed: int, region: str, live: bool = False) -> dict:
     import napari
     import torch
 
@@ -216,15 +227,23 @@ def run(case: Case, rounds: int, seed: int, region: str) -> dict:
             box = worst_tile(np.asarray(labels.data), case.working_truth[i],
                              reviewed_mask(viewer, viewer.layers[layer_name], labels.data.shape))
         viewer.layers.selection.active = labels
-        dabs = paint_corrections(labels, case.working_truth[i], box)
         seg = dock.segmenter
         parent = seg.active_version
+        if live:
+            dock.live_toggle.value = True  # then paint: every stroke is learnt in bursts
+        dabs = paint_corrections(labels, case.working_truth[i], box)
         t0 = time.perf_counter()
-        dock.train_button.native.click()
-        wait(app, dock)
+        if live:
+            wait_for_bursts(app, dock)
+            dock.live_toggle.value = False  # the kept bursts become one version
+            dock.predict_button.native.click()
+            wait(app, dock)
+        else:
+            dock.train_button.native.click()
+            wait(app, dock)
         seconds = time.perf_counter() - t0
         newest = max(seg.metadata.version_ids)
-        accepted = seg.active_version == newest
+        accepted = seg.active_version == newest and newest != parent
         now = scores(case, held_out_through_dock(app, dock, viewer, case))
         other = version_scores(case, seg, parent if accepted else newest)
         new, old = (now, other) if accepted else (other, now)
@@ -246,13 +265,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--region", choices=("next", "worst"), default="next")
+    parser.add_argument("--live", action="store_true", help="live mode instead of Fine-tune")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     case = {"nuclei": nuclei_case, "scratch": scratch_case}[args.case]()
-    runs = [run(case, args.rounds, seed, args.region) for seed in range(args.seeds)]
-    record = {"benchmark": "dock_loop", "case": args.case, "region": args.region, "rounds": args.rounds,
+    runs = [run(case, args.rounds, seed, args.region, args.live) for seed in range(args.seeds)]
+    mode = "live" if args.live else "finetune"
+    record = {"benchmark": "dock_loop", "case": args.case, "region": args.region, "mode": mode, "rounds": args.rounds,
               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": _machine(), "runs": runs}
-    out = Path(args.out) if args.out else RESULTS / f"dock_loop_{args.case}_{args.region}.json"
+    out = Path(args.out) if args.out else RESULTS / f"dock_loop_{args.case}_{args.region}_{mode}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=1))
     print(f"wrote {out}")

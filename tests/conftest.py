@@ -1,6 +1,7 @@
 """Shared test helpers: tiny models with non-trivial BatchNorm statistics, test images, fine-tune helpers."""
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -62,6 +63,28 @@ def two_class_image(seed=0, size=64):
         labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = 1
     image = labels * 100.0 + rng.normal(0, 20, labels.shape)
     return image.astype(np.float32), labels
+
+
+#: What Python looks like in a message: a call ``rollback(1)``, a traceback, an object repr, a list or dict repr, an
+#: exception class name. No notification the dock shows may contain it (plain words for people).
+PYTHON = re.compile(r"\b[a-z_]\w*\([\w'\", .=]*\)|Traceback|File \"|<[\w.]+ object at|\[['\"]|\{['\"]|"
+                    r"\b\w+(Error|Exception)\b")
+
+
+@pytest.fixture(autouse=True)
+def plain_words(request):
+    """GUI tests: every notification shown during the test is in plain words (no Python, no traceback)."""
+    if request.node.get_closest_marker("gui") is None:
+        yield
+        return
+    from napari.utils.notifications import notification_manager
+
+    start = len(notification_manager.records)
+    yield
+    shown = [str(n.message) for n in notification_manager.records[start:]]
+    shown += list(request.node.funcargs.get("errors", []))
+    python = [m for m in shown if PYTHON.search(m)]
+    assert not python, f"notifications with Python in them: {python}"
 
 
 @pytest.fixture(autouse=True)

@@ -234,7 +234,8 @@ class SegNetWidget(QWidget):
                     show_prediction(self.viewer, image_layer, labels, names)
                 add_regions(reviewed_layer(self.viewer, image_layer, labels.ndim), project.regions(name))
                 self.training_set[name] = (image, labels, reviewed)
-        show_info(f"project {project.folder}: {len(project.names)} image(s), "
+        n = len(project.names)
+        show_info(f"project {project.folder}: {n} image{'' if n == 1 else 's'}, "
                   f"{'model version ' + str(model.active_version) if model else 'no model yet'}")
 
     def _save_correction(self, image: Image, data: np.ndarray, labels: np.ndarray, reviewed: np.ndarray) -> None:
