@@ -113,7 +113,7 @@ CHECKPOINTS = [
 CREATION = [
     ("one class", lambda s, t: Segmenter.create("unet", 1, 1), ValueError, "use num_classes=2"),
     ("unknown architecture", lambda s, t: Segmenter.create("segnet"), ValueError, "valid names: fc_densenet103"),
-    ("unknown option", lambda s, t: Segmenter.create("unet", widht=3), ValueError, "unknown option(s) ['widht']"),
+    ("unknown option", lambda s, t: Segmenter.create("unet", widht=3), ValueError, "unknown option widht for unet"),
     ("option of the wrong type", lambda s, t: Segmenter.create("unet", base_filters="four"), ValueError,
      "option base_filters of 'unet' must be int like its default 32, got 'four'"),
     ("float for an int option", lambda s, t: Segmenter.create("unet", depth=2.0), ValueError, "must be int"),

@@ -219,7 +219,7 @@ def test_architecture_options_from_the_dock(dock, errors):
     assert widget.segmenter.num_classes == 3 and widget.training_set == {}
     widget.options.value = "widht=2"
     widget.use_model()
-    assert "unknown option(s) ['widht']" in errors[-1]
+    assert "unknown option widht for fcn8s" in errors[-1]
     widget.options.value = "width"
     widget.use_model()
     assert "cannot read the option 'width'" in errors[-1]

@@ -154,8 +154,8 @@ class SegNetWidget(QWidget):
 
     def _show_model(self) -> None:
         """Model list, versions and legend of the session's active model."""
-        self.models.choices = [(self.session.model_label(m), m) for m in self.session.models]
         with self.models.changed.blocked():
+            self.models.choices = [(self.session.model_label(m), m) for m in self.session.models]
             self.models.value = self.segmenter
         self._refresh_versions()
         self.update_legend()

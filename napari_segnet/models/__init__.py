@@ -47,7 +47,8 @@ def build_model(name: str, in_channels: int = 1, num_classes: int = 2, **options
     valid = model_options(name)
     unknown = sorted(set(options) - set(valid))
     if unknown:
-        raise ValueError(f"unknown option(s) {unknown} for {name!r}; valid options: {sorted(valid)}")
+        raise ValueError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(map(str, unknown))} for "
+                         f"{name}; valid options: {', '.join(sorted(valid))}")
     for what, value in (("in_channels", in_channels), ("num_classes", num_classes)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{what} must be a positive integer, got {value!r}")
