@@ -63,7 +63,17 @@ def local_cluster(n_workers: int):
     environ = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in WORKER_ENV.items()}
     with dask.config.set({**environ, **QUIET_CONFIG}):
         return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                            silence_logs=logging.ERROR)
+                            silence_logs=logging.ERROR, preload=[__name__])  # dask_setup below, in each worker
+
+
+def dask_setup(worker) -> None:
+    """(Preload of the local workers, run in each worker process as it starts, restarts included.) Ignore
+    Ctrl-C: a terminal sends it to every process of the command, and each worker printed a KeyboardInterrupt
+    traceback; the command itself stops the work and closes the cluster, which ends the workers."""
+    import signal
+
+    if threading.current_thread() is threading.main_thread():  # the worker's event loop runs there
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def connect(spec: str, timeout: float = 10.0):

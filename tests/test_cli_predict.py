@@ -173,3 +173,16 @@ def test_every_command_has_help(capsys, command):
         main(capsys, command, "--help")
     assert stop.value.code == 0
     assert capsys.readouterr().out.startswith(f"usage: napari-segnet {command} ")
+
+
+def test_ctrl_c_during_a_cluster_run_is_one_message_and_closes_the_cluster(model, tmp_path):
+    """Ctrl-C in a terminal reaches every process of the group: the local workers printed KeyboardInterrupt
+    tracebacks. They ignore it now; the command says what happened, exits 130 and closes its cluster."""
+    seg, path = model
+    write_array(tmp_path / "big.zarr", smooth_image((1536, 1536)), "zarr", "yx")
+    status, err = interrupt(["predict", tmp_path / "big.zarr", "--model", path, "--out", tmp_path / "o", "--format",
+                             "zarr", "--cluster", "local:1", "--block", "96", "--tile", "48"], "| 1/", tmp_path,
+                            group=True)
+    assert status == 130 and "Traceback" not in err and "KeyboardInterrupt" not in err, err[-3000:]
+    assert "interrupted while predicting" in err and "0 predicted" in err
+    assert not (tmp_path / "o" / "big_labels.zarr").exists()
