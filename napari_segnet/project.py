@@ -6,12 +6,14 @@ import json
 import re
 import shutil
 import warnings
+import weakref
 from pathlib import Path
 
 import numpy as np
 import tifffile
 
 from ._validation import as_array, check_labels
+from .io import lockfile
 from .io.checkpoint import CheckpointError, load_checkpoint, read_metadata
 from .io.fileio import atomic_write
 from .io.metadata import now
@@ -22,6 +24,30 @@ LOG = "log.json"
 
 class ProjectSaveError(OSError):
     """Saving to the project folder failed (read-only or full disk); everything in memory is intact."""
+
+
+class ProjectInUseError(OSError):
+    """Another process (a second dock or ``napari-segnet train``) has the project folder open."""
+
+
+#: What a project folder holds; a non-empty folder with none of them is not a project and is not filled.
+MARKERS = (LOG, "images", "labels", "masks", "models")
+
+
+def _refuse_foreign(folder: Path) -> None:
+    """``ValueError`` if ``folder`` holds files but is not a project: it would be filled without asking."""
+    if not folder.is_dir() or any((folder / m).exists() for m in MARKERS):
+        return
+    visible = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    if visible:
+        raise ValueError(f"{folder} is not a napari-segnet project and not empty ({', '.join(visible[:3])}"
+                         f"{' …' if len(visible) > 3 else ''}): choose an empty folder or a project folder")
+
+
+def _save_error(path: Path, e: OSError) -> ProjectSaveError:
+    return ProjectSaveError(e.errno, f"could not save {path}: {e.strerror or e}. Nothing was lost: your images, "
+                            "corrections and model are still open; free space or choose another folder and save "
+                            "again")
 
 
 class Project:
@@ -38,10 +64,42 @@ class Project:
         self.folder = Path(folder)
         #: Problems met while opening (a damaged log or model file): what was kept and what was skipped.
         self.problems: list[str] = []
+        #: True when the folder refuses writes (read-only mount or permissions): it can be read, not saved to.
+        self.read_only = False
+        _refuse_foreign(self.folder)
+        self._guard(lambda: self.folder.mkdir(parents=True, exist_ok=True), self.folder)
+        self._lock = self._acquire()
         for sub in ("images", "labels", "masks", "models"):
             path = self.folder / sub
             self._guard(lambda p=path: p.mkdir(parents=True, exist_ok=True), path)
         self._log = self._read_log()
+
+    def _acquire(self):
+        """Lock the folder for this process (:mod:`~napari_segnet.io.lockfile`): a second process that opens it
+        gets :class:`ProjectInUseError`. A folder that refuses writes opens unlocked and read-only."""
+        try:
+            key = lockfile.acquire(self.folder)
+        except lockfile.FolderInUseError as e:
+            raise ProjectInUseError(e.errno, e.strerror) from e
+        except OSError as e:
+            if e.errno not in lockfile.READ_ONLY:
+                raise _save_error(self.folder, e) from e
+            self.read_only = True
+            self._warn(f"{self.folder} is read-only ({e.strerror}): it can be opened, but nothing can be saved "
+                       "there; choose another folder to save")
+            return None
+        return weakref.finalize(self, lockfile.release, key)
+
+    def close(self) -> None:
+        """Unlock the folder (also done when the Project is garbage-collected or the process ends)."""
+        if self._lock is not None:
+            self._lock()
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def _read_log(self) -> dict:
         """``log.json``, or a new log if there is none. A damaged one is copied aside (never overwritten
@@ -190,6 +248,4 @@ class Project:
         try:
             return action()
         except OSError as e:
-            raise ProjectSaveError(e.errno, f"could not save {path}: {e.strerror or e}. Nothing was lost: "
-                                   "your images, corrections and model are still open; free space or choose "
-                                   "another folder and save again") from e
+            raise _save_error(path, e) from e
