@@ -185,7 +185,11 @@ def test_a_read_only_folder_opens_read_only(tmp_path, monkeypatch):
             raise OSError(errno.EROFS, "Read-only file system", str(path))
         return real_open(path, flags, *args, **kwargs)
 
+    def no_mkdir(path, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
     monkeypatch.setattr(os_module, "open", read_only_mount)
+    monkeypatch.setattr(os_module, "mkdir", no_mkdir)
     with pytest.warns(RuntimeWarning, match="is read-only"):
         again = Project(tmp_path / "p")
     assert again.read_only and again.names == ["a"] and "read-only" in again.problems[0]
