@@ -216,3 +216,13 @@ def test_a_read_only_project_is_refused_before_training_unless_out(tmp_path, cap
     status, _, err = main(capsys, "train", "--project", tmp_path / "p", *TINY, "--steps", "2", "--out",
                           tmp_path / "m.safetensors")
     assert status == 0 and Segmenter.load(tmp_path / "m.safetensors").active_version == 1, err
+
+
+def test_a_truncated_compressed_label_file_is_one_message(tmp_path, capsys):
+    from test_cli_evaluate import truncate_compressed
+
+    images, labels = write_pairs(tmp_path)
+    truncate_compressed(labels / "cell1_labels.tif", two_class_image(seed=1)[1].astype(np.uint8))
+    status, _, err = main(capsys, "train", "--images", images, "--labels", labels, *TINY,
+                          "--out", tmp_path / "m.safetensors")
+    assert status == 2 and "labels: cannot read cell1_labels.tif as an image (" in err, err
