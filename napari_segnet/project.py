@@ -190,7 +190,7 @@ class Project:
         active = self._log.get("active_version")
         if active is None:
             return None
-        seg = Segmenter.load(self._model_path(active))
+        seg, active = self._load_active(active)
         for version in self._saved_versions():
             if version != active:
                 try:
@@ -198,6 +198,25 @@ class Project:
                 except CheckpointError as e:
                     self._warn(f"model version {version} could not be read and is skipped: {e}")
         return seg
+
+    def _load_active(self, active: int) -> tuple[Segmenter, int]:
+        """(segmenter, its version) of the log's active version; if that file is missing or damaged, of the
+        newest version that loads (reported in :attr:`problems`). ``CheckpointError`` if none does."""
+        try:
+            return Segmenter.load(self._model_path(active)), active
+        except (CheckpointError, TypeError, ValueError) as e:  # TypeError/ValueError: a hand-edited version
+            problem = e
+        for version in reversed([v for v in self._saved_versions() if v != active]):
+            try:
+                seg = Segmenter.load(self._model_path(version))
+            except CheckpointError:
+                continue
+            self._warn(f"the active model version {active} could not be read ({problem}); version {version}, the "
+                       "newest that could, is active instead")
+            return seg, version
+        raise CheckpointError(f"the project's active model version {active} could not be read ({problem}) and no "
+                              f"other saved version can be: train a new one (--model) or restore "
+                              f"{self.folder / 'models'}")
 
     def _saved_versions(self) -> list[int]:
         """Version numbers of the readable model files in ``models/``, sorted."""

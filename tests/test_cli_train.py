@@ -226,3 +226,13 @@ def test_a_truncated_compressed_label_file_is_one_message(tmp_path, capsys):
     status, _, err = main(capsys, "train", "--images", images, "--labels", labels, *TINY,
                           "--out", tmp_path / "m.safetensors")
     assert status == 2 and "labels: cannot read cell1_labels.tif as an image (" in err, err
+
+
+def test_a_project_whose_model_files_are_damaged_is_one_message(tmp_path, capsys):
+    project_with_corrections(tmp_path / "p")
+    with Project(tmp_path / "p") as project:
+        project.save_model(Segmenter.create("unet", 1, 2, base_filters=4, depth=2))
+    model = tmp_path / "p" / "models" / "v0000.safetensors"
+    model.write_bytes(model.read_bytes()[:-64])  # a copy that broke off
+    status, _, err = main(capsys, "train", "--project", tmp_path / "p", "--steps", "2")
+    assert status == 2 and "the project's active model version 0 could not be read" in err, err

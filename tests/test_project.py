@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import FAST, run, tiny_segmenter, two_class_image
+from conftest import FAST, run, same_state, state, tiny_segmenter, two_class_image
 
 from napari_segnet.io import checkpoint
 from napari_segnet.project import Project, ProjectSaveError
@@ -195,3 +195,44 @@ def test_a_read_only_folder_opens_read_only(tmp_path, monkeypatch):
     assert again.read_only and again.names == ["a"] and "read-only" in again.problems[0]
     with pytest.raises(ProjectSaveError, match="Read-only file system. Nothing was lost"):
         again.add_image("b", np.zeros((4, 4)))
+
+
+def two_versions(folder):
+    """A project whose log's active model is version 1, with version 0 saved too."""
+    seg = tiny_segmenter(num_classes=2)
+    image, labels = two_class_image()
+    run(seg.finetune([image], [labels], **{**FAST, "steps": 2}, accept_worse=True))
+    project = Project(folder)
+    project.save_model(seg)
+    project.close()
+    return seg
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated"])
+def test_a_log_naming_a_missing_or_truncated_model_falls_back_to_the_newest_readable(tmp_path, damage):
+    seg = two_versions(tmp_path / "p")
+    active = tmp_path / "p" / "models" / "v0001.safetensors"
+    active.unlink() if damage == "missing" else active.write_bytes(active.read_bytes()[:-100])
+    project = Project(tmp_path / "p")
+    with pytest.warns(RuntimeWarning, match="active model version 1 could not be read .*version 0, the newest"):
+        restored = project.load_model()
+    assert restored.active_version == 0 and same_state(state(restored), seg.weights(0))
+    (tmp_path / "p" / "models" / "v0000.safetensors").write_bytes(b"")
+    with pytest.raises(checkpoint.CheckpointError, match="active model version 1 could not be read .* and no "
+                                                         "other saved version can be"):
+        Project(tmp_path / "p").load_model()
+
+
+def test_save_model_on_a_full_disk_raises_project_save_error(tmp_path, monkeypatch):
+    import errno
+
+    seg = tiny_segmenter(num_classes=2)
+    project = Project(tmp_path / "p")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "save_file", full)
+    with pytest.raises(ProjectSaveError, match="No space left on device. Nothing was lost"):
+        project.save_model(seg)
+    assert list((tmp_path / "p" / "models").iterdir()) == []

@@ -244,7 +244,12 @@ def _model(args, labels: list, project):
 
     spec = args.model
     if spec is None:
-        return (project.load_model() if project is not None else None) or Segmenter.default()
+        from ..io.checkpoint import CheckpointError
+
+        try:
+            return (project.load_model() if project is not None else None) or Segmenter.default()
+        except CheckpointError as e:  # its model files are missing or damaged
+            raise UsageError(str(e)) from e
     if _is_new(args):
         import numpy as np
         import torch
