@@ -3,7 +3,8 @@
 Exit status: 0 the new version is active in the saved model; 3 training finished but the guard kept the new
 version inactive (it scored a lower mean IU than its parent; it is saved beside the model, see the message);
 1 training failed (diverged); 2 a usage error; 130 interrupted (nothing saved). Under ``torchrun`` every rank
-trains (DistributedDataParallel) and only rank 0 reads out progress and writes files.
+trains (DistributedDataParallel) and only rank 0 reads out progress and writes files; there 3 becomes 0 (torchrun
+reports any other status as a crash), and the message says so.
 """
 
 from __future__ import annotations
