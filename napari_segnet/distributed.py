@@ -260,9 +260,31 @@ def _gather(client, futures: list, progress, done: int, total: int) -> list:
             if progress is not None:
                 progress(done + len(results), total)
     except BaseException:
-        client.cancel(futures)
+        _stop(client, futures)
         raise
     return [results[i] for i in range(len(futures))]
+
+
+def _stop(client, futures: list, wait: float = 60.0) -> None:
+    """Cancel ``futures`` and wait (at most ``wait`` s) until no worker still runs one: dask cannot stop a
+    running task, and the temporary output it writes into must outlive it (after Ctrl-C a block that went on
+    wrote into the removed folder, and its worker logged the FileNotFoundError with a traceback)."""
+    keys = {f.key for f in futures}
+    client.cancel(futures)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            running = client.run(_running_keys)
+        except Exception:  # noqa: BLE001 - a cluster that is gone runs nothing
+            return
+        if not keys.intersection(*running.values()):
+            return
+        time.sleep(0.1)
+
+
+def _running_keys(dask_worker) -> list:
+    """(On a worker.) The keys of the tasks it is running, cancelled ones included."""
+    return [ts.key for ts in dask_worker.state.tasks.values() if ts.state in ("executing", "long-running", "cancelled")]
 
 
 def _checkpoint_bytes(seg) -> bytes:
