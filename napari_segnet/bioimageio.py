@@ -309,26 +309,53 @@ def _zip(target: str, files: dict[str, bytes]) -> None:
 @contextlib.contextmanager
 def package_checkpoint(path: str | os.PathLike) -> Iterator[Path]:
     """The napari-segnet checkpoint inside a bioimage.io package we exported, extracted to a temporary file
-    (checked against the package's sha256). ``CheckpointError`` saying what is supported for other packages."""
+    (checked against the package's sha256). ``CheckpointError`` saying what is supported for other packages,
+    and for an rdf.yaml of the wrong shape (YAML aliases, a list where a mapping belongs…)."""
     path = Path(path)
     with zipfile.ZipFile(path) as z:
-        try:
-            rdf = yaml.safe_load(z.read("rdf.yaml"))
-        except (KeyError, yaml.YAMLError) as e:
-            raise CheckpointError(f"{path.name} is a zip file but not a bioimage.io model package (no readable "
-                                  "rdf.yaml)") from e
-        config = (rdf.get("config") or {}).get(CONFIG_KEY) if isinstance(rdf, dict) else None
-        if not config or config.get("checkpoint") not in z.namelist():
+        rdf = _read_rdf(z, path.name)
+        config = rdf.get("config")
+        config = config.get(CONFIG_KEY) if isinstance(config, dict) else None
+        checkpoint = config.get("checkpoint") if isinstance(config, dict) else None
+        if not isinstance(checkpoint, str) or checkpoint not in z.namelist():
+            name = rdf.get("name")
             raise CheckpointError(
-                f"{path.name} is a bioimage.io package ('{rdf.get('name', '?') if isinstance(rdf, dict) else '?'}')"
-                " that napari-segnet did not export; napari-segnet loads its own checkpoints (.safetensors) and "
-                "the bioimage.io packages it exported (they carry that checkpoint). Run other bioimage.io models "
-                "with bioimageio.core, or their own napari plugin")
-        data = z.read(config["checkpoint"])
-    expected = {a.get("source"): a.get("sha256") for a in rdf.get("attachments", []) if isinstance(a, dict)}
-    if expected.get(config["checkpoint"]) not in (None, hashlib.sha256(data).hexdigest()):
+                f"{path.name} is a bioimage.io package ('{name[:80] if isinstance(name, str) else '?'}') that "
+                "napari-segnet did not export; napari-segnet loads its own checkpoints (.safetensors) and the "
+                "bioimage.io packages it exported (they carry that checkpoint). Run other bioimage.io models with "
+                "bioimageio.core, or their own napari plugin")
+        data = z.read(checkpoint)
+    attachments = rdf.get("attachments", [])
+    if not isinstance(attachments, list):
+        raise CheckpointError(f"{path.name}: rdf.yaml's attachments must be a list, not "
+                              f"{type(attachments).__name__} (damaged package)")
+    expected = {a.get("source"): a.get("sha256") for a in attachments if isinstance(a, dict)}
+    if expected.get(checkpoint) not in (None, hashlib.sha256(data).hexdigest()):
         raise CheckpointError(f"{path.name}: the checkpoint inside does not match its sha256 (damaged package)")
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(tmp) / CHECKPOINT
         target.write_bytes(data)
         yield target
+
+
+class NoAliasLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader that refuses aliases (``*name``): a few hundred bytes of nested aliases ("billion
+    laughs") make an object that formatting or walking expands to gigabytes. rdf.yaml files never need them."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "YAML aliases (*name) are not accepted here",
+                                              self.peek_event().start_mark)
+        return super().compose_node(parent, index)
+
+
+def _read_rdf(z: zipfile.ZipFile, name: str) -> dict:
+    """The package's rdf.yaml as a dict (:class:`NoAliasLoader`); ``CheckpointError`` for anything else."""
+    try:
+        rdf = yaml.load(z.read("rdf.yaml"), Loader=NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except (KeyError, yaml.YAMLError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{name} is a zip file but not a bioimage.io model package (no readable rdf.yaml: "
+                              f"{str(e)[:200]})") from e
+    if not isinstance(rdf, dict):
+        raise CheckpointError(f"{name}: its rdf.yaml is a {type(rdf).__name__}, not a mapping (damaged package)")
+    return rdf

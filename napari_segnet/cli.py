@@ -61,7 +61,22 @@ def main(argv: list[str] | None = None) -> int:
         from .commands import run_command
 
         return run_command(argv)
+    if argv and _looks_like_a_command(argv[0]):
+        import difflib
+
+        close = difflib.get_close_matches(argv[0], COMMANDS, n=1)
+        print(f"napari-segnet: unknown command {argv[0]!r}{f' (did you mean {close[0]!r}?)' if close else ''}; "
+              f"the commands are {', '.join(COMMANDS)} (napari-segnet --help). To open an image file of that "
+              f"name, give its path: ./{argv[0]}", file=sys.stderr)
+        return 2
     return launcher(argv)
+
+
+def _looks_like_a_command(word: str) -> bool:
+    """A bare word that names no file: a misspelt command (``prdict``), not an image the launcher could open."""
+    import os
+
+    return word.isidentifier() and not os.path.exists(word)
 
 
 def launcher(argv: list[str]) -> int:

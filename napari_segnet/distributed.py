@@ -4,10 +4,12 @@ The output is cut into blocks of whole tiles of the whole-image tiling (``tiling
 multiples of the tile step and start on tile starts), one block per output zarr chunk. Each task predicts one
 block with ``Segmenter.predict_steps(region=…)``: the very tiles a whole-image pass runs there, each reading its
 mirrored context from the input, normalised with the whole image's parameters (computed once, on the client).
-So the result is identical, and workers never write the same chunk. The model travels once: its checkpoint
-bytes are scattered to every worker (``broadcast=True``) and each worker process loads it once into a
-module-level cache. Nothing is gathered on the client but a few numbers per block. Outputs go to a temporary
-folder that replaces the target only when every block is written.
+So the result is identical, and workers never write the same chunk. The model travels as the result of a task
+whose input is its checkpoint bytes (not ``client.scatter``: scattered data dies with the worker that holds it
+and dask cannot make it again, so a killed worker lost the whole job); each worker process loads it once into a
+module-level cache. Every task input can so be recomputed, and when a worker dies dask reruns its tasks on
+another (or on the one its nanny restarts). Nothing is gathered on the client but a few numbers per block.
+Outputs go to a temporary folder that replaces the target only when every block is written.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
@@ -60,7 +63,17 @@ def local_cluster(n_workers: int):
     environ = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in WORKER_ENV.items()}
     with dask.config.set({**environ, **QUIET_CONFIG}):
         return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                            silence_logs=logging.ERROR)
+                            silence_logs=logging.ERROR, preload=[__name__])  # dask_setup below, in each worker
+
+
+def dask_setup(worker) -> None:
+    """(Preload of the local workers, run in each worker process as it starts, restarts included.) Ignore
+    Ctrl-C: a terminal sends it to every process of the command, and each worker printed a KeyboardInterrupt
+    traceback; the command itself stops the work and closes the cluster, which ends the workers."""
+    import signal
+
+    if threading.current_thread() is threading.main_thread():  # the worker's event loop runs there
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def connect(spec: str, timeout: float = 10.0):
@@ -77,10 +90,39 @@ def connect(spec: str, timeout: float = 10.0):
         return Client(local_cluster(int(n)))
     address = spec if "://" in spec else f"tcp://{spec}"
     try:
+        probe(address, timeout)
         return Client(address, timeout=timeout)
+    except NotAScheduler:
+        raise
     except OSError as e:  # includes TimeoutError
-        raise ConnectionError(f"no dask scheduler answered at {address} within {timeout:g} s ({e}); start one "
-                              "(`dask scheduler`, dask-jobqueue, dask-kubernetes) or use local:N") from e
+        raise ConnectionError(f"no dask scheduler answered at {address} within {timeout:g} s ({e or 'silence'}); "
+                              "start one (`dask scheduler`, dask-jobqueue, dask-kubernetes) or use local:N") from e
+
+
+class NotAScheduler(ConnectionError):
+    """Something answered at the address, but not dask's protocol."""
+
+
+def probe(address: str, timeout: float) -> None:
+    """Connect to ``address`` and exchange dask's handshake, all within ``timeout`` seconds (dask bounds only
+    the connection: a server that accepts and never answers held ``Client`` for minutes). ``TimeoutError`` or
+    ``OSError`` if nothing answers in time, :class:`NotAScheduler` if something answers that is not a dask
+    scheduler (its garbage once made dask allocate 3 EiB)."""
+    import asyncio
+
+    from distributed.comm import connect as comm_connect
+
+    async def handshake():
+        comm = await comm_connect(address, timeout=timeout)
+        await comm.close()
+
+    try:
+        asyncio.run(asyncio.wait_for(handshake(), timeout))
+    except (OSError, asyncio.TimeoutError):
+        raise
+    except Exception as e:  # noqa: BLE001 - whatever dask's protocol makes of garbage (ValueError, MemoryError…)
+        raise NotAScheduler(f"{address} answered, but not as a dask scheduler ({type(e).__name__}: {e}); "
+                              "check the address and port") from e
 
 
 def close(client) -> None:
@@ -174,20 +216,35 @@ class _Job:
         """Run every block on the cluster (then, for instances, the merge and a relabelling pass); raise the
         first block's error (after cancelling the rest). Returns one report per block, in block order."""
         data = _checkpoint_bytes(self.seg)
-        model = client.scatter(data, broadcast=True, hash=False)  # once per worker, not once per task
+        digest = hashlib.sha256(data).hexdigest()
+        model = recomputable(client, data, f"napari-segnet-model-{digest}")
         total = len(self.blocks) * (2 if "instances" in paths else 1)
-        futures = client.map(_predict_block, self.blocks, model=model, digest=hashlib.sha256(data).hexdigest(),
+        futures = client.map(_predict_block, self.blocks, model=model, digest=digest,
                              source=str(self.source), channel_axis=self.channel_axis, norm=self.norm,
                              steps=self.steps, paths=paths, stacked=self.stacked, device=self.device,
                              max_context=self.max_context, width=self.spatial[-1], tta=self.tta, pure=False)
         reports = _gather(client, futures, progress, 0, total)
         if "instances" in paths:
             offsets, table = merge_table([r.pop("objects") for r in reports])
-            shared = client.scatter(table, broadcast=True, hash=False)
+            shared = recomputable(client, table, f"napari-segnet-table-{hashlib.sha256(table).hexdigest()}")
             futures = client.map(_relabel_block, self.blocks, offsets, table=shared, path=paths["instances"],
                                  stacked=self.stacked, pure=False)
             _gather(client, futures, progress, len(self.blocks), total)
         return reports
+
+
+def recomputable(client, value, key: str):
+    """A future of ``value`` that dask can make again: the result of a task that returns it, the value being
+    part of the task (kept by the scheduler). Tasks that take it fetch it from a worker that holds it; if that
+    worker dies, the scheduler reruns the task. ``key`` names it (the same key: the same task, sent once)."""
+    with warnings.catch_warnings():  # a big model is a big task: "Sending large graph" says nothing to a user
+        warnings.filterwarnings("ignore", message=".*large graph", category=UserWarning)
+        return client.submit(_itself, value, key=key, pure=False)
+
+
+def _itself(value):
+    """(On a worker.) ``value`` as it came: the task behind :func:`recomputable`."""
+    return value
 
 
 def _gather(client, futures: list, progress, done: int, total: int) -> list:
@@ -203,9 +260,31 @@ def _gather(client, futures: list, progress, done: int, total: int) -> list:
             if progress is not None:
                 progress(done + len(results), total)
     except BaseException:
-        client.cancel(futures)
+        _stop(client, futures)
         raise
     return [results[i] for i in range(len(futures))]
+
+
+def _stop(client, futures: list, wait: float = 60.0) -> None:
+    """Cancel ``futures`` and wait (at most ``wait`` s) until no worker still runs one: dask cannot stop a
+    running task, and the temporary output it writes into must outlive it (after Ctrl-C a block that went on
+    wrote into the removed folder, and its worker logged the FileNotFoundError with a traceback)."""
+    keys = {f.key for f in futures}
+    client.cancel(futures)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            running = client.run(_running_keys)
+        except Exception:  # noqa: BLE001 - a cluster that is gone runs nothing
+            return
+        if not keys.intersection(*running.values()):
+            return
+        time.sleep(0.1)
+
+
+def _running_keys(dask_worker) -> list:
+    """(On a worker.) The keys of the tasks it is running, cancelled ones included."""
+    return [ts.key for ts in dask_worker.state.tasks.values() if ts.state in ("executing", "long-running", "cancelled")]
 
 
 def _checkpoint_bytes(seg) -> bytes:

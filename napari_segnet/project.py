@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import warnings
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import tifffile
 
 from ._validation import as_array, check_labels
 from .engine.regions import Region
+from .io import lockfile
 from .io.checkpoint import CheckpointError, load_checkpoint, read_metadata
 from .io.fileio import atomic_write
 from .io.metadata import now
@@ -24,6 +26,30 @@ LOG = "log.json"
 
 class ProjectSaveError(OSError):
     """Saving to the project folder failed (read-only or full disk); everything in memory is intact."""
+
+
+class ProjectInUseError(OSError):
+    """Another process (a second dock or ``napari-segnet train``) has the project folder open."""
+
+
+#: What a project folder holds; a non-empty folder with none of them is not a project and is not filled.
+MARKERS = (LOG, "images", "labels", "masks", "models")
+
+
+def _refuse_foreign(folder: Path) -> None:
+    """``ValueError`` if ``folder`` holds files but is not a project: it would be filled without asking."""
+    if not folder.is_dir() or any((folder / m).exists() for m in MARKERS):
+        return
+    visible = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    if visible:
+        raise ValueError(f"{folder} is not a napari-segnet project and not empty ({', '.join(visible[:3])}"
+                         f"{' …' if len(visible) > 3 else ''}): choose an empty folder or a project folder")
+
+
+def _save_error(path: Path, e: OSError) -> ProjectSaveError:
+    return ProjectSaveError(e.errno, f"could not save {path}: {e.strerror or e}. Nothing was lost: your images, "
+                            "corrections and model are still open; free space or choose another folder and save "
+                            "again")
 
 
 class Project:
@@ -40,10 +66,42 @@ class Project:
         self.folder = Path(folder)
         #: Problems met while opening (a damaged log or model file): what was kept and what was skipped.
         self.problems: list[str] = []
+        #: True when the folder refuses writes (read-only mount or permissions): it can be read, not saved to.
+        self.read_only = False
+        _refuse_foreign(self.folder)
+        self._guard(lambda: self.folder.mkdir(parents=True, exist_ok=True), self.folder)
+        self._lock = self._acquire()
         for sub in ("images", "labels", "masks", "models"):
             path = self.folder / sub
             self._guard(lambda p=path: p.mkdir(parents=True, exist_ok=True), path)
         self._log = self._read_log()
+
+    def _acquire(self):
+        """Lock the folder for this process (:mod:`~napari_segnet.io.lockfile`): a second process that opens it
+        gets :class:`ProjectInUseError`. A folder that refuses writes opens unlocked and read-only."""
+        try:
+            key = lockfile.acquire(self.folder)
+        except lockfile.FolderInUseError as e:
+            raise ProjectInUseError(e.errno, e.strerror) from e
+        except OSError as e:
+            if e.errno not in lockfile.READ_ONLY:
+                raise _save_error(self.folder, e) from e
+            self.read_only = True
+            self._warn(f"{self.folder} is read-only ({e.strerror}): it can be opened, but nothing can be saved "
+                       "there; choose another folder to save")
+            return None
+        return weakref.finalize(self, lockfile.release, key)
+
+    def close(self) -> None:
+        """Unlock the folder (also done when the Project is garbage-collected or the process ends)."""
+        if self._lock is not None:
+            self._lock()
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def _read_log(self) -> dict:
         """``log.json``, or a new log if there is none. A damaged one is copied aside (never overwritten
@@ -155,7 +213,7 @@ class Project:
         active = self._log.get("active_version")
         if active is None:
             return None
-        seg = Segmenter.load(self._model_path(active))
+        seg, active = self._load_active(active)
         for version in self._saved_versions():
             if version != active:
                 try:
@@ -163,6 +221,25 @@ class Project:
                 except CheckpointError as e:
                     self._warn(f"model version {version} could not be read and is skipped: {e}")
         return seg
+
+    def _load_active(self, active: int) -> tuple[Segmenter, int]:
+        """(segmenter, its version) of the log's active version; if that file is missing or damaged, of the
+        newest version that loads (reported in :attr:`problems`). ``CheckpointError`` if none does."""
+        try:
+            return Segmenter.load(self._model_path(active)), active
+        except (CheckpointError, TypeError, ValueError) as e:  # TypeError/ValueError: a hand-edited version
+            problem = e
+        for version in reversed([v for v in self._saved_versions() if v != active]):
+            try:
+                seg = Segmenter.load(self._model_path(version))
+            except CheckpointError:
+                continue
+            self._warn(f"the active model version {active} could not be read ({problem}); version {version}, the "
+                       "newest that could, is active instead")
+            return seg, version
+        raise CheckpointError(f"the project's active model version {active} could not be read ({problem}) and no "
+                              f"other saved version can be: train a new one (--model) or restore "
+                              f"{self.folder / 'models'}")
 
     def _saved_versions(self) -> list[int]:
         """Version numbers of the readable model files in ``models/``, sorted."""
@@ -213,6 +290,4 @@ class Project:
         try:
             return action()
         except OSError as e:
-            raise ProjectSaveError(e.errno, f"could not save {path}: {e.strerror or e}. Nothing was lost: "
-                                   "your images, corrections and model are still open; free space or choose "
-                                   "another folder and save again") from e
+            raise _save_error(path, e) from e

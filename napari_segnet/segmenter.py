@@ -21,7 +21,7 @@ from .engine.scale import recorded_diameter, spatial_shape, zoom_factor, zoom_im
 from .engine.tiling import DEFAULT_MAX_CONTEXT, PredictionResult, Region, TileProgress, predict_tiled
 from .engine.training import TrainProgress, TrainResult, TrainSettings, finetune_net
 from .engine.training_set import check_validation, crop_to_reviewed, split_held_out, training_planes
-from .io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .io.checkpoint import load_network, save_checkpoint
 from .io.metadata import ModelMetadata, Version
 from .models import SegmentationNet, build_model, model_options
 from .models.base import cpu_state, fold_batchnorm
@@ -102,19 +102,7 @@ class Segmenter:
 
             with package_checkpoint(path) as checkpoint:
                 return cls.load(checkpoint)
-        state, meta = load_checkpoint(path)
-        try:
-            seg = cls(build_model(meta.architecture, meta.in_channels, meta.num_classes, **meta.options), meta)
-        except (TypeError, ValueError) as e:
-            raise CheckpointError(f"{Path(path).name} describes a model this version cannot build: {e}") from e
-        expected = seg.net.state_dict()
-        wrong = sorted(k for k in expected if k not in state or state[k].shape != expected[k].shape)
-        extra = sorted(set(state) - set(expected))
-        if wrong or extra:
-            raise CheckpointError(f"{Path(path).name} does not fit a {meta.architecture} network: "
-                                  f"missing or misshapen {wrong[:3]}, unexpected {extra[:3]}")
-        seg.net.load_state_dict(state)
-        return seg
+        return cls(*load_network(path))  # the file's tensors checked against its metadata before building
 
     def save(self, path: str | os.PathLike, version: int | None = None) -> Path:
         """Write the weights of ``version`` (default: the active one) and the metadata to ``path`` (a

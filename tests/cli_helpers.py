@@ -42,12 +42,13 @@ def child_env() -> dict:
             "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
-def interrupt(argv: list, marker: str, cwd: Path, timeout: float = 120) -> tuple[int, str]:
+def interrupt(argv: list, marker: str, cwd: Path, timeout: float = 120, group: bool = False) -> tuple[int, str]:
     """Start ``python -m napari_segnet argv…``, send SIGINT (Ctrl-C) once ``marker`` appeared on its stderr;
-    (exit status, stderr)."""
+    (exit status, stderr). ``group``: as a terminal does, to the child and every process it started (its own
+    process group), and fail if any of them outlives it by 10 s."""
     # a shell runs background jobs with SIGINT ignored, and children inherit that: give Ctrl-C back to the child
     proc = subprocess.Popen([sys.executable, "-m", "napari_segnet", *map(str, argv)], cwd=cwd, env=child_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=group,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     err, deadline = b"", time.monotonic() + timeout
     os.set_blocking(proc.stderr.fileno(), False)
@@ -57,13 +58,28 @@ def interrupt(argv: list, marker: str, cwd: Path, timeout: float = 120) -> tuple
             raise AssertionError(f"{marker!r} never appeared: {err.decode()[-2000:]}")
         err += proc.stderr.read() or b""
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT) if group else proc.send_signal(signal.SIGINT)
     try:
         proc.wait(timeout=60)
     finally:
         proc.kill()
     os.set_blocking(proc.stderr.fileno(), True)
-    return proc.returncode, (err + proc.stderr.read()).decode()
+    err += proc.stderr.read()
+    if group:
+        _expect_group_gone(proc.pid)
+    return proc.returncode, err.decode()
+
+
+def _expect_group_gone(pgid: int, wait: float = 10) -> None:
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.killpg(pgid, signal.SIGKILL)
+    raise AssertionError(f"processes of the interrupted command outlived it by {wait:g} s")
 
 
 def write_pairs(folder: Path, n: int = 2, size: int = 64, label_suffix: str = "_labels") -> tuple[Path, Path]:

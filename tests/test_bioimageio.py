@@ -153,3 +153,32 @@ def test_a_zip_that_is_no_package_and_a_damaged_package_are_refused(tmp_path, un
     files[bioimageio.CHECKPOINT] = files[bioimageio.CHECKPOINT][:-8] + b"\0" * 8
     with pytest.raises(CheckpointError, match="does not match its sha256"):
         Segmenter.load(_zip(tmp_path / "damaged.zip", files))
+
+
+BILLION_LAUGHS = "name: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 10)) + "x: {name: *a9}\n"
+
+
+def test_yaml_aliases_in_rdf_yaml_are_refused_before_anything_expands_them(tmp_path):
+    """A 600-byte rdf.yaml of nested aliases is 10⁹ strings once formatted (the message quoted its name)."""
+    rdf = BILLION_LAUGHS.replace("x: {name: *a9}\n", "config: {}\nfoo: *a9\n").replace("name: &a0", "lol: &a0")
+    for text in (BILLION_LAUGHS.replace("x: {name: *a9}", "dummy: 1").replace("a9: &a9", "name: &a9"), rdf):
+        assert len(text) < 1000
+        with pytest.raises(CheckpointError, match="not a bioimage.io model package .*aliases"):
+            Segmenter.load(_zip(tmp_path / "laughs.zip", {"rdf.yaml": text}))
+
+
+@pytest.mark.parametrize("rdf, message", [
+    ("[1, 2]", "its rdf.yaml is a list, not a mapping"),
+    ("config: [1, 2]\nname: x", r"\('x'\) that napari-segnet did not export"),
+    ("config: {napari-segnet: 7}", "did not export"),
+    ("config: {napari-segnet: {checkpoint: [a]}}", "did not export"),
+    ("name: {a: 1}\nconfig: {napari-segnet: {checkpoint: napari_segnet.safetensors}}\nattachments: 3",
+     "attachments must be a list, not int"),
+    ("key: [unclosed", "no readable rdf.yaml"),
+    ("", "its rdf.yaml is a NoneType, not a mapping"),
+])
+def test_an_rdf_yaml_of_odd_shapes_is_a_checkpoint_error(tmp_path, rdf, message):
+    files = {"rdf.yaml": rdf.encode("latin-1"), bioimageio.CHECKPOINT: b"x"}
+    with pytest.raises(CheckpointError, match=message):
+        Segmenter.load(_zip(tmp_path / "odd.zip", files))

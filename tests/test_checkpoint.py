@@ -114,3 +114,59 @@ def test_a_killed_save_leaves_no_lasting_debris(tmp_path):
     os.utime(other, (time.time() - 3600,) * 2)
     seg.save(tmp_path / "m.safetensors")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name, "m.safetensors"])
+
+
+def test_a_small_file_describing_a_huge_network_is_refused_before_it_is_built(tmp_path):
+    """The metadata of a 1 MB file said: a U-Net of 3000 base filters, 68 G parameters (273 GB). The loader
+    built it, then compared tensors. The description is now checked against the tensors on torch's meta device
+    first. Run in a child limited to 6 GiB of address space, so that a regression fails instead of swapping."""
+    import subprocess
+    import sys
+
+    from cli_helpers import child_env
+
+    seg = tiny_segmenter()
+    lie = replace(seg.metadata, options={"base_filters": 3000, "depth": 4})
+    path = checkpoint.save_checkpoint(tmp_path / "lie", seg.net.state_dict(), lie)
+    assert path.stat().st_size < 2**20
+    code = ("import resource, sys, time; resource.setrlimit(resource.RLIMIT_AS, (6 * 2**30, 6 * 2**30)); "
+            "from napari_segnet.segmenter import Segmenter; start = time.perf_counter()\n"
+            "try:\n    Segmenter.load(sys.argv[1])\n"
+            "except BaseException as e:\n    print(type(e).__name__, e, f'{time.perf_counter() - start:.3f}')")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], env=child_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert done.stdout.startswith("CheckpointError lie.safetensors does not fit a unet network: its metadata "
+                                  "describes 68,167,185,021 numbers, its tensors hold "), done.stdout + done.stderr
+    assert float(done.stdout.split()[-1]) < 1.0  # seconds: nothing was allocated
+
+
+def test_a_save_killed_inside_safetensors_leaves_nothing_that_lasts(tmp_path):
+    """safetensors writes its own .tmpXXXXXX beside the file it is asked for, then renames it: a save killed
+    with kill -9 left that file, which no cleanup recognised. The save now happens inside a temporary folder
+    named after the target, which the next save of that target removes once it is stale."""
+    import signal
+    import subprocess
+    import sys
+
+    from cli_helpers import child_env
+
+    code = ("import sys, torch; from napari_segnet.io import checkpoint; from conftest import tiny_segmenter\n"
+            "seg = tiny_segmenter()\n"
+            "while True:\n    checkpoint.save_checkpoint(sys.argv[1], {'w': torch.zeros(2**28, dtype=torch.uint8)}, "
+            "seg.metadata)")
+    env = {**child_env(), "PYTHONPATH": f"{os.path.dirname(__file__)}{os.pathsep}{child_env()['PYTHONPATH']}"}
+    child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "m.safetensors")], env=env)
+    deadline = time.monotonic() + 120
+    try:
+        while not any(p.name.startswith(".tmp") or (p.is_dir() and any(p.iterdir())) for p in tmp_path.iterdir()):
+            assert time.monotonic() < deadline and child.poll() is None, "the child never wrote"
+            time.sleep(0.002)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    debris = sorted(p.name for p in tmp_path.iterdir() if p.name != "m.safetensors")
+    assert debris and all(n.startswith(".m.safetensors.") and n.endswith(".tmp") for n in debris), debris
+    for p in tmp_path.rglob("*"):  # an hour later
+        os.utime(p, (time.time() - 3600,) * 2)
+    tiny_segmenter().save(tmp_path / "m.safetensors")
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]

@@ -88,3 +88,19 @@ def test_bad_evaluations(tmp_path, capsys, case, message):
         args = [tmp_path / "nope", tmp_path / "gt"]
     status, out, err = main(capsys, "evaluate", *args)
     assert status == 2 and err.startswith("napari-segnet evaluate: error: ") and message in err, err
+
+
+def truncate_compressed(path, array):
+    """``array`` as a zlib-compressed TIFF at ``path``, cut 30 bytes short of its end (a copy that broke off)."""
+    tifffile.imwrite(path, array, compression="zlib")
+    path.write_bytes(path.read_bytes()[:-30])
+
+
+def test_a_truncated_compressed_prediction_is_one_message(tmp_path, capsys):
+    """imagecodecs' DeflateError (a RuntimeError) escaped read_image: a traceback."""
+    write(tmp_path)
+    truncate_compressed(tmp_path / "pred" / "a_labels.tif", np.random.default_rng(0).integers(0, 3, (64, 64),
+                                                                                               dtype=np.uint8))
+    status, out, err = main(capsys, "evaluate", tmp_path / "pred", tmp_path / "gt")
+    assert status == 2 and err.startswith("napari-segnet evaluate: error: PRED: cannot read a_labels.tif as an "
+                                          "image ("), err

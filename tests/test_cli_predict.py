@@ -92,6 +92,34 @@ def test_existing_outputs_are_skipped_unless_overwrite(model, tmp_path, capsys):
     np.testing.assert_array_equal(tifffile.imread(target), seg.predict(smooth_image((30, 30))))
 
 
+@pytest.mark.parametrize("fmt, suffix", [("tif", ".tif"), ("zarr", ".zarr")])
+def test_an_empty_output_is_not_trusted_by_its_name(model, tmp_path, capsys, fmt, suffix):
+    """Outputs are written atomically: a 0-byte file (or an empty folder) of an output's name is not one."""
+    seg, path = model
+    tifffile.imwrite(tmp_path / "x.tif", smooth_image((30, 30)))
+    (tmp_path / "o").mkdir()
+    target = tmp_path / "o" / f"x_labels{suffix}"
+    target.mkdir() if fmt == "zarr" else target.write_bytes(b"")
+    status, _, err = main(capsys, "predict", tmp_path / "x.tif", "--model", path, "--out", tmp_path / "o",
+                          "--format", fmt)
+    assert status == 0 and "1 predicted, 0 skipped" in err, err
+    np.testing.assert_array_equal(np.asarray(read_image(target)[0]), seg.predict(smooth_image((30, 30))))
+
+
+def test_outputs_in_the_input_folder_are_not_predicted_again(model, tmp_path, capsys):
+    """--out the input folder: the rerun predicted x_labels.tif into x_labels_labels.tif."""
+    _, path = model
+    tifffile.imwrite(tmp_path / "x.tif", smooth_image((30, 30)))
+    args = ("predict", tmp_path, "--model", path, "--out", tmp_path, "--proba")
+    assert main(capsys, *args)[0] == 0
+    status, _, err = main(capsys, *args)
+    assert status == 0 and "0 predicted, 1 skipped" in err, err
+    assert "2 input(s) in the output folder are outputs of predict and are not predicted: x_labels.tif" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors", "x.tif", "x_labels.tif", "x_proba.tif"]
+    status, _, err = main(capsys, "predict", tmp_path / "x_labels.tif", "--model", path, "--out", tmp_path)
+    assert status == 2 and "every input is an output of predict" in err
+
+
 def test_a_failing_file_is_reported_and_the_rest_go_on(model, tmp_path, capsys):
     _, path = model
     (tmp_path / "in").mkdir()
@@ -155,6 +183,15 @@ def test_ctrl_c_leaves_no_broken_output(model, tmp_path, fmt, suffix):
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [f"a_small_labels{suffix}"]  # no temporaries
 
 
+def test_a_misspelt_command_is_named_with_the_closest_one(capsys, tmp_path, monkeypatch):
+    """`napari-segnet prdict …` opened the launcher, which answered about a display."""
+    monkeypatch.chdir(tmp_path)
+    status, _, err = main(capsys, "prdict", "images/", "--out", "o")
+    assert status == 2 and err.startswith("napari-segnet: unknown command 'prdict' (did you mean 'predict'?); "
+                                          "the commands are predict, train, evaluate, export"), err
+    assert main(capsys, "xyzzy")[2].startswith("napari-segnet: unknown command 'xyzzy'; the commands")
+
+
 def test_without_a_command_it_is_still_the_launcher(monkeypatch, capsys, tmp_path):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
@@ -173,3 +210,16 @@ def test_every_command_has_help(capsys, command):
         main(capsys, command, "--help")
     assert stop.value.code == 0
     assert capsys.readouterr().out.startswith(f"usage: napari-segnet {command} ")
+
+
+def test_ctrl_c_during_a_cluster_run_is_one_message_and_closes_the_cluster(model, tmp_path):
+    """Ctrl-C in a terminal reaches every process of the group: the local workers printed KeyboardInterrupt
+    tracebacks. They ignore it now; the command says what happened, exits 130 and closes its cluster."""
+    seg, path = model
+    write_array(tmp_path / "big.zarr", smooth_image((1536, 1536)), "zarr", "yx")
+    status, err = interrupt(["predict", tmp_path / "big.zarr", "--model", path, "--out", tmp_path / "o", "--format",
+                             "zarr", "--cluster", "local:1", "--block", "96", "--tile", "48"], "| 1/", tmp_path,
+                            group=True)
+    assert status == 130 and "Traceback" not in err and "KeyboardInterrupt" not in err, err[-3000:]
+    assert "interrupted while predicting" in err and "0 predicted" in err
+    assert not (tmp_path / "o" / "big_labels.zarr").exists()

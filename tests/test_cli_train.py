@@ -126,3 +126,113 @@ def test_torchrun_two_gloo_processes(tmp_path):
     assert seg.metadata.versions[-1].details["world_size"] == 2
     assert state_digest(seg.net) == digests["0"]  # rank 0 saved what both ranks hold
     assert seg.predict(two_class_image(seed=5)[0]).shape == (64, 64)
+
+
+def test_instance_ids_as_labels_are_refused_for_a_new_model(tmp_path, capsys):
+    """300 objects numbered 1…300 made a 301-class model without a word; evaluate refused them already."""
+    images, labels = write_pairs(tmp_path)
+    tifffile.imwrite(labels / "cell0_labels.tif", np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) % 301)
+    status, _, err = main(capsys, "train", "--images", images, "--labels", labels, *TINY,
+                          "--out", tmp_path / "new" / "m.safetensors")
+    assert status == 2 and "ids up to 300, which as class ids would make a model of 301 classes" in err, err
+    assert not (tmp_path / "new").exists()  # the folder --out made is removed again
+
+
+def project_with_corrections(folder):
+    project = Project(folder)
+    for i in range(2):
+        image, labels = two_class_image(seed=i)
+        project.add_image(f"img{i}", image)
+        project.save_correction(f"img{i}", labels)
+    project.close()
+
+
+def test_a_project_open_in_another_process_is_refused(tmp_path, capsys):
+    from test_project import hold
+
+    project_with_corrections(tmp_path / "p")
+    child = hold(tmp_path / "p")
+    try:
+        status, _, err = main(capsys, "train", "--project", tmp_path / "p", *TINY, "--steps", "2")
+    finally:
+        child.communicate("")
+    assert status == 2 and f"is open in another napari-segnet (process {child.pid} on" in err, err
+    assert [e["event"] for e in Project(tmp_path / "p").events].count("model saved") == 0
+
+
+def test_a_folder_that_is_not_a_project_is_not_filled(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    status, _, err = main(capsys, "train", "--project", tmp_path, *TINY, "--steps", "2")
+    assert status == 2 and "is not a napari-segnet project and not empty (notes.txt)" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_a_full_disk_at_the_end_is_a_message_not_a_traceback(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from napari_segnet.io import checkpoint
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    project_with_corrections(tmp_path / "p")
+    monkeypatch.setattr(checkpoint, "save_file", full)
+    status, _, err = main(capsys, "train", "--project", tmp_path / "p", *TINY, "--steps", "2")
+    assert status == 1 and "the model could not be saved: could not save " in err and "No space left" in err, err
+    images, labels = write_pairs(tmp_path / "pairs")
+    status, _, err = main(capsys, "train", "--images", images, "--labels", labels, *TINY, "--steps", "2",
+                          "--out", tmp_path / "out" / "m.safetensors")
+    assert status == 1 and "could not save the model to " in err and "No space left" in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_version_the_guard_keeps_inactive_exits_0_under_torchrun(tmp_path, capsys, monkeypatch):
+    """torchrun turns a rank's status 3 into a wall of ChildFailedError tracebacks: ranks exit 0, and say so."""
+    from napari_segnet.commands import train
+    from napari_segnet.engine import ddp
+
+    monkeypatch.setattr(train, "_train", lambda *a, **k: 3)
+    images, labels = write_pairs(tmp_path)
+    args = ["train", "--images", images, "--labels", labels, *TINY, "--out", tmp_path / "m.safetensors"]
+    assert main(capsys, *args)[0] == 3  # one process: 3, as documented
+    monkeypatch.setattr(ddp, "world_size", lambda: 2)
+    status, _, err = main(capsys, *args)
+    assert status == 0 and "exit status 0 under torchrun" in err
+
+
+def test_a_read_only_project_is_refused_before_training_unless_out(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from napari_segnet.io import lockfile
+
+    project_with_corrections(tmp_path / "p")
+
+    def read_only(folder):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(lockfile, "acquire", read_only)
+    status, _, err = main(capsys, "train", "--project", tmp_path / "p", *TINY, "--steps", "2")
+    assert status == 2 and "is read-only: the result could not be saved into it (give --out)" in err, err
+    status, _, err = main(capsys, "train", "--project", tmp_path / "p", *TINY, "--steps", "2", "--out",
+                          tmp_path / "m.safetensors")
+    assert status == 0 and Segmenter.load(tmp_path / "m.safetensors").active_version == 1, err
+
+
+def test_a_truncated_compressed_label_file_is_one_message(tmp_path, capsys):
+    from test_cli_evaluate import truncate_compressed
+
+    images, labels = write_pairs(tmp_path)
+    truncate_compressed(labels / "cell1_labels.tif", two_class_image(seed=1)[1].astype(np.uint8))
+    status, _, err = main(capsys, "train", "--images", images, "--labels", labels, *TINY,
+                          "--out", tmp_path / "m.safetensors")
+    assert status == 2 and "labels: cannot read cell1_labels.tif as an image (" in err, err
+
+
+def test_a_project_whose_model_files_are_damaged_is_one_message(tmp_path, capsys):
+    project_with_corrections(tmp_path / "p")
+    with Project(tmp_path / "p") as project:
+        project.save_model(Segmenter.create("unet", 1, 2, base_filters=4, depth=2))
+    model = tmp_path / "p" / "models" / "v0000.safetensors"
+    model.write_bytes(model.read_bytes()[:-64])  # a copy that broke off
+    status, _, err = main(capsys, "train", "--project", tmp_path / "p", "--steps", "2")
+    assert status == 2 and "the project's active model version 0 could not be read" in err, err

@@ -1,7 +1,10 @@
 """Block-wise prediction on a dask LocalCluster (2 workers, 1 thread each) equals Segmenter.predict on the whole
 image; instance ids merge across block borders; a scheduler that does not answer fails fast."""
 
+import contextlib
 import os
+import socket
+import threading
 import time
 
 import numpy as np
@@ -152,6 +155,53 @@ def test_unanswering_scheduler_fails_within_timeout():
     assert time.perf_counter() - start < 15
 
 
+@contextlib.contextmanager
+def fake_scheduler(answer: bytes, lifetime: float = 30):
+    """A TCP server on 127.0.0.1 that accepts connections and sends ``answer`` (b"": never answers); it stops
+    itself after ``lifetime`` seconds, or when the block ends. Yields its address."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    stop, held = threading.Event(), []
+
+    def serve():
+        end = time.monotonic() + lifetime
+        while not stop.is_set() and time.monotonic() < end:
+            with contextlib.suppress(OSError):
+                conn, _ = server.accept()
+                held.append(conn)
+                conn.sendall(answer)
+        for conn in held:
+            conn.close()
+        server.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_a_scheduler_that_accepts_and_never_answers_fails_within_the_timeout():
+    """dask bounds the connection but not its handshake: --timeout 3 took 90 s."""
+    with fake_scheduler(b"") as address:
+        start = time.perf_counter()
+        with pytest.raises(ConnectionError, match=f"no dask scheduler answered at {address} within 2 s"):
+            connect(address, timeout=2)
+        assert time.perf_counter() - start < 4
+
+
+@pytest.mark.parametrize("answer", [b"\xff" * 64, b"HTTP/1.1 400 Bad Request\r\n\r\n", b"\x00" * 7])
+def test_a_server_that_answers_garbage_is_named_not_a_scheduler(answer):
+    """A frame count of 0xffff… made numpy try to allocate 3 EiB; now one clear message."""
+    with fake_scheduler(answer) as address:
+        start = time.perf_counter()
+        with pytest.raises(ConnectionError, match=f"{address} (answered, but not as a dask scheduler|.*within 2 s)"):
+            connect(address, timeout=2)
+        assert time.perf_counter() - start < 4
+
+
 @pytest.mark.parametrize("spec, message", [("local:0", "positive number"), ("local:x", "positive number")])
 def test_bad_cluster_spec(spec, message):
     with pytest.raises(ValueError, match=message):
@@ -179,3 +229,33 @@ def test_worker_peak_memory_is_its_own_not_its_parents():
     out = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True, check=True).stdout
     own, inherited = map(float, out.split())
     assert inherited > 1024 and own < 900
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_worker_killed_mid_run_is_replaced_and_the_result_is_whole(tmp_path):
+    """Every task input can be recomputed (the model's bytes are a task, not scattered data): when the only worker
+    is killed after its first block, its nanny starts a new one, dask reruns the lost tasks there, and the labels
+    equal Segmenter.predict's. With client.scatter the model was lost with the worker ('already forgotten')."""
+    import signal
+
+    seg = sharp(tiny_segmenter(padding="valid", batch_norm=False))
+    image = smooth_image((150, 133))
+    write_array(tmp_path / "in.zarr", image, "zarr", "yx")
+    c = connect("local:1")
+    try:
+        (pid,) = c.run(os.getpid).values()
+        killed = []
+
+        def kill_once(done, total):
+            if not killed:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(done)
+
+        reports = predict_distributed(seg, tmp_path / "in.zarr", tmp_path / "labels.zarr", client=c, tile_shape=24,
+                                      block=48, progress=kill_once)
+        (new_pid,) = c.run(os.getpid).values()
+    finally:
+        close(c)
+    assert killed == [1] and new_pid != pid and len(reports) == 12
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "labels.zarr"), mode="r"),
+                                  seg.predict(image, tile_shape=24))

@@ -15,7 +15,8 @@ pytestmark = pytest.mark.gui
 def always_better(monkeypatch):
     """The reviewed-pixel guard sees every burst improve (the guard itself is tested in test_live.py)."""
     calls = iter(range(1, 10_000))
-    monkeypatch.setattr(Segmenter, "_reviewed_scores", lambda self, items, device=None, held_out=False: {"mean_iu": next(calls)})
+    monkeypatch.setattr(Segmenter, "_reviewed_scores",
+                        lambda self, items, device=None, held_out=False: {"mean_iu": next(calls)})
 
 
 def make_dock(make_napari_viewer, monkeypatch, size=96):

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import FAST, run, tiny_segmenter, two_class_image
+from conftest import FAST, run, same_state, state, tiny_segmenter, two_class_image
 
 from napari_segnet.io import checkpoint
 from napari_segnet.project import Project, ProjectSaveError
@@ -115,3 +115,124 @@ def test_a_stack_saved_by_the_dock_trains_through_the_project(tmp_path):
     _, done = run(seg.finetune(*project.training_set(), **FAST))
     assert done.version == 1 and seg.versions[1]["images"] == 2
     assert seg.versions[1]["reviewed_pixels"] == 2 * 40 * 64
+
+
+def hold(folder):
+    """A child process that opens the project ``folder`` and keeps it open until its stdin closes."""
+    import subprocess
+    import sys
+
+    from cli_helpers import child_env
+
+    code = ("import sys; from napari_segnet.project import Project; p = Project(sys.argv[1]); print('open', "
+            "flush=True); sys.stdin.read()")
+    child = subprocess.Popen([sys.executable, "-c", code, str(folder)], env=child_env(), stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "open"
+    return child
+
+
+def test_a_second_process_is_refused_a_project_and_a_dead_holder_leaves_no_stale_lock(tmp_path):
+    """Two writers of one project each saved their version into the same log: one was lost. The folder is locked
+    by the process that opens it (flock: the kernel drops it when that process dies, however it dies)."""
+    import signal
+
+    from napari_segnet.project import ProjectInUseError
+
+    Project(tmp_path / "p").add_image("a", np.zeros((4, 4)))
+    child = hold(tmp_path / "p")
+    try:
+        with pytest.raises(ProjectInUseError, match=rf"p is open in another napari-segnet \(process {child.pid} "):
+            Project(tmp_path / "p")
+        first = Project(tmp_path / "q")  # in one process a project may be opened twice (the dock reopening it)
+        assert Project(tmp_path / "q").names == first.names == []
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert Project(tmp_path / "p").names == ["a"]  # its holder killed: no stale lock
+
+
+def test_a_closed_project_can_be_opened_by_another_process(tmp_path):
+    with Project(tmp_path / "p") as project:
+        project.add_image("a", np.zeros((4, 4)))
+    child = hold(tmp_path / "p")
+    child.communicate("")
+    assert child.returncode == 0
+
+
+def test_a_folder_of_other_files_is_not_made_a_project(tmp_path):
+    (tmp_path / "thesis.docx").write_text("years of work")
+    with pytest.raises(ValueError, match="is not a napari-segnet project and not empty .thesis.docx.: choose an empty"):
+        Project(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["thesis.docx"]
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / ".DS_Store").write_text("")
+    assert Project(tmp_path / "empty").names == []  # hidden files do not count
+
+
+def test_a_read_only_folder_opens_read_only(tmp_path, monkeypatch):
+    """A project on a read-only mount: the lock file cannot be made; it opens for reading, and saving says why."""
+    import errno
+    import os as os_module
+
+    project = Project(tmp_path / "p")
+    project.add_image("a", np.zeros((4, 4)))
+    project.close()
+    real_open = os_module.open
+
+    def read_only_mount(path, flags, *args, **kwargs):
+        if flags & (os_module.O_WRONLY | os_module.O_RDWR | os_module.O_CREAT):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    def no_mkdir(path, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(os_module, "open", read_only_mount)
+    monkeypatch.setattr(os_module, "mkdir", no_mkdir)
+    with pytest.warns(RuntimeWarning, match="is read-only"):
+        again = Project(tmp_path / "p")
+    assert again.read_only and again.names == ["a"] and "read-only" in again.problems[0]
+    with pytest.raises(ProjectSaveError, match="Read-only file system. Nothing was lost"):
+        again.add_image("b", np.zeros((4, 4)))
+
+
+def two_versions(folder):
+    """A project whose log's active model is version 1, with version 0 saved too."""
+    seg = tiny_segmenter(num_classes=2)
+    image, labels = two_class_image()
+    run(seg.finetune([image], [labels], **{**FAST, "steps": 2}, accept_worse=True))
+    project = Project(folder)
+    project.save_model(seg)
+    project.close()
+    return seg
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated"])
+def test_a_log_naming_a_missing_or_truncated_model_falls_back_to_the_newest_readable(tmp_path, damage):
+    seg = two_versions(tmp_path / "p")
+    active = tmp_path / "p" / "models" / "v0001.safetensors"
+    active.unlink() if damage == "missing" else active.write_bytes(active.read_bytes()[:-100])
+    project = Project(tmp_path / "p")
+    with pytest.warns(RuntimeWarning, match="active model version 1 could not be read .*version 0, the newest"):
+        restored = project.load_model()
+    assert restored.active_version == 0 and same_state(state(restored), seg.weights(0))
+    (tmp_path / "p" / "models" / "v0000.safetensors").write_bytes(b"")
+    with pytest.raises(checkpoint.CheckpointError, match="active model version 1 could not be read .* and no "
+                                                         "other saved version can be"):
+        Project(tmp_path / "p").load_model()
+
+
+def test_save_model_on_a_full_disk_raises_project_save_error(tmp_path, monkeypatch):
+    import errno
+
+    seg = tiny_segmenter(num_classes=2)
+    project = Project(tmp_path / "p")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "save_file", full)
+    with pytest.raises(ProjectSaveError, match="No space left on device. Nothing was lost"):
+        project.save_model(seg)
+    assert list((tmp_path / "p" / "models").iterdir()) == []

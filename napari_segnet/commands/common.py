@@ -7,6 +7,9 @@ import tempfile
 from pathlib import Path
 
 OK, FAILED, USAGE, NOT_ACCEPTED, INTERRUPTED = 0, 1, 2, 3, 130
+#: At most this many classes are read from the largest label id; beyond, a (C, C) confusion matrix and C IU columns
+#: (70000 instance ids: 36 GiB), or a model of that many classes, are surely not what was meant: --classes says so.
+MAX_GUESSED_CLASSES = 256
 
 
 class UsageError(Exception):

@@ -18,13 +18,10 @@ import numpy as np
 
 from ..io.fileio import atomic_write
 from ..io.imagefiles import find_images, pair_by_stem, read_image, stem
-from .common import OK, UsageError, say
+from .common import MAX_GUESSED_CLASSES, OK, UsageError, say
 
 COLUMNS = ("pixel_accuracy", "mean_accuracy", "mean_iu", "frequency_weighted_iu")
 OBJECT_COLUMNS = ("precision", "recall", "f1", "average_precision")
-#: At most this many classes are read from the largest id; beyond, a (C, C) confusion matrix and C IU columns
-#: (70000 instance ids: 36 GiB) are surely not what was meant, and --classes says so.
-MAX_GUESSED_CLASSES = 256
 
 
 def parser() -> argparse.ArgumentParser:

@@ -9,6 +9,8 @@ from pathlib import Path
 from ..io.imagefiles import FORMATS, find_images, output_path, read_image, stem, write_array
 from .common import FAILED, INTERRUPTED, OK, Bar, UsageError, load_model, say, writable_folder
 
+KINDS = ("labels", "proba", "instances")  # the outputs: OUT/<name>_<kind>.<format>
+
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -40,7 +42,7 @@ def parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        paths = find_images(args.inputs)
+        paths = _not_ours(find_images(args.inputs), Path(args.out))
     except (FileNotFoundError, ValueError) as e:
         raise UsageError(str(e)) from e
     twins = sorted(n for n, k in Counter(stem(p) for p in paths).items() if k > 1)
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--cluster writes blocks into a zarr store: add --format zarr or --format ome-zarr")
     out = writable_folder(args.out)
     seg = load_model(args.model)
-    kinds = ["labels"] + ["proba"] * args.proba + ["instances"] * args.instances
+    kinds = [k for k, wanted in zip(KINDS, (True, args.proba, args.instances)) if wanted]
     client = _client(args.cluster, args.timeout) if args.cluster else None
     try:
         return _batch(seg, paths, out, kinds, args, client)
@@ -66,7 +68,7 @@ def _batch(seg, paths: list[Path], out: Path, kinds: list[str], args, client) ->
     with Bar(len(paths), "images", "image") as overall:
         for i, path in enumerate(paths):
             targets = {k: output_path(out, path, k, args.format) for k in kinds}
-            todo = {k: t for k, t in targets.items() if args.overwrite or not t.exists()}
+            todo = {k: t for k, t in targets.items() if args.overwrite or not _complete(t)}
             if client is not None and "instances" in todo:
                 todo["labels"] = targets["labels"]  # block-wise instances are made from the labels
             try:
@@ -89,6 +91,29 @@ def _batch(seg, paths: list[Path], out: Path, kinds: list[str], args, client) ->
             overall.update(i + 1)
     _summary(done, skipped, failed)
     return FAILED if failed else OK
+
+
+def _not_ours(paths: list[Path], out: Path) -> list[Path]:
+    """``paths`` less the outputs an earlier run wrote (``<name>_labels|_proba|_instances`` in the output
+    folder): with ``--out`` the input folder, a rerun predicted its own label images. ``ValueError`` if none is
+    left."""
+    out, kinds = out.resolve(), tuple(f"_{k}" for k in KINDS)
+    ours = [p for p in paths if p.resolve().parent == out and stem(p).endswith(kinds)]
+    if ours:
+        say(f"{len(ours)} input(s) in the output folder are outputs of predict and are not predicted: "
+            f"{', '.join(p.name for p in ours[:3])}{' …' if len(ours) > 3 else ''}")
+    left = [p for p in paths if p not in ours]
+    if not left:
+        raise ValueError(f"every input is an output of predict in {out}: nothing to predict")
+    return left
+
+
+def _complete(path: Path) -> bool:
+    """Whether the output ``path`` is there in full: outputs are written atomically, so a 0-byte file or a
+    folder without zarr metadata was not written by predict and is not trusted by its name."""
+    if path.is_dir():
+        return any((path / f).is_file() for f in (".zarray", ".zgroup", "zarr.json"))
+    return path.is_file() and path.stat().st_size > 0
 
 
 def _predict_file(seg, path: Path, todo: dict[str, Path], args) -> None:

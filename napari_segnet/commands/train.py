@@ -3,7 +3,8 @@
 Exit status: 0 the new version is active in the saved model; 3 training finished but the guard kept the new
 version inactive (it scored a lower mean IU than its parent; it is saved beside the model, see the message);
 1 training failed (diverged); 2 a usage error; 130 interrupted (nothing saved). Under ``torchrun`` every rank
-trains (DistributedDataParallel) and only rank 0 reads out progress and writes files.
+trains (DistributedDataParallel) and only rank 0 reads out progress and writes files; there 3 becomes 0 (torchrun
+reports any other status as a crash), and the message says so.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from ..engine.training import LOSSES
 from ..io.imagefiles import find_images, pair_by_stem, read_image
+from . import common
 from .common import FAILED, INTERRUPTED, NOT_ACCEPTED, OK, Bar, UsageError, load_model, say, writable_folder
 
 
@@ -58,23 +60,45 @@ def parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from ..engine import ddp
 
-    _check(args)
+    created = _check(args)
+    status = FAILED
     device = ddp.init_from_env(args.device)
     try:
-        return _train(args, device, main=ddp.rank() == 0)
+        status = _train(args, device, main=ddp.rank() == 0)
+        if status == NOT_ACCEPTED and ddp.world_size() > 1:
+            # torchrun reports any other status than 0 as a crash, with a wall of tracebacks: the message said it
+            say("(exit status 0 under torchrun, which takes any other as a crash; the message above tells)")
+            status = OK
+        return status
     finally:
         ddp.shutdown()
+        if status not in (OK, NOT_ACCEPTED):
+            _remove_empty(created)
 
 
-def _check(args) -> None:
+def _check(args) -> list[Path]:
+    """Refuse a bad command line before any work; the folders that --out needed and that were created."""
     if args.project is None and not (args.images and args.labels):
         raise UsageError("give --images and --labels (or --project)")
     if args.project is not None and (args.images or args.labels or args.masks):
         raise UsageError("--project takes its images, labels and masks from the project: drop --images/--labels")
     if args.project is None and not (args.model and args.out):
         raise UsageError("give --model (a checkpoint, 'default' or an architecture) and --out")
-    if args.out is not None:
-        writable_folder(Path(args.out).absolute().parent)
+    if args.out is None:
+        return []
+    folder = Path(args.out).absolute().parent
+    created = [f for f in (folder, *folder.parents) if not f.exists()]
+    writable_folder(folder)
+    return created
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders ``--out`` made, deepest first, where nothing was written into them."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (or gone): leave it
+            return
 
 
 def _train(args, device, main: bool) -> int:
@@ -125,12 +149,16 @@ def _drive(steps, total: int, show: bool):
 
 def _save(seg, finished, args, project) -> int:
     """Write the model (rank 0); report the guard's verdict. Returns the exit status."""
-    if project is not None and args.out is None:
-        project.save_model(seg)
-        project.log("fine-tuned from the command line", version=finished.version, accepted=finished.accepted)
-        where = f"the project {args.project}"
-    else:
-        where = str(seg.save(args.out))
+    try:
+        if project is not None and args.out is None:
+            project.save_model(seg)
+            project.log("fine-tuned from the command line", version=finished.version, accepted=finished.accepted)
+            where = f"the project {args.project}"
+        else:
+            where = str(seg.save(args.out))
+    except OSError as e:  # a full disk: ProjectSaveError, or the checkpoint's own OSError naming the file
+        say(f"training finished but the model could not be saved: {e.strerror or e}")
+        return FAILED
     say(f"{finished.message}; saved to {where}")
     if finished.accepted:
         return OK
@@ -169,7 +197,13 @@ def _training_set(args):
 
         if not Path(args.project).is_dir():
             raise UsageError(f"no project folder {args.project}")
-        project = Project(args.project)
+        try:
+            project = Project(args.project)
+        except (ValueError, OSError) as e:  # not a project, open in another process, unreadable
+            raise UsageError(str(e)) from e
+        if project.read_only and args.out is None:
+            raise UsageError(f"the project {args.project} is read-only: the result could not be saved into it "
+                             "(give --out)")
         images, labels, masks = project.training_set()
         if not images:
             raise UsageError(f"the project {args.project} has no saved corrections to learn from")
@@ -211,13 +245,22 @@ def _model(args, labels: list, project):
 
     spec = args.model
     if spec is None:
-        return (project.load_model() if project is not None else None) or Segmenter.default()
+        from ..io.checkpoint import CheckpointError
+
+        try:
+            return (project.load_model() if project is not None else None) or Segmenter.default()
+        except CheckpointError as e:  # its model files are missing or damaged
+            raise UsageError(str(e)) from e
     if _is_new(args):
         import numpy as np
         import torch
 
         torch.manual_seed(args.seed or 0)  # the same initial weights on every rank under torchrun
         classes = args.classes or max(2, max(int(np.max(lb)) for lb in labels) + 1)
+        if not args.classes and classes > common.MAX_GUESSED_CLASSES:
+            raise UsageError(f"the labels hold ids up to {classes - 1}, which as class ids would make a model of "
+                             f"{classes} classes (instance ids?); give class ids, or --classes N if there are that "
+                             "many classes")
         try:
             return Segmenter.create(spec, in_channels=args.channels, num_classes=classes, **_options(args.option))
         except (TypeError, ValueError) as e:

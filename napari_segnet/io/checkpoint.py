@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -84,6 +85,46 @@ def read_metadata(path: str | os.PathLike) -> ModelMetadata:
         return metadata_from_json(header["metadata"])
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise CheckpointError(f"{path.name} has damaged metadata ({type(e).__name__}: {e})") from e
+
+
+def load_network(path: str | os.PathLike) -> tuple[torch.nn.Module, ModelMetadata]:
+    """(network with the file's weights, metadata) of a checkpoint. The network the metadata describes is first
+    built on torch's ``meta`` device (shapes, no memory) and compared with the tensors the file's header lists:
+    a small file whose metadata describes a huge network (a U-Net of 68 G parameters) is refused before
+    anything is allocated. ``CheckpointError`` for a file that does not fit its own description."""
+    from ..models import build_model
+
+    metadata, name = read_metadata(path), Path(path).name
+
+    def build(device: str | None = None):
+        try:
+            with torch.device(device or "cpu"):
+                return build_model(metadata.architecture, metadata.in_channels, metadata.num_classes,
+                                   **metadata.options)
+        except (TypeError, ValueError, RuntimeError, OverflowError) as e:  # RuntimeError: sizes past int64
+            raise CheckpointError(f"{name} describes a model this version cannot build: {e}") from e
+
+    expected = {k: tuple(v.shape) for k, v in build("meta").state_dict().items()}
+    held = tensor_shapes(path)
+    wrong = sorted(k for k in expected if held.get(k) != expected[k])
+    extra = sorted(set(held) - set(expected))
+    if wrong or extra:
+        raise CheckpointError(
+            f"{name} does not fit a {metadata.architecture} network: its metadata describes "
+            f"{sum(math.prod(s) for s in expected.values()):,} numbers, its tensors hold "
+            f"{sum(math.prod(s) for s in held.values()):,}; missing or misshapen {wrong[:3]}, unexpected {extra[:3]}")
+    net = build()
+    net.load_state_dict(load_checkpoint(path)[0])
+    return net, metadata
+
+
+def tensor_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
+    """Name → shape of every tensor in a safetensors file, read from its header only."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{Path(path).name} has damaged weights ({e})") from e
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], ModelMetadata]:

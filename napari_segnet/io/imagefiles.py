@@ -93,9 +93,10 @@ def read_image(path: str | os.PathLike, lazy: bool = False):
         from skimage.io import imread
 
         return np.asarray(imread(path)), None
-    except (OSError, ValueError, KeyError, TypeError, SyntaxError) as e:  # SyntaxError: Pillow's broken PNG
-        if isinstance(e, FileNotFoundError):
-            raise
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # noqa: BLE001 - whatever a damaged file makes a decoder raise: imagecodecs' DeflateError
+        # (a RuntimeError) for a truncated compressed TIFF, zlib.error, Pillow's SyntaxError for a broken PNG…
         raise ValueError(f"cannot read {path.name} as an image ({type(e).__name__}: {e})") from e
 
 
