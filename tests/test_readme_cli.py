@@ -1,5 +1,5 @@
-"""The README's command-line examples run as they are written (split as a shell would), in a folder with the files
-they name."""
+"""The command-line examples of docs/cli.md (linked from the README) run as they are written (split as a shell
+would), in a folder with the files they name."""
 
 import re
 import shlex
@@ -19,8 +19,8 @@ pytest.importorskip("distributed")
 
 
 def readme_commands() -> list[str]:
-    """The command lines of the first bash block of README's "Command line" section."""
-    section = ROOT.joinpath("README.md").read_text().split("\n## Command line\n", 1)[1].split("\n## ", 1)[0]
+    """The command lines of the first bash block of docs/cli.md's "Command line" section."""
+    section = ROOT.joinpath("docs", "cli.md").read_text().split("# Command line\n", 1)[1].split("\n## ", 1)[0]
     block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
     return [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
 
