@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 os.environ.setdefault("NAPARI_SEGNET_SYNC", "1")
 
@@ -51,17 +52,23 @@ def main() -> None:
     shot(viewer, "2_predict.png")
     layer = viewer.layers["nuclei prediction"]
     truth = viewer.layers["nuclei ground truth"].data
-    layer.brush_size = 1
-    wrong = np.argwhere(layer.data != truth)
-    for y, x in wrong:  # the user paints every wrong pixel with the right class (brush and eraser)
-        layer.paint((y, x), int(truth[y, x]), refresh=False)
-    print(f"corrected {len(wrong)} pixels")
+    widget.next_button.native.click()  # the tile where the model is least sure
+    _, _, rows, cols = widget.live_mode.suggested
+    layer.brush_size = 3
+    wrong, _ = ndimage.label(layer.data[rows, cols] != truth[rows, cols])
+    dabs = 0
+    for i, box in enumerate(ndimage.find_objects(wrong), start=1):  # the person paints every wrong patch there
+        ys, xs = np.nonzero(wrong[box] == i)
+        if len(ys) >= 12:
+            for y, x in zip(ys[::2] + box[0].start + rows.start, xs[::2] + box[1].start + cols.start):
+                layer.paint((y, x), int(truth[y, x]), refresh=False)
+                dabs += 1
+    print(f"{dabs} brush dabs in the tile Next showed")
     layer.refresh()
     viewer.layers.selection.active = layer
     layer.mode = "paint"
     shot(viewer, "3_correct.png", widget, "Fine-tune")
-    widget.steps.value = 100
-    widget.finetune()
+    widget.finetune()  # the dock's defaults
     shot(viewer, "4_finetune.png", widget, "Fine-tune")
     widget.truth_layer.value = viewer.layers["nuclei ground truth"]
     widget.evaluate()

@@ -57,6 +57,7 @@ LAYERS = [
     {"bioimageio"},
     {"segmenter"},
     {"project", "live", "distributed"},
+    {"session"},  # a viewer's work: model, versions, training set, project (uses project and segmenter)
     {"commands", "_widgets", "_sample_data", "display"},
     {"cli", "__main__", "__init__", "_aliases"},
 ]
