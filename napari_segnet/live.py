@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from .engine.finetune_outcome import FinetuneFinished, plain_scores
+from .engine.guard import accepts, verdict
 from .engine.regions import tiles_touched
 from .engine.suggest import uncertainty
 from .engine.training import TrainingAborted, TrainProgress, TrainSettings
@@ -102,6 +103,9 @@ class LiveSession:
         # the copy takes inputs normalised with each whole image's parameters (planes are cropped for speed)
         self.model = Segmenter(copy.deepcopy(segmenter.net), replace(
             segmenter.metadata, normalization=Normalization("none")))
+        self.base = Segmenter(copy.deepcopy(segmenter.net), self.model.metadata)  # judges the session at its end
+        #: The session's outcome once :meth:`finish` made a version: kept active or not, both guard scores.
+        self.outcome: FinetuneFinished | None = None
         self.planes: dict = {}
         self.bursts: list[BurstDone] = []
         self.strokes = 0
@@ -240,14 +244,25 @@ class LiveSession:
     # ---- the end --------------------------------------------------------------------------------------------
     def finish(self) -> int | None:
         """End the session (a burst in flight is abandoned; the strokes stay in :attr:`planes`). If any burst
-        was kept, the copy's weights become ONE new active version of the original model, whose parent is the
-        version active when the session began; returns its number, or None when no burst was kept."""
+        was kept, the copy's weights become ONE new version of the original model, whose parent is the version
+        active when the session began; it becomes active if the guard finds it not worse than that version on the
+        held-out pixels of every region reviewed in the session (each burst was judged only against the one before:
+        small losses within the tolerance could add up). Returns its number, or None when no burst was kept;
+        :attr:`outcome` says whether it became active."""
         self.closed = True
         with self._model_lock:
             if self.version is not None or not any(b.accepted for b in self.bursts):
                 return self.version
             self.version = self._add_version()
         return self.version
+
+    def _judge(self) -> tuple[dict | None, dict | None]:
+        """(scores of the base version, scores of the live copy) on the held-out pixels of the session's planes."""
+        images, labels, masks, _ = self._snapshot()
+        if not images:
+            return None, None
+        return (self.base.held_out_scores(images, labels, masks, channel_axis=0),
+                self.model.held_out_scores(images, labels, masks, channel_axis=0))
 
     def _add_version(self) -> int:
         seg, kept = self.segmenter, [b for b in self.bursts if b.accepted]
@@ -261,5 +276,14 @@ class LiveSession:
             details={"guard": "held-out reviewed pixels", "live": {
                 "bursts": len(self.bursts), "kept": len(kept), "strokes": self.strokes}}))
         seg.add_weights(number, self.model.weights())
-        seg.rollback(number)
+        before, after = self._judge()
+        accepted = before is None or after is None or accepts(before, after)
+        if after is not None:
+            seg.annotate(number, parent_scores=plain_scores(before))
+            seg._update_version(number, scores=plain_scores(after))
+        if accepted:
+            seg.rollback(number)
+        guard = "held-out reviewed pixels" if after is not None else "none"
+        self.outcome = FinetuneFinished(number, accepted, before, after,
+                                        verdict(number, self.base_version, accepted, before, after, guard), guard)
         return number

@@ -308,6 +308,16 @@ class Segmenter:
             n = n + confusion_matrix(outcome.labels[it.reviewed], it.labels[it.reviewed], self.num_classes)
         return guard_scores(n) if held_out else scores_from_confusion(n)
 
+    def held_out_scores(self, images: Sequence, labels: Sequence, masks: Sequence, device=None,
+                        channel_axis: int | None = None) -> dict | None:
+        """The guard's scores of the active version on the held-out pixels of reviewed ``masks`` (arguments as
+        :meth:`finetune`; :mod:`napari_segnet.engine.guard`); None when too few pixels are held out to judge."""
+        planes = training_planes(images, labels, masks, in_channels=self.in_channels, num_classes=self.num_classes,
+                                 channel_axis=channel_axis)
+        config = TrainSettings()
+        _, held = split_held_out(crop_to_reviewed(planes, self._context(config)))
+        return self._reviewed_scores(self._prepare(held, config), device, held_out=True) if held else None
+
     def score(self, images: Sequence, labels: Sequence, device=None, channel_axis: int | None = None) -> dict:
         """FCN metrics of the active model's predictions over ``images`` against ``labels`` (summed confusion)."""
         n = sum(confusion_matrix(self.predict(im, device=device, channel_axis=channel_axis), lb, self.num_classes)

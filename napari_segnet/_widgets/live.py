@@ -135,7 +135,7 @@ class LiveMode:
         session, self.session = self.session, None
         if session is None:
             return
-        version = session.finish()  # waits at most for the step in flight
+        session.finish()  # waits at most for the step in flight
         if self.worker is not None:
             self.worker.quit()
         self._disconnect()
@@ -143,8 +143,11 @@ class LiveMode:
         self._keep_strokes(session)
         dock = self.dock
         dock._refresh_versions()
-        message = (f"live session: version {version} is active ({session.strokes} strokes)" if version is not None
+        outcome = session.outcome
+        message = (f"live session ({session.strokes} strokes): {outcome.message}" if outcome is not None
                    else f"live session: no burst was kept; version {session.base_version} stays active")
+        if outcome is not None:
+            dock._show_guard(outcome)
         self._status(message)
         show_info(message)
         dock._save_model()
