@@ -99,6 +99,7 @@ class LiveMode:
         settings = LiveSettings(burst_steps=self.ui.burst_steps.value, lr=self.ui.live_lr.value,
                                 refresh_s=self.ui.refresh_s.value, loss=dock.loss.value)
         self.session = LiveSession(dock.model(), settings)
+        self._add_training_set(image.name)
         self._add_plane(self._slice())
         track_paint(self.layer)
         self.layer.events.paint.connect(self._painted)
@@ -109,6 +110,19 @@ class LiveMode:
         self.done, dock.session.job = False, self
         self._start_worker()
         self.ui.live_status.value = "live: paint corrections; the model learns from them"
+
+    def _add_training_set(self, current: str) -> None:
+        """The corrections of the other images of the session join the live session, as they join a Fine-tune:
+        bursts learn from them too and the session is judged on their held-out pixels as well."""
+        for name, (data, labels, reviewed) in self.dock.session.learnable().items():
+            if name == current:
+                continue
+            planes = range(labels.shape[0]) if labels.ndim == 3 else [None]
+            for z in planes:
+                index = () if z is None else (z,)
+                if reviewed[index].any():
+                    self.session.add_plane((name, z or 0), data, labels[index], reviewed[index], plane=z or 0,
+                                           channel_axis=self.dock._channel_axis())
 
     def _slice(self) -> int:
         """The plane live mode starts on: the current slice of a stack, 0 for a 2-D image."""
@@ -168,7 +182,9 @@ class LiveMode:
         _, labels, reviewed = dock.training_set.get(name, (data, None, None))
         labels = np.zeros(shape, self.layer.data.dtype) if labels is None or labels.shape != shape else labels
         reviewed = np.zeros(shape, bool) if reviewed is None or reviewed.shape != shape else reviewed.copy()
-        for (_, z), plane in session.planes.items():
+        for (key, z), plane in session.planes.items():
+            if key != name:  # a plane of another image of the training set: it has its own entry
+                continue
             index = (z,) if len(shape) == 3 else ()
             labels[index] = np.where(plane.reviewed, plane.labels, labels[index])
             reviewed[index] |= plane.reviewed
