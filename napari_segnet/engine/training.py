@@ -67,7 +67,8 @@ class TrainingAborted(RuntimeError):
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Everything that defines a fine-tune run; stored with the version it creates."""
+    """Everything that defines a fine-tune run; stored with the version it creates. The defaults are what a trained
+    model recommends (:mod:`napari_segnet.engine.recommend`)."""
 
     loss: str = "border_ce"
     w0: float = 10.0
