@@ -45,7 +45,9 @@ from napari_segnet.segmenter import Segmenter
 
 TILE = 128
 WORKING = TRAIN[6:26:5]  # 4 slices spread through the stack
-SETTINGS = {"steps": 120, "batch_size": 4, "patch_size": 96, "lr": 3e-3, "class_weights": "balanced"}
+#: loss and distill pinned: the models here are created, and would otherwise take the new-model recommendation
+SETTINGS = {"steps": 120, "batch_size": 4, "patch_size": 96, "lr": 3e-3, "class_weights": "balanced",
+            "loss": "border_ce", "distill": 0.0}
 
 
 def fg_iou(pred: np.ndarray, truth: np.ndarray) -> float:

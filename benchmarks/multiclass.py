@@ -2,7 +2,7 @@
 
 Per data set, 3 working images (256²) in turn; each round the user corrects the not yet reviewed 64×64 tile where
 the network's prediction has the most wrong pixels (the tile becomes reviewed, its labels the truth); the network
-is fine-tuned on all reviewed pixels with the settings a new model gets (``NEW_MODEL_SETTINGS``: steps "auto" grow
+is fine-tuned on all reviewed pixels with the settings a new model recommends (``NEW_MODEL``: steps "auto" grow
 with the reviewed area), continuing from the previous round, and predicts the working image again. Held-out mean
 IU on 3 other images of the kind, averaged over the 3 working images. The random forest (``ForestPeer`` of
 hitl.py, the ilastik method) is trained on exactly the pixels the network's user reviewed. "Ceiling": the same
@@ -43,7 +43,7 @@ from napari_segnet.data.synthetic import (
     texture_mosaic,
     tissue_image,
 )
-from napari_segnet.engine.training import NEW_MODEL_SETTINGS
+from napari_segnet.engine.recommend import NEW_MODEL
 from napari_segnet.numerics.metrics import segmentation_scores
 from napari_segnet.segmenter import Segmenter
 
@@ -51,7 +51,7 @@ TILE = 64
 DATASETS = ("tissue", "objects", "textures")
 WORKING = {"tissue": (0, 4, 5), "objects": (10, 11, 12), "textures": (0, 1, 2)}
 HELD_OUT = {"tissue": (1, 2, 3), "objects": (20, 21, 22), "textures": (3, 4, 5)}
-#: name → (start, settings over NEW_MODEL_SETTINGS)
+#: name → (start, settings over the new model's recommendation, NEW_MODEL)
 RUNS = {"defaults": ("pretrained", {}), "no_forest": ("pretrained", {"distill": 0.0}),
         "scratch": ("scratch", {})}
 #: A leave-out encoder file (``--encoder``) that replaces the shipped encoder's weights in pretrained starts.
@@ -114,7 +114,7 @@ def user_rounds(data, run: str, rounds: int) -> tuple[list[dict], list[np.ndarra
         reviewed[y:y + TILE, x:x + TILE] = True
         t0 = time.perf_counter()
         *_, outcome = seg.finetune([image], [np.where(reviewed, truth, 0)], [reviewed],
-                                   **{**NEW_MODEL_SETTINGS, **changes, "seed": rnd})
+                                   **{**changes, "seed": rnd})
         pred = seg.predict(image)
         seconds = time.perf_counter() - t0
         held_iu = mean_iu([seg.predict(im) for im in held], held_truths, len(names))
@@ -153,7 +153,7 @@ def ceilings(data) -> tuple[float, float]:
 
     image, truth, held, held_truths, names = data
     seg = new_model(names, "pretrained")
-    for _ in seg.finetune([image], [truth], None, **{**NEW_MODEL_SETTINGS, **CEILING, "distill": 0.0, "seed": 0}):
+    for _ in seg.finetune([image], [truth], None, **{**CEILING, "distill": 0.0, "seed": 0}):
         pass
     net = mean_iu([seg.predict(im) for im in held], held_truths, len(names))
     if TTA:
@@ -171,7 +171,7 @@ def main(data_name: str, rounds: int = 5, run_names: tuple[str, ...] = tuple(RUN
     check_encoder(data_name)
     torch.set_num_threads(2)
     print(f"{data_name}: working images {WORKING[data_name]}, held out {HELD_OUT[data_name]}; CPU, "
-          f"{torch.get_num_threads()} threads; U-Net d3/16; {NEW_MODEL_SETTINGS}; forest: 50 trees; encoder "
+          f"{torch.get_num_threads()} threads; U-Net d3/16; {NEW_MODEL.settings}; forest: 50 trees; encoder "
           f"{ENCODER or 'shipped'}\n")
     results = {name: [] for name in (*run_names, "forest")}
     for working in WORKING[data_name]:
@@ -220,9 +220,9 @@ def label_limit(data_name: str, working: int, rounds: int = 5) -> None:
     image, truth, held, held_truths, names = data
     rows, masks = user_rounds(data, "defaults", rounds)
     seg = new_model(names, "pretrained")
-    distill = NEW_MODEL_SETTINGS["distill"] if rows[-1]["distilled"] else 0.0
+    distill = NEW_MODEL.settings.distill if rows[-1]["distilled"] else 0.0
     for _ in seg.finetune([image], [np.where(masks[-1], truth, 0)], [masks[-1]], accept_worse=True,
-                          **{**NEW_MODEL_SETTINGS, **CEILING, "distill": distill, "seed": rounds}):
+                          **{**CEILING, "distill": distill, "seed": rounds}):
         pass
     trained = mean_iu([seg.predict(im) for im in held], held_truths, len(names))
     print(f"{data_name} working image {working}: rounds " + ", ".join(f"{r['held']:.3f}" for r in rows)

@@ -36,7 +36,9 @@ MARGIN = 48
 class LiveSettings:
     """A burst: ``burst_steps`` optimisation steps at ``lr`` (10 at 3e-4: the most bursts kept by the guard and a
     median stroke → refresh latency under 5 s on 512² in benchmarks/live.py, see README); whole planes are
-    re-predicted at most every ``refresh_s`` seconds; ``idle_bursts`` more bursts run after the last stroke."""
+    re-predicted at most every ``refresh_s`` seconds; ``idle_bursts`` more bursts run after the last stroke.
+    ``loss`` None: the model's recommended one (:attr:`Segmenter.recommended_settings`; :class:`LiveSession` fills
+    it in); its other settings too, but never the forest (a burst is too short to train one)."""
 
     burst_steps: int = 10
     lr: float = 3e-4
@@ -44,18 +46,18 @@ class LiveSettings:
     idle_bursts: int = 2
     batch_size: int = 4
     patch_size: int = 96
-    loss: str = "border_ce"
+    loss: str | None = None
 
     def __post_init__(self):
-        TrainSettings(steps=self.burst_steps, lr=self.lr, batch_size=self.batch_size, patch_size=self.patch_size,
-                      loss=self.loss)  # the same checks as a fine-tune
+        TrainSettings.of(steps=self.burst_steps, lr=self.lr, batch_size=self.batch_size, patch_size=self.patch_size,
+                         **({} if self.loss is None else {"loss": self.loss}))  # the same checks as a fine-tune
         if not (self.refresh_s >= 0 and self.idle_bursts >= 0):
             raise ValueError(f"refresh_s and idle_bursts must be ≥ 0, got {self.refresh_s}, {self.idle_bursts}")
 
     def train_settings(self, seed: int) -> dict:
         """Keyword arguments of ``Segmenter.finetune`` for one burst."""
-        return {"steps": self.burst_steps, "lr": self.lr, "batch_size": self.batch_size,
-                "patch_size": self.patch_size, "loss": self.loss, "seed": seed}
+        return {"steps": self.burst_steps, "lr": self.lr, "batch_size": self.batch_size, "distill": 0.0,
+                "patch_size": self.patch_size, "seed": seed, **({} if self.loss is None else {"loss": self.loss})}
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,10 @@ class LiveSession:
     ``key`` (the dock uses (layer name, plane index))."""
 
     def __init__(self, segmenter: Segmenter, settings: LiveSettings | None = None):
-        self.segmenter, self.settings = segmenter, settings or LiveSettings()
+        settings = settings or LiveSettings()
+        if settings.loss is None:  # the model's recommendation, recorded with the version the session makes
+            settings = replace(settings, loss=segmenter.recommended_settings.loss)
+        self.segmenter, self.settings = segmenter, settings
         self.base_version = segmenter.active_version
         # the copy takes inputs normalised with each whole image's parameters (planes are cropped for speed)
         self.model = Segmenter(copy.deepcopy(segmenter.net), replace(

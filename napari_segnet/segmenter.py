@@ -12,14 +12,16 @@ import numpy as np
 import torch
 
 from ._validation import check_labels_out
+from .engine import ddp
 from .engine.devices import pick_device
 from .engine.finetune_outcome import FinetuneFinished, forest_note, plain_scores
 from .engine.guard import accepts, guard_scores, verdict
 from .engine.patches import TrainingImage
 from .engine.progress import run
+from .engine.recommend import NEW_MODEL, TrainRecommendation
 from .engine.scale import recorded_diameter, spatial_shape, zoom_factor, zoom_image, zoom_training_set, zoomed_back
 from .engine.tiling import DEFAULT_MAX_CONTEXT, PredictionResult, Region, TileProgress, predict_tiled
-from .engine.training import TrainProgress, TrainResult, TrainSettings, finetune_net
+from .engine.training import TrainProgress, TrainResult, TrainSettings, finetune_net, patch_sizes
 from .engine.training_set import check_validation, crop_to_reviewed, split_held_out, training_planes
 from .io.checkpoint import load_network, save_checkpoint
 from .io.metadata import ModelMetadata, Version
@@ -58,7 +60,7 @@ class Segmenter:
         ``start``: ``"pretrained"`` — every layer but the 1×1 head starts from the general encoder shipped in
         the wheel (:mod:`napari_segnet.models.pretrained`; any classes, any channels); ``"scratch"`` — random
         weights; None (default) — pretrained where an encoder fits the architecture and options, else scratch.
-        Version 0's record says which (``start``, ``encoder``), and checkpoints keep it.
+        Version 0's record says which (``start``, ``encoder``); it recommends new-model :attr:`recommended_settings`.
         """
         if isinstance(num_classes, int) and not isinstance(num_classes, bool) and num_classes == 1:
             raise ValueError("num_classes=1 cannot work (a softmax over one class always answers class 0); "
@@ -76,7 +78,7 @@ class Segmenter:
             normalization or {})
         created = Version(0, note="created", details=start_details(encoder))
         return cls(net, ModelMetadata(architecture, in_channels, num_classes, names, dict(options), norm,
-                                      versions=(created,)))
+                                      versions=(created,), recommendation=NEW_MODEL.to_dict()))
 
     @property
     def start(self) -> dict:
@@ -146,6 +148,11 @@ class Segmenter:
         return self.metadata.active_version
 
     @property
+    def recommended_settings(self) -> TrainSettings:
+        """How to fine-tune this model, for every setting not given to :meth:`finetune` (:mod:`~.engine.recommend`)."""
+        return TrainRecommendation.from_dict(self.metadata.recommendation).settings
+
+    @property
     def versions(self) -> list[dict]:
         """One dict per version (version, parent, created, note, settings, scores, …, and the entries of its
         ``details``), oldest first."""
@@ -204,8 +211,8 @@ class Segmenter:
 
         images: 2-D images or stacks (see :meth:`predict` for axes); labels: (Y, X) class ids per image, or
         (Z|T, Y, X) for a stack; masks: bool of the labels' shape, True where the user reviewed the labels
-        (None: every pixel). ``settings`` are those of :class:`napari_segnet.engine.training.TrainSettings` (loss,
-        w0, sigma, class_weights, steps, lr, batch_size, patch_size, augment, seed).
+        (None: every pixel). ``settings``: those of :class:`napari_segnet.engine.training.TrainSettings` (loss, w0,
+        sigma, steps, lr, …); each one not given is the model's :attr:`recommended_settings`.
 
         The model changes only when the run completes; closing the generator (Stop) or a diverging loss
         (``TrainingAborted``) leaves it exactly as it was. A completed run becomes a new version, made active
@@ -215,7 +222,7 @@ class Segmenter:
         images; they are zoomed to the model's :attr:`object_diameter` first (a model that records none is
         trained as is and records ``diameter``).
         """
-        config = TrainSettings.of(**settings)
+        config = TrainRecommendation.from_dict(self.metadata.recommendation).with_given(**settings)
         zoom = (self.object_diameter, self.in_channels, channel_axis)
         images, labels, masks, size = zoom_training_set(images, labels, masks, diameter, *zoom)
         if validation is not None and len(validation) == 2 and size is None and diameter is not None:
@@ -255,7 +262,6 @@ class Segmenter:
         """Pixels of image kept around the reviewed ones when a round crops to them: half a training patch (so
         patches see real context, not mirrored), and the pixel forest's reach when the round distils."""
         from .engine.distillation import REACH
-        from .engine.training import patch_sizes
 
         return max(patch_sizes(self.net, config.patch_size)[0] // 2 + 8, REACH if config.distill else 0)
 
@@ -284,7 +290,7 @@ class Segmenter:
         self.metadata = self.metadata.with_version(Version(
             version, parent, settings=asdict(config), images=images, reviewed_pixels=reviewed,
             final_loss=result.final_loss, seconds=round(result.seconds, 2),
-            details={"guard": guard, **_world(), **details}))
+            details={"guard": guard, **ddp.world_record(), **details}))
         self._states[version] = result.state_dict
         self.rollback(version)
         after = judge()
@@ -402,10 +408,3 @@ class Segmenter:
             net = fold_batchnorm(self.net).to(device, memory_format=torch.channels_last)
             self._folded = (key, net)
         return self._folded[1]
-
-
-def _world() -> dict:
-    """``{"world_size": n}`` when training ran in n > 1 processes (torchrun), else nothing."""
-    from .engine import ddp
-
-    return {"world_size": ddp.world_size()} if ddp.world_size() > 1 else {}

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ from skimage.measure import regionprops
 
 from napari_segnet.data.domain_shift import SYNTHETIC_SEED_MIN
 from napari_segnet.data.synthetic import synthetic_nuclei
+from napari_segnet.engine.recommend import TRAINED_MODEL
 from napari_segnet.engine.training import TrainProgress
 from napari_segnet.numerics.augmentation import random_augment, random_crop
 from napari_segnet.numerics.weightmap import separate_touching
@@ -93,7 +95,8 @@ def train(images, labels, steps: int, lr: float, init: str | None = None) -> tup
     if init:
         seg.net.load_state_dict(Segmenter.load(init).net.state_dict())
     start = time.perf_counter()
-    for update in seg.finetune(images, labels, lr=lr, steps=steps, seed=0, **COMMON):
+    # distill 0 given: a created model recommends the forest (engine/recommend.py); this recipe never used it
+    for update in seg.finetune(images, labels, lr=lr, steps=steps, seed=0, distill=0.0, **COMMON):
         if isinstance(update, TrainProgress) and update.step % 100 == 0:
             print(f"step {update.step}/{steps} loss {update.mean_loss:.4f} "
                   f"({time.perf_counter() - start:.0f} s)", flush=True)
@@ -132,6 +135,8 @@ def main() -> None:
                                **{k: v for k, v in ARCH.items() if k != "architecture"})
     shipped.net.load_state_dict(seg.net.state_dict())
     shipped.annotate(note="default model, scripts/train_default.py", training=card)
+    # a trained model: fine-tuning it takes the defaults, not the new-model settings ``create`` recorded
+    shipped.metadata = replace(shipped.metadata, recommendation=TRAINED_MODEL.to_dict())
     path = shipped.save(args.out)
     print(json.dumps(card, indent=1))
     print(f"saved {path} ({path.stat().st_size / 1e6:.2f} MB)")

@@ -2,12 +2,14 @@
 
 import os
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 from scipy import ndimage
 
+from napari_segnet.engine.recommend import TRAINED_MODEL
 from napari_segnet.segmenter import FinetuneFinished, Segmenter
 
 # Exactness tests (tiled = whole image to 1e-4, bit for bit) compare fp32 runs; the bf16 fast path of CPUs with
@@ -24,10 +26,14 @@ def randomize_batchnorm(net: torch.nn.Module) -> None:
             m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
 
 
-def tiny_segmenter(arch="unet", in_channels=1, num_classes=3, **options) -> Segmenter:
+def tiny_segmenter(arch="unet", in_channels=1, num_classes=3, recommendation=TRAINED_MODEL, **options) -> Segmenter:
+    """A tiny model. It recommends the defaults (``TRAINED_MODEL``) unless told: the tests of fine-tuning's mechanics
+    give what they test and rely on the defaults for the rest (no forest, no time budget), while a model fresh from
+    ``Segmenter.create`` recommends ``NEW_MODEL`` (tests/test_recommend.py)."""
     torch.manual_seed(0)
     defaults = {"unet": {"base_filters": 4, "depth": 3}}.get(arch, {})
     seg = Segmenter.create(arch, in_channels, num_classes, **{**defaults, **options})
+    seg.metadata = replace(seg.metadata, recommendation=recommendation.to_dict())
     randomize_batchnorm(seg.net)
     return seg
 

@@ -37,7 +37,7 @@ def test_train_from_folders_saves_a_new_version(tmp_path, capsys):
     seg = Segmenter.load(tmp_path / "m.safetensors")
     version = seg.metadata.versions[-1]
     assert version.scores["mean_iu"] > 0.8  # a new model's measured settings learn the two classes in 40 steps
-    assert version.settings["loss"] == "balanced_ce" and version.settings["distill"] == 0.25  # NEW_MODEL_SETTINGS
+    assert version.settings["loss"] == "balanced_ce" and version.settings["distill"] == 0.25  # NEW_MODEL
     assert version.settings["patch_size"] == 32  # a flag given overrides its part
     assert seg.active_version == 1 and version.settings["steps"] == 40 and version.images == 2
     assert version.details["guard"] == "validation" and "world_size" not in version.details  # one process

@@ -10,7 +10,8 @@ import pytest
 from cli_helpers import child_env
 from conftest import tiny_segmenter, two_class_image
 
-from napari_segnet.engine.training import AUTO_MAX_STEPS, AUTO_MIN_STEPS, NEW_MODEL_SETTINGS, TrainSettings, auto_steps
+from napari_segnet.engine.recommend import NEW_MODEL
+from napari_segnet.engine.training import AUTO_MAX_STEPS, AUTO_MIN_STEPS, TrainSettings, auto_steps
 
 
 def test_auto_steps_are_proportional_to_the_reviewed_area_and_clipped():
@@ -37,7 +38,7 @@ def test_a_run_records_the_steps_auto_chose():
 
 
 def test_a_new_model_gets_more_steps_per_reviewed_tile():
-    settings = TrainSettings(**NEW_MODEL_SETTINGS)
+    settings = NEW_MODEL.settings
     assert [settings.resolved(k * 64 * 64).steps for k in (1, 2, 3, 5, 10)] == [100, 200, 300, 400, 400]
     assert [settings.resolved(k * 64 * 64, distilled=True).steps for k in (1, 2, 3, 5, 10)] == \
         [100, 100, 150, 250, 400]  # a round that learns the forest's labels too

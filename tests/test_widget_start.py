@@ -6,7 +6,8 @@ from scipy import ndimage as ndi
 from test_widget import dock  # noqa: F401  (the fixture; errors comes from conftest)
 
 from napari_segnet._widgets.sections import DEFAULT
-from napari_segnet.engine.training import NEW_MODEL_SETTINGS, TrainSettings
+from napari_segnet.engine.recommend import NEW_MODEL
+from napari_segnet.engine.training import TrainSettings
 from napari_segnet.models.pretrained import NAME
 
 pytestmark = pytest.mark.gui
@@ -16,11 +17,11 @@ def test_new_models_start_pretrained_unless_asked(dock, errors):  # noqa: F811
     viewer, widget, _ = dock
     assert list(widget.start.choices) == ["from pretrained", "from scratch"]
     assert widget.start.value == "from pretrained" and widget.separate.value and widget.loss.value == "border_ce"
-    widget.architecture.value = "unet"  # a new model for the user's own classes: region classes by default
+    widget.architecture.value = "unet"
     assert "base_filters=16, depth=3" in widget.options.value
-    assert not widget.separate.value and widget.loss.value == "balanced_ce"
     widget.class_names.value = "background, granular, fibrous"
-    widget.use_model()
+    widget.use_model()  # a new model for the user's own classes recommends region classes
+    assert not widget.separate.value and widget.loss.value == "balanced_ce"
     assert not errors and widget.segmenter.start["start"] == "pretrained"
     assert widget.segmenter.start["encoder"] == NAME and widget.segmenter.num_classes == 3
     widget.start.value = "from scratch"
@@ -37,17 +38,20 @@ def test_new_models_start_pretrained_unless_asked(dock, errors):  # noqa: F811
 def test_new_models_fine_tune_with_the_measured_settings_and_the_forest(dock, errors):  # noqa: F811
     viewer, widget, _ = dock
     widget.steps.value = 0  # auto (the fixture sets 60)
-    default = widget.settings()
+    default = widget.settings()  # the fixture's model recommends the defaults
     assert default.distill == 0 and default.patch_size == 128 and not widget.forest.value
     widget.architecture.value = "unet"
+    widget.class_names.value = "background, cell"
+    widget.use_model()  # the fields follow the new model's recommendation
     new = widget.settings()
-    assert widget.forest.value and new.distill == NEW_MODEL_SETTINGS["distill"] > 0
+    assert widget.forest.value and new.distill == NEW_MODEL.settings.distill == 0.25
     assert (new.loss, new.lr, new.batch_size, new.patch_size) == ("balanced_ce", 1e-3, 4, 64)
     assert new.resolved(3 * 64 * 64).steps == 300  # 100 per reviewed 64² tile …
     assert new.resolved(3 * 64 * 64, distilled=True).steps == 150  # … 50 in a round with forest labels
     widget.forest.value = False
     assert widget.settings().distill == 0
     widget.architecture.value = DEFAULT
+    widget.use_model()
     assert widget.settings() == TrainSettings(loss="border_ce", lr=2e-4) and not errors
 
 
@@ -71,6 +75,6 @@ def test_a_new_model_learns_from_reviewed_regions_and_the_forest_in_the_dock(doc
     widget.finetune()
     assert not errors, errors
     version = widget.segmenter.metadata.versions[-1]
-    assert version.settings["distill"] == NEW_MODEL_SETTINGS["distill"] and version.settings["patch_size"] == 64
+    assert version.settings["distill"] == NEW_MODEL.settings.distill and version.settings["patch_size"] == 64
     assert version.details["distillation"]["distilled"]  # a new head is behind the forest
     assert version.reviewed_pixels == 48 * 96  # the box, not the forest's pixels nor the strokes outside it

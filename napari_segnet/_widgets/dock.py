@@ -11,9 +11,10 @@ from napari.utils.notifications import show_info
 from qtpy.QtWidgets import QFileDialog, QTableWidgetItem, QVBoxLayout, QWidget
 
 from ..engine.devices import describe, pick_device
+from ..engine.recommend import DISTILL_WEIGHT
 from ..engine.regions import view_region
 from ..engine.scale import estimate_diameter
-from ..engine.training import NEW_MODEL_SETTINGS, TrainProgress, TrainSettings, warm_up_in_background
+from ..engine.training import TrainProgress, TrainSettings, warm_up_in_background
 from ..models.pretrained import new_model_options
 from ..numerics.instances import label_instances
 from ..numerics.metrics import object_score_rows, object_scores, pixel_score_rows, segmentation_scores
@@ -121,15 +122,11 @@ class SegNetWidget(QWidget):
                                         start=start, **self.parse_options()))
 
     def _show_options(self, *_) -> None:
-        """Fill the options field with the chosen architecture's defaults for a new model, and the Fine-tune
-        section with the settings measured for it: a new model's classes are most often regions, so 'separate
-        touching objects' is on only for the nuclei default; a new model learns with NEW_MODEL_SETTINGS."""
+        """Fill the options field with the chosen architecture's defaults for a new model (the Fine-tune fields
+        follow the model once it is made: :meth:`_show_recommendation`)."""
         name = self.architecture.value
         defaults = {} if name == DEFAULT else new_model_options(name)
         self.options.value = ", ".join(f"{k}={v!r}" for k, v in defaults.items())
-        self.separate.value = name == DEFAULT
-        self.lr.value = TrainSettings.lr if name == DEFAULT else NEW_MODEL_SETTINGS["lr"]
-        self.forest.value = name != DEFAULT
         for field in (self.options, self.class_names, self.start):  # the shipped model has its own classes
             field.enabled = name != DEFAULT
 
@@ -159,6 +156,15 @@ class SegNetWidget(QWidget):
             self.models.value = self.segmenter
         self._refresh_versions()
         self.update_legend()
+        self._show_recommendation()
+
+    def _show_recommendation(self) -> None:
+        """Fill the Fine-tune fields with the active model's recommended settings: a new model's classes are most
+        often regions, so 'separate touching objects' is on only where it recommends a border loss."""
+        rec = self.segmenter.recommended_settings
+        self.separate.value = rec.loss in ("border_ce", "border_ce_dice")  # sets the loss: the model's one next
+        self.loss.value, self.w0.value, self.sigma.value, self.lr.value = rec.loss, rec.w0, rec.sigma, rec.lr
+        self.steps.value, self.forest.value = 0 if rec.steps == "auto" else rec.steps, rec.distill > 0
 
     def switch_model(self, *_) -> None:
         """Make the model chosen in the model list active again (as it was left, with its versions)."""
@@ -361,12 +367,12 @@ class SegNetWidget(QWidget):
         return np.asarray(image.data), labels, reviewed
 
     def settings(self) -> TrainSettings:
-        """The fine-tune settings of the Fine-tune section."""
-        new = {k: v for k, v in NEW_MODEL_SETTINGS.items() if k not in ("loss", "lr", "distill")
-               and self.architecture.value != DEFAULT}
-        return TrainSettings(loss=self.loss.value, w0=self.w0.value, sigma=self.sigma.value, lr=self.lr.value,
-                             steps=self.steps.value or "auto",
-                             distill=self.forest.value * NEW_MODEL_SETTINGS["distill"], **new)
+        """The fine-tune settings of the Fine-tune section over the active model's recommendation (which gives those
+        the section does not show); the forest box switches distillation on at the recommended weight."""
+        rec = self.model().recommended_settings
+        shown = {"loss": self.loss.value, "w0": self.w0.value, "sigma": self.sigma.value, "lr": self.lr.value,
+                 "steps": self.steps.value or "auto", "distill": self.forest.value * (rec.distill or DISTILL_WEIGHT)}
+        return TrainSettings.of(**{**asdict(rec), **shown})
 
     @guarded
     def finetune(self, *_) -> None:

@@ -102,13 +102,13 @@ def _remove_empty(folders: list[Path]) -> None:
 
 
 def _train(args, device, main: bool) -> int:
-    from ..engine.training import NEW_MODEL_SETTINGS, TrainingAborted
+    from ..engine.training import TrainingAborted
 
     images, labels, masks, project = _training_set(args)
     seg = _model(args, labels, project)
-    given = {k: getattr(args, k) for k in ("steps", "lr", "loss", "w0", "sigma", "batch_size", "patch_size",
-                                            "seed", "distill") if getattr(args, k) is not None}
-    settings = {**(NEW_MODEL_SETTINGS if _is_new(args) else {}), **given}  # a new model: the measured settings
+    # the options given; every other setting is the model's recommendation (a new model: the new-model settings)
+    settings = {k: getattr(args, k) for k in ("steps", "lr", "loss", "w0", "sigma", "batch_size", "patch_size",
+                                               "seed", "distill") if getattr(args, k) is not None}
     try:
         steps = seg.finetune(images, labels, masks, validation=_validation(args), accept_worse=args.accept_worse,
                              device=device, channel_axis=args.channel_axis, **settings)

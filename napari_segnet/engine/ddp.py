@@ -27,6 +27,11 @@ def world_size() -> int:
     return dist.get_world_size() if is_active() else 1
 
 
+def world_record() -> dict:
+    """``{"world_size": n}`` when training runs in n > 1 processes (torchrun), else nothing (a version's details)."""
+    return {"world_size": world_size()} if world_size() > 1 else {}
+
+
 def init_from_env(device: str | None = None) -> str | None:
     """Join the process group torchrun describes in the environment (WORLD_SIZE > 1): NCCL with this process on
     ``cuda:LOCAL_RANK`` when CUDA is available and ``device`` does not say otherwise, else gloo on the CPU.

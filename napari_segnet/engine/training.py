@@ -48,26 +48,14 @@ def auto_steps(reviewed_pixels: int, patch_size: int, per_patch: float = AUTO_ST
     return int(min(AUTO_MAX_STEPS, max(min_steps, steps)))
 
 
-#: Fine-tune settings for a new model of the user's own classes (picked by measurement with ``benchmarks/hitl.py
-#: --data tissue|objects``, README "New models for your own classes"): class-balanced CE (region classes; the border
-#: term hurt there), 64² patches in batches of 4, lr 1e-3, the pixel forest's labels on unreviewed pixels at a
-#: quarter of the weight while the forest is ahead, and "auto" steps (100 to 400: a new model needs more than
-#: fine-tuning the default) of 100 per reviewed 64² tile — 50 in a round that learns the forest's labels too,
-#: whose errors longer runs learn as well (tissue: 0.909 instead of 0.924 after 3 rounds at 100). At most 15 s of
-#: training (``auto_max_seconds``), so that a round with the forest, the guard and the re-prediction stays ≤ 20 s
-#: on 2 cores: 400 steps took 19 s on an AVX2-only EPYC (47 ms a step), 14 s on an AVX-512 one.
-NEW_MODEL_SETTINGS = {"loss": "balanced_ce", "lr": 1e-3, "batch_size": 4, "patch_size": 64, "distill": 0.25,
-                      "auto_per_patch": 100.0, "auto_per_patch_distilled": 50.0, "auto_min_steps": 100,
-                      "auto_max_seconds": 15.0}
-
-
 class TrainingAborted(RuntimeError):
     """A run stopped because training diverged (NaN/inf or exploding loss); the model is left as it was."""
 
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Everything that defines a fine-tune run; stored with the version it creates."""
+    """Everything that defines a fine-tune run; stored with the version it creates. The defaults are what a trained
+    model recommends (:mod:`napari_segnet.engine.recommend`)."""
 
     loss: str = "border_ce"
     w0: float = 10.0

@@ -46,7 +46,8 @@ def metadata_from_json(text: str) -> ModelMetadata:
                          num_classes=int(d["num_classes"]), class_names=tuple(d["class_names"]),
                          options=dict(d.get("options", {})),
                          normalization=Normalization.from_dict(d.get("normalization", {})),
-                         versions=versions, active_version=int(d.get("active_version", 0)))
+                         versions=versions, active_version=int(d.get("active_version", 0)),
+                         recommendation=dict(d.get("recommendation") or {}))
 
 
 def save_checkpoint(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], metadata: ModelMetadata) -> Path:

@@ -52,7 +52,9 @@ class ModelMetadata:
     """Everything besides the weights that a model needs to be used on real images and to be rebuilt.
 
     Immutable: :class:`~napari_segnet.segmenter.Segmenter` replaces it when versions change; only
-    :mod:`napari_segnet.io.checkpoint` turns it into JSON and back.
+    :mod:`napari_segnet.io.checkpoint` turns it into JSON and back. ``recommendation``: how the model should be
+    fine-tuned, ``{"name": …, "settings": {…}}`` (``TrainRecommendation.to_dict``); empty for a model that records
+    none, which recommends the defaults (:mod:`napari_segnet.engine.recommend`).
     """
 
     architecture: str
@@ -63,6 +65,7 @@ class ModelMetadata:
     normalization: Normalization = field(default_factory=Normalization)
     versions: tuple[Version, ...] = field(default_factory=lambda: (Version(0, note="created"),))
     active_version: int = 0
+    recommendation: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if len(self.class_names) != self.num_classes:
