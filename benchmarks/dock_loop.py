@@ -331,8 +331,16 @@ def main() -> None:
 def _machine() -> dict:
     import torch
 
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "torch": torch.__version__, "threads": torch.get_num_threads()}
+    model, flags = platform.machine(), ""
+    with open("/proc/cpuinfo") as info:  # Linux; elsewhere the architecture alone
+        for line in info:
+            if line.startswith("model name") and model == platform.machine():
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                flags = "AVX-512 BF16" if "avx512_bf16" in line else "AVX2" if "avx2" in line else ""
+                break
+    return {"cpu": f"{model} {flags}".strip(), "cores": os.cpu_count(), "torch": torch.__version__,
+            "threads": torch.get_num_threads()}
 
 
 if __name__ == "__main__":

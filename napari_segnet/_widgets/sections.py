@@ -29,23 +29,23 @@ STARTS = ("from pretrained", "from scratch")
 
 #: What each architecture is, in a few words (the model list shows these; the value stays the registry name).
 ARCHITECTURES = {
-    "unet": "U-Net, small and fast (new models: start here)",
-    "unet_paper": "U-Net as in the 2015 paper (31 M weights, slow on a CPU)",
-    "fcn8s": "FCN-8s, VGG16 encoder (134 M weights, slow on a CPU)",
-    "fcn16s": "FCN-16s, VGG16 encoder (134 M weights)",
-    "fcn32s": "FCN-32s, VGG16 encoder (134 M weights, coarse)",
-    "fc_densenet56": "FC-DenseNet 56, 'Tiramisu' (1.4 M weights)",
-    "fc_densenet67": "FC-DenseNet 67 (3.5 M weights)",
-    "fc_densenet103": "FC-DenseNet 103 (9.3 M weights, slow)",
+    "unet": "U-Net, small and fast",
+    "unet_paper": "U-Net of the paper (31 M, slow)",
+    "fcn8s": "FCN-8s (VGG16, 134 M, slow)",
+    "fcn16s": "FCN-16s (VGG16, 134 M)",
+    "fcn32s": "FCN-32s (VGG16, 134 M)",
+    "fc_densenet56": "FC-DenseNet 56 (1.4 M)",
+    "fc_densenet67": "FC-DenseNet 67 (3.5 M)",
+    "fc_densenet103": "FC-DenseNet 103 (9.3 M)",
 }
-#: The losses in plain words.
+#: The losses in plain words (short: the dock's width follows its longest choice).
 LOSS_NAMES = {
-    "border_ce": "cross-entropy, weighted at borders between objects (separates touching objects)",
+    "border_ce": "cross-entropy + border weights",
     "ce": "cross-entropy",
-    "balanced_ce": "cross-entropy balanced over classes (regions, rare classes)",
+    "balanced_ce": "class-balanced cross-entropy",
     "dice": "Dice (overlap)",
     "ce_dice": "cross-entropy + Dice",
-    "border_ce_dice": "border-weighted cross-entropy + Dice",
+    "border_ce_dice": "border-weighted CE + Dice",
 }
 
 
@@ -64,7 +64,8 @@ def model_section() -> SimpleNamespace:
     """Architecture with options and class names, load/save, versions, device."""
     w = SimpleNamespace(
         architecture=ComboBox(label="architecture", value=DEFAULT, choices=[(DEFAULT, DEFAULT), *(
-            (f"{ARCHITECTURES.get(name, name)} [{name}]", name) for name in list_models())]),
+            (ARCHITECTURES.get(name, name), name) for name in list_models())],
+                              tooltip="the network; new models: start with the small U-Net"),
         options=LineEdit(label="size options", value="", tooltip="advanced: the network's size, e.g. depth=3, "
                                                                  "base_filters=16 (filled in for each architecture)"),
         class_names=LineEdit(label="classes", value="background, nucleus",
