@@ -15,7 +15,7 @@ from ._validation import check_labels_out
 from .engine import ddp
 from .engine.devices import pick_device
 from .engine.finetune_outcome import FinetuneFinished, forest_note, plain_scores
-from .engine.guard import accepts, guard_scores, verdict
+from .engine.guard import accepts, guard_scores, square_confusions, square_keys, verdict
 from .engine.patches import TrainingImage
 from .engine.progress import run
 from .engine.recommend import NEW_MODEL, TrainRecommendation
@@ -306,13 +306,19 @@ class Segmenter:
     def _reviewed_scores(self, items: Sequence[TrainingImage], device=None, held_out: bool = False) -> dict:
         """FCN metrics of the active model on the reviewed pixels of prepared training planes (``held_out``: the
         guard's scores, means over the classes present in the labels)."""
-        n = 0
-        for it in items:
+        n, judged = 0, []
+        for i, it in enumerate(items):
             planes = ImagePlanes(it.image, self.in_channels, channel_axis=0)  # already normalised
             outcome = run(predict_tiled(self._inference_net(pick_device(device)), planes, lambda t: t,
                                         pick_device(device)))
-            n = n + confusion_matrix(outcome.labels[it.reviewed], it.labels[it.reviewed], self.num_classes)
-        return guard_scores(n) if held_out else scores_from_confusion(n)
+            pred, truth = outcome.labels[it.reviewed], it.labels[it.reviewed]
+            n = n + confusion_matrix(pred, truth, self.num_classes)
+            judged.append((pred, truth, square_keys(it.labels.shape, it.origin, i)[it.reviewed]))
+        if not held_out:
+            return scores_from_confusion(n)
+        pred, truth, keys = (np.concatenate(a) for a in zip(*judged))
+        return guard_scores(n, square_confusions(pred.astype(np.int64), truth.astype(np.int64), keys,
+                                                 self.num_classes))
 
     def held_out_scores(self, images: Sequence, labels: Sequence, masks: Sequence, device=None,
                         channel_axis: int | None = None) -> dict | None:

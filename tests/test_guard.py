@@ -84,3 +84,25 @@ def test_a_better_version_is_activated_and_a_worse_one_is_not(shifted, mode):
     assert not done.accepted and seg.active_version == 1
     seg.rollback(2)
     assert held_out_iou(seg, held) < better - 0.05  # it was worse against the truth too
+
+
+def test_a_difference_within_the_noise_of_the_squares_does_not_keep_a_version_inactive():
+    rng = np.random.default_rng(1)
+
+    def squares(errors):
+        """(S, 2, 2) confusions of 32² squares, half background, half object, ``errors`` wrong object pixels."""
+        n = np.zeros((len(errors), 2, 2), np.int64)
+        n[:, 0, 0], n[:, 1, 1], n[:, 1, 0] = 512, 512 - errors, errors
+        return n
+
+    def scores(sq):
+        return guard.guard_scores(sq.sum(axis=0), sq)
+
+    base = rng.integers(0, 200, 20)
+    noisy = np.clip(base + rng.integers(-150, 170, 20), 0, 512)  # worse on average, but square by square both ways
+    before, after = scores(squares(base)), scores(squares(noisy))
+    assert after["mean_iu"] < before["mean_iu"] - guard.TOLERANCE  # worse by more than the tolerance …
+    assert guard.accepts(before, after)  # … yet within the noise of 20 squares
+    worse = scores(squares(base + 60))  # 60 more wrong pixels in every square: worse for sure
+    assert not guard.accepts(before, worse)
+    assert not guard.accepts({"mean_iu": 0.9}, {"mean_iu": 0.89})  # without squares: the tolerance alone
