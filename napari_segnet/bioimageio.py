@@ -21,7 +21,7 @@ import yaml
 
 from . import __version__
 from .engine.progress import run
-from .engine.tiling import DEFAULT_MAX_CONTEXT, explicit_plan
+from .engine.tile_plan import DEFAULT_MAX_CONTEXT, explicit_plan
 from .io.checkpoint import CheckpointError
 from .io.fileio import atomic_write
 from .models import MODELS, build_model

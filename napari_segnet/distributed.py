@@ -1,6 +1,6 @@
 """Block-wise prediction on a dask.distributed cluster, identical to ``Segmenter.predict`` on the whole image.
 
-The output is cut into blocks of whole tiles of the whole-image tiling (``tiling.explicit_plan``; block sides are
+The output is cut into blocks of whole tiles of the whole-image tiling (``tile_plan.explicit_plan``; block sides are
 multiples of the tile step and start on tile starts), one block per output zarr chunk. Each task predicts one
 block with ``Segmenter.predict_steps(region=…)``: the very tiles a whole-image pass runs there, each reading its
 mirrored context from the input, normalised with the whole image's parameters (computed once, on the client).
@@ -29,7 +29,8 @@ import numpy as np
 
 from .engine.blockinstances import block_objects, merge_table, relabel
 from .engine.devices import peak_rss_mb
-from .engine.tiling import DEFAULT_MAX_CONTEXT, Region, explicit_plan, tile_step
+from .engine.tile_plan import DEFAULT_MAX_CONTEXT, explicit_plan
+from .engine.tiling import Region, tile_step
 from .io.imagefiles import atomic_directory, create_zarr, read_image, stem
 from .numerics.images import ImagePlanes, WindowedArray
 

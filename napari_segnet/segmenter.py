@@ -20,7 +20,8 @@ from .engine.patches import TrainingImage
 from .engine.progress import run
 from .engine.recommend import NEW_MODEL, TrainRecommendation
 from .engine.scale import recorded_diameter, spatial_shape, zoom_factor, zoom_image, zoom_training_set, zoomed_back
-from .engine.tiling import DEFAULT_MAX_CONTEXT, PredictionResult, Region, TileProgress, predict_tiled
+from .engine.tile_plan import DEFAULT_MAX_CONTEXT
+from .engine.tiling import PredictionResult, Region, TileProgress, predict_tiled
 from .engine.training import TrainProgress, TrainResult, TrainSettings, finetune_net, patch_sizes
 from .engine.training_set import check_validation, crop_to_reviewed, split_held_out, training_planes
 from .io.checkpoint import load_network, save_checkpoint

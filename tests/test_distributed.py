@@ -16,7 +16,7 @@ from conftest import CountingArray, smooth_image, tiny_segmenter
 
 from napari_segnet.distributed import block_input, close, connect, plan_blocks, predict_distributed
 from napari_segnet.engine.blockinstances import block_objects, merge_table, relabel
-from napari_segnet.engine.tiling import DEFAULT_MAX_CONTEXT
+from napari_segnet.engine.tile_plan import DEFAULT_MAX_CONTEXT
 from napari_segnet.io.imagefiles import read_image, write_array
 from napari_segnet.numerics.images import ImagePlanes
 from napari_segnet.numerics.instances import label_instances

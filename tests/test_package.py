@@ -30,24 +30,6 @@ def test_version_flag(capsys):
     assert capsys.readouterr().out.strip() == napari_segnet.__version__
 
 
-def test_flat_names_of_earlier_releases_are_the_themed_modules():
-    import importlib.util
-
-    from napari_segnet._aliases import ALIASES
-
-    assert len(ALIASES) == 30
-    for flat, home in ALIASES.items():
-        module = importlib.import_module(flat)
-        assert module is importlib.import_module(home), flat
-        assert module.__name__ == home and module.__spec__.name == home  # its own spec, not the alias's
-    from napari_segnet.losses import weighted_cross_entropy  # the README's spelling
-
-    from napari_segnet.numerics import losses
-
-    assert weighted_cross_entropy is losses.weighted_cross_entropy
-    assert importlib.util.find_spec("napari_segnet.no_such_module") is None
-
-
 #: Layers of the package, lowest first: a module may import from its own layer and the ones below, never above.
 LAYERS = [
     {"_validation", "models", "__version__"},  # __version__: a constant of __init__, which imports nothing heavy
@@ -59,7 +41,7 @@ LAYERS = [
     {"project", "live", "distributed"},
     {"session"},  # a viewer's work: model, versions, training set, project (uses project and segmenter)
     {"commands", "_widgets", "_sample_data", "display"},
-    {"cli", "__main__", "__init__", "_aliases"},
+    {"cli", "__main__", "__init__"},
 ]
 
 

@@ -7,7 +7,8 @@ from conftest import CountingArray, smooth_image, tiny_segmenter
 
 from napari_segnet.engine import tiling
 from napari_segnet.engine.progress import run
-from napari_segnet.engine.tiling import TiledPredictor, blend_window, explicit_plan, tile_weights
+from napari_segnet.engine.tile_plan import explicit_plan
+from napari_segnet.engine.tiling import TiledPredictor, blend_window, tile_weights
 from napari_segnet.models import build_model
 from napari_segnet.numerics.images import WindowedArray, reflect_index
 

@@ -575,4 +575,4 @@ def wrap(text: str, width: int = 60) -> str:
     return "\n".join(textwrap.wrap(text, width))
 
 
-__all__ = ["PAINTED", "SegNetWidget"]
+__all__ = ["SegNetWidget"]

@@ -17,11 +17,11 @@ from ..numerics.images import ImagePlanes, WindowedArray, reflect_index
 from .devices import autocast_dtype
 from .progress import Outcome, Progress
 from .tile_pipeline import pipelined
-from .tile_plan import DEFAULT_MAX_CONTEXT, AxisPlan, auto_plan, ceil_to, explicit_plan
+from .tile_plan import DEFAULT_MAX_CONTEXT, AxisPlan, auto_plan, explicit_plan
 from .tta import averaged_probabilities
 
-__all__ = ["DEFAULT_MAX_CONTEXT", "AxisPlan", "PredictionResult", "Region", "TileProgress", "TiledPredictor",
-           "blend_window", "ceil_to", "explicit_plan", "plan_tiles", "predict_tiled", "tile_budget", "tile_step"]
+__all__ = ["PredictionResult", "Region", "TileProgress", "TiledPredictor", "blend_window", "plan_tiles",
+           "predict_tiled", "tile_budget", "tile_step"]
 
 #: Most tiles per batch on CUDA (tiles are batched up to the memory budget; on the CPU one at a time).
 MAX_CUDA_BATCH = 16
