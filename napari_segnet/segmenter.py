@@ -12,18 +12,10 @@ import numpy as np
 import torch
 
 from ._validation import check_labels_out
-from .engine import ddp
-from .engine.devices import pick_device
-from .engine.finetune_outcome import FinetuneFinished, forest_note, plain_scores
-from .engine.guard import accepts, guard_scores, verdict
-from .engine.patches import TrainingImage
-from .engine.progress import run
-from .engine.recommend import NEW_MODEL, TrainRecommendation
-from .engine.scale import recorded_diameter, spatial_shape, zoom_factor, zoom_image, zoom_training_set, zoomed_back
-from .engine.tile_plan import DEFAULT_MAX_CONTEXT
-from .engine.tiling import PredictionResult, Region, TileProgress, predict_tiled
-from .engine.training import TrainProgress, TrainResult, TrainSettings, finetune_net, patch_sizes
-from .engine.training_set import check_validation, crop_to_reviewed, split_held_out, training_planes
+from .inference.devices import pick_device
+from .inference.scale import recorded_diameter, spatial_shape, zoom_factor, zoom_image, zoom_training_set, zoomed_back
+from .inference.tile_plan import DEFAULT_MAX_CONTEXT
+from .inference.tiling import PredictionResult, Region, TileProgress, predict_tiled
 from .io.checkpoint import load_network, save_checkpoint
 from .io.metadata import ModelMetadata, Version
 from .models import SegmentationNet, build_model, model_options
@@ -33,6 +25,15 @@ from .numerics.images import ImagePlanes
 from .numerics.instances import label_instances
 from .numerics.metrics import confusion_matrix, scores_from_confusion
 from .numerics.normalization import Normalization
+from .progress import run
+from .training import ddp
+from .training.finetune_outcome import FinetuneFinished, forest_note, plain_scores
+from .training.guard import accepts, guard_scores, verdict
+from .training.loop import TrainProgress, TrainResult, finetune_net, patch_sizes
+from .training.patches import TrainingImage
+from .training.recommend import NEW_MODEL, TrainRecommendation
+from .training.settings import TrainSettings
+from .training.training_set import check_validation, crop_to_reviewed, split_held_out, training_planes
 
 
 class Segmenter:
@@ -150,7 +151,8 @@ class Segmenter:
 
     @property
     def recommended_settings(self) -> TrainSettings:
-        """How to fine-tune this model, for every setting not given to :meth:`finetune` (:mod:`~.engine.recommend`)."""
+        """How to fine-tune this model, for every setting not given to :meth:`finetune`
+        (:mod:`~napari_segnet.training.recommend`)."""
         return TrainRecommendation.from_dict(self.metadata.recommendation).settings
 
     @property
@@ -212,7 +214,7 @@ class Segmenter:
 
         images: 2-D images or stacks (see :meth:`predict` for axes); labels: (Y, X) class ids per image, or
         (Z|T, Y, X) for a stack; masks: bool of the labels' shape, True where the user reviewed the labels
-        (None: every pixel). ``settings``: those of :class:`napari_segnet.engine.training.TrainSettings` (loss, w0,
+        (None: every pixel). ``settings``: those of :class:`napari_segnet.training.settings.TrainSettings` (loss, w0,
         sigma, steps, lr, …); each one not given is the model's :attr:`recommended_settings`.
 
         The model changes only when the run completes; closing the generator (Stop) or a diverging loss
@@ -240,7 +242,7 @@ class Segmenter:
         items, judged = self._prepare(train, config), self._prepare(held, config)
         taught, record = items, {}
         if config.distill:
-            from .engine.distillation import distill  # scikit-learn only when asked for
+            from .training.distillation import distill  # scikit-learn only when asked for
 
             network = self._reviewed_scores(items, device)
             taught, record = distill(items, config, self.num_classes, network["mean_iu"])
@@ -262,7 +264,7 @@ class Segmenter:
     def _context(self, config: TrainSettings) -> int:
         """Pixels of image kept around the reviewed ones when a round crops to them: half a training patch (so
         patches see real context, not mirrored), and the pixel forest's reach when the round distils."""
-        from .engine.distillation import REACH
+        from .training.distillation import REACH
 
         return max(patch_sizes(self.net, config.patch_size)[0] // 2 + 8, REACH if config.distill else 0)
 
@@ -318,7 +320,7 @@ class Segmenter:
     def held_out_scores(self, images: Sequence, labels: Sequence, masks: Sequence, device=None,
                         channel_axis: int | None = None) -> dict | None:
         """The guard's scores of the active version on the held-out pixels of reviewed ``masks`` (arguments as
-        :meth:`finetune`; :mod:`napari_segnet.engine.guard`); None when too few pixels are held out to judge."""
+        :meth:`finetune`; :mod:`napari_segnet.training.guard`); None when too few pixels are held out to judge."""
         planes = training_planes(images, labels, masks, in_channels=self.in_channels, num_classes=self.num_classes,
                                  channel_axis=channel_axis)
         config = TrainSettings()
@@ -340,12 +342,12 @@ class Segmenter:
         image: (Y, X), (Y, X, 3|4), (C, Y, X) or (Z|T, Y, X) NumPy/dask/zarr array, any int or float dtype.
         tile_shape: output pixels per tile (rounded to the net's stride); None picks it from free memory; a
         shape larger than the image means one whole-image pass. progress(done, total) is called after every
-        batch of tiles; returning ``False`` cancels (:class:`~napari_segnet.engine.progress.Cancelled`). ``out``: a
+        batch of tiles; returning ``False`` cancels (:class:`~napari_segnet.progress.Cancelled`). ``out``: a
         preallocated array of the spatial shape (e.g. a memory-mapped or zarr one) to write into. ``diameter``:
         the size (px) of the objects in ``image``; it is then zoomed to the model's :attr:`object_diameter`
         for prediction and the labels zoomed back (nearest neighbour) to the image's exact shape. ``tta``: test-time
         augmentation, probabilities averaged over the 8 flips and rotations of every tile (8× the time;
-        :mod:`napari_segnet.engine.tta`).
+        :mod:`napari_segnet.inference.tta`).
         """
         steps = self.predict_steps(image, tile_shape, device, channel_axis, labels_out=out, batch_size=batch_size,
                                    diameter=diameter, tta=tta)

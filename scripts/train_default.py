@@ -32,11 +32,11 @@ from skimage.measure import regionprops
 
 from napari_segnet.data.domain_shift import SYNTHETIC_SEED_MIN
 from napari_segnet.data.synthetic import synthetic_nuclei
-from napari_segnet.engine.recommend import TRAINED_MODEL
-from napari_segnet.engine.training import TrainProgress
 from napari_segnet.numerics.augmentation import random_augment, random_crop
 from napari_segnet.numerics.weightmap import separate_touching
 from napari_segnet.segmenter import Segmenter
+from napari_segnet.training.loop import TrainProgress
+from napari_segnet.training.recommend import TRAINED_MODEL
 
 ARCH = {"architecture": "unet", "base_filters": 8, "depth": 3}
 CELLS3D = tuple(z for z in TRAIN if 6 <= z <= 26)  # nucleus area ≥ 30 % of the slice: in focus, fully labelled
@@ -95,7 +95,7 @@ def train(images, labels, steps: int, lr: float, init: str | None = None) -> tup
     if init:
         seg.net.load_state_dict(Segmenter.load(init).net.state_dict())
     start = time.perf_counter()
-    # distill 0 given: a created model recommends the forest (engine/recommend.py); this recipe never used it
+    # distill 0 given: a created model recommends the forest (training/recommend.py); this recipe never used it
     for update in seg.finetune(images, labels, lr=lr, steps=steps, seed=0, distill=0.0, **COMMON):
         if isinstance(update, TrainProgress) and update.step % 100 == 0:
             print(f"step {update.step}/{steps} loss {update.mean_loss:.4f} "

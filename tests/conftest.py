@@ -9,8 +9,8 @@ import pytest
 import torch
 from scipy import ndimage
 
-from napari_segnet.engine.recommend import TRAINED_MODEL
 from napari_segnet.segmenter import FinetuneFinished, Segmenter
+from napari_segnet.training.recommend import TRAINED_MODEL
 
 # Exactness tests (tiled = whole image to 1e-4, bit for bit) compare fp32 runs; the bf16 fast path of CPUs with
 # native bf16 has its own agreement test (test_fast_paths.py).

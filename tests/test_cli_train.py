@@ -120,7 +120,7 @@ def test_torchrun_two_gloo_processes(tmp_path):
     assert means[-1] < 0.8 * means[0]
     assert done.stderr.count("saved to") == 1 and sorted(p.name for p in tmp_path.iterdir()) == [
         "ddp.safetensors", "images", "labels"]
-    from napari_segnet.engine.ddp import state_digest
+    from napari_segnet.training.ddp import state_digest
 
     seg = Segmenter.load(tmp_path / "ddp.safetensors")
     assert seg.metadata.versions[-1].details["world_size"] == 2
@@ -189,7 +189,7 @@ def test_a_full_disk_at_the_end_is_a_message_not_a_traceback(tmp_path, capsys, m
 def test_a_version_the_guard_keeps_inactive_exits_0_under_torchrun(tmp_path, capsys, monkeypatch):
     """torchrun turns a rank's status 3 into a wall of ChildFailedError tracebacks: ranks exit 0, and say so."""
     from napari_segnet.commands import train
-    from napari_segnet.engine import ddp
+    from napari_segnet.training import ddp
 
     monkeypatch.setattr(train, "_train", lambda *a, **k: 3)
     images, labels = write_pairs(tmp_path)

@@ -16,7 +16,7 @@ from napari.utils.colormaps import DirectLabelColormap
 from napari_segnet._widgets import runner
 from napari_segnet._widgets.dock import SegNetWidget
 from napari_segnet._widgets.pages import PAGES
-from napari_segnet.engine.tiling import TileProgress
+from napari_segnet.inference.tiling import TileProgress
 from napari_segnet.segmenter import Segmenter
 
 pytestmark = pytest.mark.gui

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from conftest import same_state, state, tiny_segmenter, two_class_image
 
-from napari_segnet.engine.suggest import suggest_tiles, uncertainty
-from napari_segnet.engine.training import TrainProgress
+from napari_segnet.inference.suggest import suggest_tiles, uncertainty
 from napari_segnet.live import BurstDone, LiveSession, LiveSettings, Refreshed, Waiting
+from napari_segnet.training.loop import TrainProgress
 
 FAST = LiveSettings(burst_steps=4, lr=1e-2, batch_size=2, patch_size=32, idle_bursts=0, refresh_s=0)
 

@@ -6,7 +6,7 @@ import torch
 from conftest import smooth_image, tiny_segmenter
 from test_registry import TINY
 
-from napari_segnet.engine.tta import SYMMETRIES, transform, untransform
+from napari_segnet.inference.tta import SYMMETRIES, transform, untransform
 from napari_segnet.segmenter import Segmenter
 
 

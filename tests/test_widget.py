@@ -9,11 +9,11 @@ from scipy import ndimage
 
 from napari_segnet._widgets import runner
 from napari_segnet._widgets.dock import SegNetWidget
-from napari_segnet.engine.scale import estimate_diameter
-from napari_segnet.engine.training import TrainSettings
-from napari_segnet.engine.training_set import training_planes
+from napari_segnet.inference.scale import estimate_diameter
 from napari_segnet.numerics.instances import label_instances
 from napari_segnet.numerics.metrics import segmentation_scores
+from napari_segnet.training.settings import TrainSettings
+from napari_segnet.training.training_set import training_planes
 
 pytestmark = pytest.mark.gui
 

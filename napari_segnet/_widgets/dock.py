@@ -10,16 +10,17 @@ from napari.layers import Image
 from napari.utils.notifications import show_info
 from qtpy.QtWidgets import QFileDialog, QTableWidgetItem, QVBoxLayout, QWidget
 
-from ..engine.devices import describe, pick_device
-from ..engine.recommend import DISTILL_WEIGHT
-from ..engine.regions import view_region
-from ..engine.scale import estimate_diameter
-from ..engine.training import TrainProgress, TrainSettings, warm_up_in_background
+from ..inference.devices import describe, pick_device
+from ..inference.scale import estimate_diameter
 from ..models.pretrained import new_model_options
 from ..numerics.instances import label_instances
 from ..numerics.metrics import object_score_rows, object_scores, pixel_score_rows, segmentation_scores
 from ..segmenter import FinetuneFinished, Segmenter
 from ..session import Session
+from ..training.loop import TrainProgress, warm_up_in_background
+from ..training.recommend import DISTILL_WEIGHT
+from ..training.regions import view_region
+from ..training.settings import TrainSettings
 from . import sections
 from .layers import PAINTED, prediction_name, show_instances, show_prediction
 from .legend import label_colours

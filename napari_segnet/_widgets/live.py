@@ -10,10 +10,10 @@ from magicgui.widgets import CheckBox, Container, FloatSpinBox, Label, PushButto
 from napari.utils.notifications import show_info
 from qtpy.QtCore import QEvent, QObject
 
-from ..engine.regions import Region
-from ..engine.suggest import suggest_tiles, uncertainty
-from ..engine.training import TrainProgress
+from ..inference.suggest import suggest_tiles, uncertainty
 from ..live import BurstDone, LiveSession, LiveSettings, Refreshed, Waiting
+from ..training.loop import TrainProgress
+from ..training.regions import Region
 from .layers import mark_painted, prediction_name, track_paint
 from .review import add_regions, reviewed_layer, reviewed_mask
 from .runner import USER_ERRORS, notify

@@ -54,7 +54,7 @@ class ModelMetadata:
     Immutable: :class:`~napari_segnet.segmenter.Segmenter` replaces it when versions change; only
     :mod:`napari_segnet.io.checkpoint` turns it into JSON and back. ``recommendation``: how the model should be
     fine-tuned, ``{"name": …, "settings": {…}}`` (``TrainRecommendation.to_dict``); empty for a model that records
-    none, which recommends the defaults (:mod:`napari_segnet.engine.recommend`).
+    none, which recommends the defaults (:mod:`napari_segnet.training.recommend`).
     """
 
     architecture: str

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .progress import Outcome
+from ..progress import Outcome
 
 
 @dataclass(frozen=True)
@@ -14,7 +14,7 @@ class FinetuneFinished(Outcome):
     """The outcome of a completed fine-tune: the new version, whether it became active, and why.
 
     ``guard`` names what the before/after scores were measured on: ``"validation"`` (the images given as
-    ``validation``), ``"held-out reviewed pixels"`` (:mod:`napari_segnet.engine.guard`) or ``"none"`` (too few
+    ``validation``), ``"held-out reviewed pixels"`` (:mod:`napari_segnet.training.guard`) or ``"none"`` (too few
     reviewed pixels to hold any out: accepted, scores None).
     """
 

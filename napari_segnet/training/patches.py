@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..numerics.images import reflect_index
 from ..numerics.normalization import Normalization
+from .settings import TrainSettings
 from .training_set import TrainingPlane
-
-if TYPE_CHECKING:
-    from .training import TrainSettings
 
 
 @dataclass
