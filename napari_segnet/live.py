@@ -286,7 +286,7 @@ class LiveSession:
         accepted = before is None or after is None or accepts(before, after)
         if after is not None:
             seg.annotate(number, parent_scores=plain_scores(before))
-            seg._update_version(number, scores=plain_scores(after))
+            seg.metadata = seg.metadata.with_changes(number, scores=plain_scores(after))
         if accepted:
             seg.rollback(number)
         guard = "held-out reviewed pixels" if after is not None else "none"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +26,10 @@ from .numerics.instances import label_instances
 from .numerics.metrics import confusion_matrix, scores_from_confusion
 from .numerics.normalization import Normalization
 from .progress import run
-from .training import ddp
-from .training.finetune_outcome import FinetuneFinished, forest_note, plain_scores
-from .training.guard import accepts, guard_scores, verdict
-from .training.loop import TrainProgress, TrainResult, finetune_net, patch_sizes
-from .training.patches import TrainingImage
+from .training.finetune_outcome import FinetuneFinished, record_run
+from .training.guard import guard_scores
+from .training.loop import TrainProgress, finetune_net, patch_sizes
+from .training.patches import TrainingImage, prepare_planes
 from .training.recommend import NEW_MODEL, TrainRecommendation
 from .training.settings import TrainSettings
 from .training.training_set import check_validation, crop_to_reviewed, split_held_out, training_planes
@@ -186,12 +185,8 @@ class Segmenter:
         """Set the note of ``version`` (default: the active one) and add ``details`` (JSON-friendly) to it."""
         number = self.active_version if version is None else version
         record = self.metadata.version(number)
-        self._update_version(number, note=record.note if note is None else note,
-                             details={**record.details, **details})
-
-    def _update_version(self, number: int, **changes) -> None:
-        self.metadata = replace(self.metadata, versions=tuple(
-            replace(v, **changes) if v.version == number else v for v in self.metadata.versions))
+        self.metadata = self.metadata.with_changes(number, note=record.note if note is None else note,
+                                                   details={**record.details, **details})
 
     def rollback(self, version: int) -> None:
         """Make ``version`` the active model (any version whose weights this session holds); the weights the
@@ -239,7 +234,7 @@ class Segmenter:
             train, held = planes, []
         else:
             train, held = split_held_out(planes)
-        items, judged = self._prepare(train, config), self._prepare(held, config)
+        items, judged = (prepare_planes(part, self.normalization, config) for part in (train, held))
         taught, record = items, {}
         if config.distill:
             from .training.distillation import distill  # scikit-learn only when asked for
@@ -258,8 +253,8 @@ class Segmenter:
         details = {"held_out_pixels": reviewed - int(sum(it.reviewed.sum() for it in items)),
                    **({} if size is None else {"object_diameter": size}),
                    **({"distillation": record} if record else {})}
-        images = len({(id(p.image), p.index) for p in planes})
-        return self._finetune_run(steps, images, reviewed, config, guard, judge, accept_worse, details)
+        run_record = {"images": len({(id(p.image), p.index) for p in planes}), "reviewed_pixels": reviewed}
+        return record_run(self, steps, config, guard, judge, accept_worse, run_record, details)
 
     def _context(self, config: TrainSettings) -> int:
         """Pixels of image kept around the reviewed ones when a round crops to them: half a training patch (so
@@ -267,44 +262,6 @@ class Segmenter:
         from .training.distillation import REACH
 
         return max(patch_sizes(self.net, config.patch_size)[0] // 2 + 8, REACH if config.distill else 0)
-
-    def _prepare(self, planes, config: TrainSettings) -> list[TrainingImage]:
-        """Training planes → normalised images with weight maps (normalisation once per whole image)."""
-        params: dict[int, tuple] = {}
-        for p in planes:
-            if id(p.image) not in params:
-                params[id(p.image)] = self.normalization.parameters(p.image)
-        return [TrainingImage.prepare(p, self.normalization, config, params[id(p.image)]) for p in planes]
-
-    def _finetune_run(self, steps, images: int, reviewed: int, config, guard: str, judge, accept_worse: bool,
-                      details: dict):
-        """Run ``steps``; record the new version; make it active if ``judge()`` (the guard set's scores of the
-        active model, None without a guard set) says it is not worse than its parent (or ``accept_worse``)."""
-        parent = self.active_version
-        before = judge()
-        result: TrainResult | None = None
-        for update in steps:
-            if isinstance(update, TrainResult):
-                result = update
-            else:
-                yield update
-        version = self.metadata.next_version()
-        config = replace(config, steps=result.steps)  # what ran: ``auto_max_seconds`` may have shortened the run
-        self.metadata = self.metadata.with_version(Version(
-            version, parent, settings=asdict(config), images=images, reviewed_pixels=reviewed,
-            final_loss=result.final_loss, seconds=round(result.seconds, 2),
-            details={"guard": guard, **ddp.world_record(), **details}))
-        self._states[version] = result.state_dict
-        self.rollback(version)
-        after = judge()
-        if after is not None:
-            self.annotate(version, parent_scores=plain_scores(before))
-            self._update_version(version, scores=plain_scores(after))
-        accepted = accept_worse or after is None or accepts(before, after)
-        if not accepted:
-            self.rollback(parent)
-        message = verdict(version, parent, accepted, before, after, guard) + forest_note(details.get("distillation"))
-        yield FinetuneFinished(version, accepted, before, after, message, guard)
 
     def _reviewed_scores(self, items: Sequence[TrainingImage], device=None, held_out: bool = False) -> dict:
         """FCN metrics of the active model on the reviewed pixels of prepared training planes (``held_out``: the
@@ -325,7 +282,9 @@ class Segmenter:
                                  channel_axis=channel_axis)
         config = TrainSettings()
         _, held = split_held_out(crop_to_reviewed(planes, self._context(config)))
-        return self._reviewed_scores(self._prepare(held, config), device, held_out=True) if held else None
+        if not held:
+            return None
+        return self._reviewed_scores(prepare_planes(held, self.normalization, config), device, held_out=True)
 
     def score(self, images: Sequence, labels: Sequence, device=None, channel_axis: int | None = None) -> dict:
         """FCN metrics of the active model's predictions over ``images`` against ``labels`` (summed confusion)."""

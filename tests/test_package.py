@@ -115,3 +115,19 @@ def test_no_import_cycle():
     for module in sorted(graph):
         visit(module, [])
     assert cycles == []
+
+
+def test_modules_and_functions_stay_small():
+    """No module over 400 lines, no function over 60: a reader sees a whole function at once."""
+    import ast
+
+    root = Path(napari_segnet.__file__).parent
+    long_modules, long_functions = [], []
+    for path in sorted(root.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        if len(text.splitlines()) > 400:
+            long_modules.append(path.name)
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+                long_functions.append(f"{path.name}:{node.name}")
+    assert (long_modules, long_functions) == ([], [])

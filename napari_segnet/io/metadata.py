@@ -92,6 +92,12 @@ class ModelMetadata:
         """A copy with ``record`` appended to the history."""
         return replace(self, versions=(*self.versions, record))
 
+    def with_changes(self, number: int, **changes) -> ModelMetadata:
+        """A copy whose record of version ``number`` has ``changes`` (fields of :class:`Version`)."""
+        self.version(number)
+        return replace(self, versions=tuple(replace(v, **changes) if v.version == number else v
+                                            for v in self.versions))
+
     def activate(self, number: int) -> ModelMetadata:
         """A copy whose active version is ``number``."""
         self.version(number)
