@@ -148,7 +148,7 @@ def project_with_corrections(folder):
 
 
 def test_a_project_open_in_another_process_is_refused(tmp_path, capsys):
-    from test_project import hold
+    from cli_helpers import hold
 
     project_with_corrections(tmp_path / "p")
     child = hold(tmp_path / "p")
@@ -219,7 +219,7 @@ def test_a_read_only_project_is_refused_before_training_unless_out(tmp_path, cap
 
 
 def test_a_truncated_compressed_label_file_is_one_message(tmp_path, capsys):
-    from test_cli_evaluate import truncate_compressed
+    from cli_helpers import truncate_compressed
 
     images, labels = write_pairs(tmp_path)
     truncate_compressed(labels / "cell1_labels.tif", two_class_image(seed=1)[1].astype(np.uint8))

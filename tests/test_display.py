@@ -6,8 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import conftest
-import display_hooks
 import pytest
 
 from napari_segnet import cli, display
@@ -62,11 +60,6 @@ def test_gui_tests_fail_without_a_display_when_required(tmp_path):
     assert done.returncode == 1, done.stdout + done.stderr  # failed tests, not a crash (which would be < 0 or 134)
     assert re.match(r"1 passed, (\d+ warnings, )?2 errors\b", done.stdout.strip().splitlines()[-1]), done.stdout
     assert "NAPARI_SEGNET_REQUIRE_GUI is set but there is no usable display" in done.stdout
-
-
-def test_conftest_installs_the_display_hooks():
-    assert conftest.pytest_collection_modifyitems is display_hooks.pytest_collection_modifyitems
-    assert conftest.pytest_runtest_setup is display_hooks.pytest_runtest_setup
 
 
 @linux_only

@@ -37,7 +37,8 @@ def test_a_stroke_made_during_a_burst_joins_the_next_burst():
     first, second = stroke(truth, slice(10, 14)), stroke(truth, slice(40, 46))
     live.paint("cells", first, truth)
     steps = live.steps()
-    assert isinstance(until(steps, TrainProgress), TrainProgress)  # burst 1 is running
+    running = until(steps, TrainProgress)  # burst 1 is running: its first step of burst_steps
+    assert (running.done, running.total) == (1, FAST.burst_steps) and np.isfinite(running.loss)
     live.paint("cells", second, truth)  # painting never waits for it
     done = until(steps, BurstDone)
     assert (done.number, done.strokes, done.reviewed_pixels) == (1, 1, 64 * 64)  # the stroke's tile: all of it

@@ -4,7 +4,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import open_dock, two_class_image
+from conftest import two_class_image
 from scipy import ndimage
 
 from napari_segnet._widgets import runner
@@ -16,14 +16,6 @@ from napari_segnet.training.settings import TrainSettings
 from napari_segnet.training.training_set import training_planes
 
 pytestmark = pytest.mark.gui
-
-
-@pytest.fixture
-def dock(make_napari_viewer, monkeypatch):
-    viewer, widget, truth = open_dock(make_napari_viewer, monkeypatch, truth_layer=True)
-    widget.steps.value, widget.lr.value = 60, 1e-2
-    widget.review.value = "whole image"  # these tests set whole corrected layers; test_review.py paints regions
-    return viewer, widget, truth
 
 
 def test_one_full_round(dock, errors):

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
-from test_widget import dock  # noqa: F401  (the fixture; errors comes from conftest)
 
 from napari_segnet._widgets.sections import DEFAULT
 from napari_segnet.models.pretrained import NAME
