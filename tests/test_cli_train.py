@@ -98,6 +98,7 @@ def test_unreadable_label_file(tmp_path, capsys):
     assert status == 2 and "labels: cannot read cell1_labels.tif as an image" in err
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_training_writes_nothing(tmp_path):
     images, labels = write_pairs(tmp_path)
     status, err = interrupt(["train", "--images", images, "--labels", labels, *TINY, "--steps", "100000",
@@ -107,6 +108,7 @@ def test_ctrl_c_during_training_writes_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "labels"]  # no model, no temporary
 
 
+@pytest.mark.slow
 def test_torchrun_two_gloo_processes(tmp_path):
     images, labels = write_pairs(tmp_path)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",

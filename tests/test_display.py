@@ -45,6 +45,7 @@ def run_without_display(tmp_path, **extra_env):
     return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 @linux_only
 def test_gui_tests_skip_without_a_display(tmp_path):
     done = run_without_display(tmp_path)
@@ -54,6 +55,7 @@ def test_gui_tests_skip_without_a_display(tmp_path):
     assert done.stdout.count(reason) == 2, done.stdout  # one SKIPPED line per test, the same reason
 
 
+@pytest.mark.slow
 @linux_only
 def test_gui_tests_fail_without_a_display_when_required(tmp_path):
     done = run_without_display(tmp_path, **{display.REQUIRE_GUI_ENV: "1"})

@@ -214,6 +214,7 @@ def test_instances_need_labels(tmp_path):
                             instances_output=tmp_path / "i.zarr")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="Linux's VmHWM")
 def test_worker_peak_memory_is_its_own_not_its_parents():
     """Linux carries ru_maxrss over fork + exec: a worker started by a process that once held 1 GiB reported
@@ -231,6 +232,7 @@ def test_worker_peak_memory_is_its_own_not_its_parents():
     assert inherited > 1024 and own < 900
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_thread")
 def test_a_worker_killed_mid_run_is_replaced_and_the_result_is_whole(tmp_path):
     """Every task input can be recomputed (the model's bytes are a task, not scattered data): when the only worker

@@ -90,6 +90,7 @@ def cli_settings(capsys, tmp_path, image, labels, *flags) -> dict:
     return seg.metadata.version(1).settings
 
 
+@pytest.mark.slow
 @pytest.mark.gui
 @pytest.mark.usefixtures("one_thread")
 def test_every_frontend_resolves_the_same_settings_for_a_new_unet(make_napari_viewer, monkeypatch, capsys,

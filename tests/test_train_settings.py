@@ -103,6 +103,7 @@ def test_a_time_budget_shortens_the_run_from_the_speed_of_its_first_steps():
             TrainSettings(auto_max_seconds=bad)
 
 
+@pytest.mark.slow
 def test_ranks_agree_on_the_length_a_time_budget_gives():
     """Two gloo ranks under torchrun whose clocks disagree (tests/ddp_budget_worker.py)."""
     worker = Path(__file__).with_name("ddp_budget_worker.py")

@@ -90,6 +90,7 @@ def test_rollback_and_weight_map(dock):
     assert weights.shape == truth.shape and weights.max() > 1
 
 
+@pytest.mark.slow
 def test_viewer_stays_responsive_while_fine_tuning(dock, qtbot, monkeypatch):
     """Threaded run: the largest gap between 10-ms Qt timer ticks stays under 200 ms."""
     from qtpy.QtCore import QTimer
@@ -230,6 +231,7 @@ def test_weight_map_is_the_one_the_selected_loss_trains_with(dock):
         assert (shown == 1).all() == (loss == "ce")  # plain CE: every pixel weighs 1
 
 
+@pytest.mark.slow
 def test_a_version_the_guard_keeps_inactive_is_shown_with_both_scores_and_can_be_used_anyway(dock):
     viewer, widget, truth = dock
     widget.predict()
