@@ -44,7 +44,7 @@ def baseline(path: str, tile: int) -> dict:
     """In a fresh process: one whole-image Segmenter.predict (after a small warm-up)."""
     import torch
 
-    from napari_segnet.engine.devices import peak_rss_mb
+    from napari_segnet.inference.devices import peak_rss_mb
     from napari_segnet.io.imagefiles import read_image
     from napari_segnet.segmenter import Segmenter
 

@@ -22,7 +22,7 @@ import torch
 from napari_segnet.sample_data import TRAIN, nuclei_instances
 
 from napari_segnet.data.domain_shift import domain_shift_set
-from napari_segnet.engine.scale import estimate_diameter
+from napari_segnet.inference.scale import estimate_diameter
 from napari_segnet.numerics.instances import label_instances
 from napari_segnet.numerics.metrics import confusion_matrix, object_scores, scores_from_confusion
 from napari_segnet.segmenter import Segmenter

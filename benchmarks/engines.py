@@ -39,7 +39,7 @@ def tile_for(seg, image_side: int) -> int:
     """The input side of the tiles the cost planner picks for an image_side² image (CPU)."""
     import torch
 
-    from napari_segnet.engine.tiling import plan_tiles
+    from napari_segnet.inference.tiling import plan_tiles
 
     py, _ = plan_tiles(seg._inference_net(torch.device("cpu")), None, (image_side, image_side), torch.device("cpu"))
     return py.tile_in
@@ -146,7 +146,7 @@ def main() -> None:
         return
     import torch
 
-    from napari_segnet.engine.devices import autocast_dtype
+    from napari_segnet.inference.devices import autocast_dtype
 
     ours = "eager bf16" if autocast_dtype(torch.device("cpu"), inference=True) == torch.bfloat16 else "eager fp32"
     print(f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}; napari-segnet's "

@@ -32,8 +32,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps", type=int, default=None, help="override the default number of steps")
     args = parser.parse_args()
-    from napari_segnet.engine.training import TrainProgress, warm_up_in_background
     from napari_segnet.segmenter import FinetuneFinished, Segmenter
+    from napari_segnet.training.loop import TrainProgress, warm_up_in_background
 
     images, labels = three_tiles()
     start = time.perf_counter()

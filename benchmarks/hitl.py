@@ -39,7 +39,7 @@ from napari_segnet.sample_data import HELD_OUT, TRAIN, nuclei
 from simulated_user import worst_tile
 
 from napari_segnet.data.synthetic import CLASS_NAMES, synthetic_image
-from napari_segnet.engine.suggest import suggest_tiles, uncertainty
+from napari_segnet.inference.suggest import suggest_tiles, uncertainty
 from napari_segnet.numerics.metrics import segmentation_scores
 from napari_segnet.segmenter import Segmenter
 

@@ -98,7 +98,7 @@ def replay_crops(count: int, rng: np.random.Generator) -> tuple[list, list, list
 def finetune_round(model: Model, work, truths, reviewed, rnd: int, settings: dict, diameter, replay: int,
                    average: float) -> bool:
     """One fine-tune of ``model`` on the reviewed tiles (+ replay, then weight averaging); True if accepted."""
-    from napari_segnet.engine.training import TrainSettings
+    from napari_segnet.training.settings import TrainSettings
 
     images, labels, masks = [c.image for c in work], [np.where(r, t, 0) for t, r in zip(truths, reviewed)], reviewed
     if replay:

@@ -25,7 +25,7 @@ from napari_segnet.sample_data import HELD_OUT, TRAIN, nuclei
 from scipy import ndimage
 from skimage.morphology import disk
 
-from napari_segnet.engine.devices import describe, pick_device
+from napari_segnet.inference.devices import describe, pick_device
 from napari_segnet.live import BurstDone, LiveSession, LiveSettings, Refreshed, Waiting
 from napari_segnet.numerics.instances import label_instances
 from napari_segnet.numerics.metrics import object_scores, segmentation_scores

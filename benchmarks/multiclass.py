@@ -43,9 +43,9 @@ from napari_segnet.data.synthetic import (
     texture_mosaic,
     tissue_image,
 )
-from napari_segnet.engine.recommend import NEW_MODEL
 from napari_segnet.numerics.metrics import segmentation_scores
 from napari_segnet.segmenter import Segmenter
+from napari_segnet.training.recommend import NEW_MODEL
 
 TILE = 64
 DATASETS = ("tissue", "objects", "textures")

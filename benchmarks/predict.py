@@ -47,7 +47,7 @@ def runner(spec: dict, seg, image, device):
     import numpy as np
     import torch
 
-    from napari_segnet.engine.tiling import plan_tiles
+    from napari_segnet.inference.tiling import plan_tiles
 
     size, engine = spec["size"], spec["engine"]
     py, px = plan_tiles(seg._inference_net(device), None, (size, size), device)
@@ -88,7 +88,7 @@ def one_run(spec: dict) -> dict:
     import psutil
     import torch
 
-    from napari_segnet.engine.devices import peak_rss_mb, pick_device
+    from napari_segnet.inference.devices import peak_rss_mb, pick_device
     from napari_segnet.segmenter import Segmenter
 
     torch.manual_seed(0)

@@ -20,13 +20,13 @@ import torch
 import yaml
 
 from . import __version__
-from .engine.progress import run
-from .engine.tiling import DEFAULT_MAX_CONTEXT, explicit_plan
+from .inference.tile_plan import DEFAULT_MAX_CONTEXT, explicit_plan
 from .io.checkpoint import CheckpointError
 from .io.fileio import atomic_write
 from .models import MODELS, build_model
 from .models.mirrored import MirrorContext
 from .numerics.images import ImagePlanes
+from .progress import run
 
 FORMAT_VERSION = "0.5.4"  # read by every bioimageio.spec 0.5.x from 0.5.4 on (0.5.12, 0.5.14 upgrade it)
 CHECKPOINT = "napari_segnet.safetensors"  # our own checkpoint inside the package: what Segmenter.load reads
@@ -51,7 +51,7 @@ def family(architecture: str) -> str:
 
 def context(net, max_context: int = DEFAULT_MAX_CONTEXT) -> tuple[int, int]:
     """(pad, crop): mirrored input pixels per side and the first kept output pixel of one whole-image tile of
-    :func:`napari_segnet.engine.tile_plan.explicit_plan` — what :class:`MirrorContext` must do to equal ``predict``.
+    :func:`napari_segnet.inference.tile_plan.explicit_plan` — what :class:`MirrorContext` must do to equal ``predict``.
     A whole-image tile reads the valid-convolution border (``pad``, 0 for padded nets) mirrored and keeps its
     output from the first pixel; the package's input sizes are whole-image sizes (multiples of the stride)."""
     size = 64 * net.total_stride

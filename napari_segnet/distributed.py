@@ -1,6 +1,6 @@
 """Block-wise prediction on a dask.distributed cluster, identical to ``Segmenter.predict`` on the whole image.
 
-The output is cut into blocks of whole tiles of the whole-image tiling (``tiling.explicit_plan``; block sides are
+The output is cut into blocks of whole tiles of the whole-image tiling (``tile_plan.explicit_plan``; block sides are
 multiples of the tile step and start on tile starts), one block per output zarr chunk. Each task predicts one
 block with ``Segmenter.predict_steps(region=…)``: the very tiles a whole-image pass runs there, each reading its
 mirrored context from the input, normalised with the whole image's parameters (computed once, on the client).
@@ -27,9 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .engine.blockinstances import block_objects, merge_table, relabel
-from .engine.devices import peak_rss_mb
-from .engine.tiling import DEFAULT_MAX_CONTEXT, Region, explicit_plan, tile_step
+from .inference.blockinstances import block_objects, merge_table, relabel
+from .inference.devices import peak_rss_mb
+from .inference.tile_plan import DEFAULT_MAX_CONTEXT, explicit_plan
+from .inference.tiling import Region, tile_step
 from .io.imagefiles import atomic_directory, create_zarr, read_image, stem
 from .numerics.images import ImagePlanes, WindowedArray
 
@@ -186,7 +187,7 @@ class _Job:
 
     def __init__(self, seg, source: Path, channel_axis, tile_shape, block: int, device, max_context: int,
                  tta: bool = False):
-        from .engine.devices import pick_device
+        from .inference.devices import pick_device
 
         image, axis = read_image(source, lazy=True)
         self.seg, self.source, self.device, self.max_context, self.tta = seg, source, device, max_context, tta
@@ -319,7 +320,7 @@ def _predict_block(block: Region, *, model: bytes, digest: str, source: str, cha
     import zarr
     from distributed import get_worker
 
-    from .engine.progress import run
+    from .progress import run
 
     start = time.perf_counter()
     seg = worker_segmenter(digest, model)

@@ -18,15 +18,16 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from .engine.finetune_outcome import FinetuneFinished, plain_scores
-from .engine.guard import accepts, verdict
-from .engine.regions import tiles_touched
-from .engine.suggest import uncertainty
-from .engine.training import TrainingAborted, TrainProgress, TrainSettings
+from .inference.suggest import uncertainty
 from .io.metadata import Version
 from .numerics.images import ImagePlanes
 from .numerics.normalization import Normalization
 from .segmenter import Segmenter
+from .training.finetune_outcome import FinetuneFinished, plain_scores
+from .training.guard import accepts, verdict
+from .training.loop import TrainingAborted, TrainProgress
+from .training.regions import tiles_touched
+from .training.settings import TrainSettings
 
 #: Pixels of context kept around the reviewed pixels (training crops) and the visible region (refreshes).
 MARGIN = 48
@@ -137,7 +138,7 @@ class LiveSession:
 
     def paint(self, key, stroke: np.ndarray, labels: np.ndarray) -> None:
         """Record a stroke: ``stroke`` (Y, X) bool marks the pixels it changed, ``labels`` (Y, X) holds their
-        new values. The grid tiles the stroke touches become reviewed (:mod:`napari_segnet.engine.regions`): the
+        new values. The grid tiles the stroke touches become reviewed (:mod:`napari_segnet.training.regions`): the
         person fixed what was wrong there and accepts the rest. Takes only a short lock: never waits for a burst."""
         if key not in self.planes:
             raise ValueError(f"no plane {key!r} in this live session; add it first")
@@ -285,7 +286,7 @@ class LiveSession:
         accepted = before is None or after is None or accepts(before, after)
         if after is not None:
             seg.annotate(number, parent_scores=plain_scores(before))
-            seg._update_version(number, scores=plain_scores(after))
+            seg.metadata = seg.metadata.with_changes(number, scores=plain_scores(after))
         if accepted:
             seg.rollback(number)
         guard = "held-out reviewed pixels" if after is not None else "none"

@@ -14,12 +14,12 @@ import numpy as np
 import tifffile
 
 from ._validation import as_array, check_labels
-from .engine.regions import Region
 from .io import lockfile
 from .io.checkpoint import CheckpointError, load_checkpoint, read_metadata
 from .io.fileio import atomic_write
 from .io.metadata import now
 from .segmenter import Segmenter
+from .training.regions import Region
 
 LOG = "log.json"
 
@@ -144,7 +144,7 @@ class Project:
 
     def save_correction(self, name: str, labels, mask=None, regions: list | None = None) -> None:
         """Store the corrected labels (Y, X) and the reviewed mask (None: all reviewed) of image ``name``, and the
-        reviewed regions it was made from (``regions``: :class:`~napari_segnet.engine.regions.Region` boxes, kept in
+        reviewed regions it was made from (``regions``: :class:`~napari_segnet.training.regions.Region` boxes, kept in
         ``masks/<name>.regions.json``)."""
         if name not in self.names:
             raise ValueError(f"no image named {name!r} in the project; add it first (images: {self.names})")

@@ -5,24 +5,17 @@ from __future__ import annotations
 import os
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ._validation import check_labels_out
-from .engine import ddp
-from .engine.devices import pick_device
-from .engine.finetune_outcome import FinetuneFinished, forest_note, plain_scores
-from .engine.guard import accepts, guard_scores, square_confusions, square_keys, verdict
-from .engine.patches import TrainingImage
-from .engine.progress import run
-from .engine.recommend import NEW_MODEL, TrainRecommendation
-from .engine.scale import recorded_diameter, spatial_shape, zoom_factor, zoom_image, zoom_training_set, zoomed_back
-from .engine.tiling import DEFAULT_MAX_CONTEXT, PredictionResult, Region, TileProgress, predict_tiled
-from .engine.training import TrainProgress, TrainResult, TrainSettings, finetune_net, patch_sizes
-from .engine.training_set import check_validation, crop_to_reviewed, split_held_out, training_planes
+from .inference.devices import pick_device
+from .inference.scale import recorded_diameter, spatial_shape, zoom_factor, zoom_image, zoom_training_set, zoomed_back
+from .inference.tile_plan import DEFAULT_MAX_CONTEXT
+from .inference.tiling import PredictionResult, Region, TileProgress, predict_tiled
 from .io.checkpoint import load_network, save_checkpoint
 from .io.metadata import ModelMetadata, Version
 from .models import SegmentationNet, build_model, model_options
@@ -32,6 +25,14 @@ from .numerics.images import ImagePlanes
 from .numerics.instances import label_instances
 from .numerics.metrics import confusion_matrix, scores_from_confusion
 from .numerics.normalization import Normalization
+from .progress import run
+from .training.finetune_outcome import FinetuneFinished, record_run
+from .training.guard import guard_scores, square_confusions, square_keys
+from .training.loop import TrainProgress, finetune_net, patch_sizes
+from .training.patches import TrainingImage, prepare_planes
+from .training.recommend import NEW_MODEL, TrainRecommendation
+from .training.settings import TrainSettings
+from .training.training_set import check_validation, crop_to_reviewed, split_held_out, training_planes
 
 
 class Segmenter:
@@ -149,7 +150,8 @@ class Segmenter:
 
     @property
     def recommended_settings(self) -> TrainSettings:
-        """How to fine-tune this model, for every setting not given to :meth:`finetune` (:mod:`~.engine.recommend`)."""
+        """How to fine-tune this model, for every setting not given to :meth:`finetune`
+        (:mod:`~napari_segnet.training.recommend`)."""
         return TrainRecommendation.from_dict(self.metadata.recommendation).settings
 
     @property
@@ -183,12 +185,8 @@ class Segmenter:
         """Set the note of ``version`` (default: the active one) and add ``details`` (JSON-friendly) to it."""
         number = self.active_version if version is None else version
         record = self.metadata.version(number)
-        self._update_version(number, note=record.note if note is None else note,
-                             details={**record.details, **details})
-
-    def _update_version(self, number: int, **changes) -> None:
-        self.metadata = replace(self.metadata, versions=tuple(
-            replace(v, **changes) if v.version == number else v for v in self.metadata.versions))
+        self.metadata = self.metadata.with_changes(number, note=record.note if note is None else note,
+                                                   details={**record.details, **details})
 
     def rollback(self, version: int) -> None:
         """Make ``version`` the active model (any version whose weights this session holds); the weights the
@@ -211,7 +209,7 @@ class Segmenter:
 
         images: 2-D images or stacks (see :meth:`predict` for axes); labels: (Y, X) class ids per image, or
         (Z|T, Y, X) for a stack; masks: bool of the labels' shape, True where the user reviewed the labels
-        (None: every pixel). ``settings``: those of :class:`napari_segnet.engine.training.TrainSettings` (loss, w0,
+        (None: every pixel). ``settings``: those of :class:`napari_segnet.training.settings.TrainSettings` (loss, w0,
         sigma, steps, lr, …); each one not given is the model's :attr:`recommended_settings`.
 
         The model changes only when the run completes; closing the generator (Stop) or a diverging loss
@@ -236,10 +234,10 @@ class Segmenter:
             train, held = planes, []
         else:
             train, held = split_held_out(planes)
-        items, judged = self._prepare(train, config), self._prepare(held, config)
+        items, judged = (prepare_planes(part, self.normalization, config) for part in (train, held))
         taught, record = items, {}
         if config.distill:
-            from .engine.distillation import distill  # scikit-learn only when asked for
+            from .training.distillation import distill  # scikit-learn only when asked for
 
             network = self._reviewed_scores(items, device)
             taught, record = distill(items, config, self.num_classes, network["mean_iu"])
@@ -255,53 +253,15 @@ class Segmenter:
         details = {"held_out_pixels": reviewed - int(sum(it.reviewed.sum() for it in items)),
                    **({} if size is None else {"object_diameter": size}),
                    **({"distillation": record} if record else {})}
-        images = len({(id(p.image), p.index) for p in planes})
-        return self._finetune_run(steps, images, reviewed, config, guard, judge, accept_worse, details)
+        run_record = {"images": len({(id(p.image), p.index) for p in planes}), "reviewed_pixels": reviewed}
+        return record_run(self, steps, config, guard, judge, accept_worse, run_record, details)
 
     def _context(self, config: TrainSettings) -> int:
         """Pixels of image kept around the reviewed ones when a round crops to them: half a training patch (so
         patches see real context, not mirrored), and the pixel forest's reach when the round distils."""
-        from .engine.distillation import REACH
+        from .training.distillation import REACH
 
         return max(patch_sizes(self.net, config.patch_size)[0] // 2 + 8, REACH if config.distill else 0)
-
-    def _prepare(self, planes, config: TrainSettings) -> list[TrainingImage]:
-        """Training planes → normalised images with weight maps (normalisation once per whole image)."""
-        params: dict[int, tuple] = {}
-        for p in planes:
-            if id(p.image) not in params:
-                params[id(p.image)] = self.normalization.parameters(p.image)
-        return [TrainingImage.prepare(p, self.normalization, config, params[id(p.image)]) for p in planes]
-
-    def _finetune_run(self, steps, images: int, reviewed: int, config, guard: str, judge, accept_worse: bool,
-                      details: dict):
-        """Run ``steps``; record the new version; make it active if ``judge()`` (the guard set's scores of the
-        active model, None without a guard set) says it is not worse than its parent (or ``accept_worse``)."""
-        parent = self.active_version
-        before = judge()
-        result: TrainResult | None = None
-        for update in steps:
-            if isinstance(update, TrainResult):
-                result = update
-            else:
-                yield update
-        version = self.metadata.next_version()
-        config = replace(config, steps=result.steps)  # what ran: ``auto_max_seconds`` may have shortened the run
-        self.metadata = self.metadata.with_version(Version(
-            version, parent, settings=asdict(config), images=images, reviewed_pixels=reviewed,
-            final_loss=result.final_loss, seconds=round(result.seconds, 2),
-            details={"guard": guard, **ddp.world_record(), **details}))
-        self._states[version] = result.state_dict
-        self.rollback(version)
-        after = judge()
-        if after is not None:
-            self.annotate(version, parent_scores=plain_scores(before))
-            self._update_version(version, scores=plain_scores(after))
-        accepted = accept_worse or after is None or accepts(before, after)
-        if not accepted:
-            self.rollback(parent)
-        message = verdict(version, parent, accepted, before, after, guard) + forest_note(details.get("distillation"))
-        yield FinetuneFinished(version, accepted, before, after, message, guard)
 
     def _reviewed_scores(self, items: Sequence[TrainingImage], device=None, held_out: bool = False) -> dict:
         """FCN metrics of the active model on the reviewed pixels of prepared training planes (``held_out``: the
@@ -323,12 +283,14 @@ class Segmenter:
     def held_out_scores(self, images: Sequence, labels: Sequence, masks: Sequence, device=None,
                         channel_axis: int | None = None) -> dict | None:
         """The guard's scores of the active version on the held-out pixels of reviewed ``masks`` (arguments as
-        :meth:`finetune`; :mod:`napari_segnet.engine.guard`); None when too few pixels are held out to judge."""
+        :meth:`finetune`; :mod:`napari_segnet.training.guard`); None when too few pixels are held out to judge."""
         planes = training_planes(images, labels, masks, in_channels=self.in_channels, num_classes=self.num_classes,
                                  channel_axis=channel_axis)
         config = TrainSettings()
         _, held = split_held_out(crop_to_reviewed(planes, self._context(config)))
-        return self._reviewed_scores(self._prepare(held, config), device, held_out=True) if held else None
+        if not held:
+            return None
+        return self._reviewed_scores(prepare_planes(held, self.normalization, config), device, held_out=True)
 
     def score(self, images: Sequence, labels: Sequence, device=None, channel_axis: int | None = None) -> dict:
         """FCN metrics of the active model's predictions over ``images`` against ``labels`` (summed confusion)."""
@@ -345,12 +307,12 @@ class Segmenter:
         image: (Y, X), (Y, X, 3|4), (C, Y, X) or (Z|T, Y, X) NumPy/dask/zarr array, any int or float dtype.
         tile_shape: output pixels per tile (rounded to the net's stride); None picks it from free memory; a
         shape larger than the image means one whole-image pass. progress(done, total) is called after every
-        batch of tiles; returning ``False`` cancels (:class:`~napari_segnet.engine.progress.Cancelled`). ``out``: a
+        batch of tiles; returning ``False`` cancels (:class:`~napari_segnet.progress.Cancelled`). ``out``: a
         preallocated array of the spatial shape (e.g. a memory-mapped or zarr one) to write into. ``diameter``:
         the size (px) of the objects in ``image``; it is then zoomed to the model's :attr:`object_diameter`
         for prediction and the labels zoomed back (nearest neighbour) to the image's exact shape. ``tta``: test-time
         augmentation, probabilities averaged over the 8 flips and rotations of every tile (8× the time;
-        :mod:`napari_segnet.engine.tta`).
+        :mod:`napari_segnet.inference.tta`).
         """
         steps = self.predict_steps(image, tile_shape, device, channel_axis, labels_out=out, batch_size=batch_size,
                                    diameter=diameter, tta=tta)

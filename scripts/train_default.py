@@ -14,7 +14,9 @@ model's metadata, those on the domain-shift set into the README. The shipped mod
 defaults, from random weights (seeded and deterministic: two runs give the same weights); 2.1 min on 2 idle CPU
 cores. ``--init`` continues from another checkpoint of the same ``ARCH`` instead (for experiments).
 
-Run: python scripts/train_default.py [--out napari_segnet/weights/default.safetensors] [--steps N] [--pool N]
+Run: python scripts/train_default.py [--out default.safetensors] [--steps N] [--pool N]
+It writes ``default.safetensors`` in the current folder unless told otherwise; ``--ship`` writes the shipped
+weights, napari_segnet/weights/default.safetensors, instead (what a release of a new default does).
 """
 
 from __future__ import annotations
@@ -32,11 +34,11 @@ from skimage.measure import regionprops
 
 from napari_segnet.data.domain_shift import SYNTHETIC_SEED_MIN
 from napari_segnet.data.synthetic import synthetic_nuclei
-from napari_segnet.engine.recommend import TRAINED_MODEL
-from napari_segnet.engine.training import TrainProgress
 from napari_segnet.numerics.augmentation import random_augment, random_crop
 from napari_segnet.numerics.weightmap import separate_touching
 from napari_segnet.segmenter import Segmenter
+from napari_segnet.training.loop import TrainProgress
+from napari_segnet.training.recommend import TRAINED_MODEL
 
 ARCH = {"architecture": "unet", "base_filters": 8, "depth": 3}
 CELLS3D = tuple(z for z in TRAIN if 6 <= z <= 26)  # nucleus area ≥ 30 % of the slice: in focus, fully labelled
@@ -95,7 +97,7 @@ def train(images, labels, steps: int, lr: float, init: str | None = None) -> tup
     if init:
         seg.net.load_state_dict(Segmenter.load(init).net.state_dict())
     start = time.perf_counter()
-    # distill 0 given: a created model recommends the forest (engine/recommend.py); this recipe never used it
+    # distill 0 given: a created model recommends the forest (training/recommend.py); this recipe never used it
     for update in seg.finetune(images, labels, lr=lr, steps=steps, seed=0, distill=0.0, **COMMON):
         if isinstance(update, TrainProgress) and update.step % 100 == 0:
             print(f"step {update.step}/{steps} loss {update.mean_loss:.4f} "
@@ -103,10 +105,16 @@ def train(images, labels, steps: int, lr: float, init: str | None = None) -> tup
     return seg, (time.perf_counter() - start) / 60
 
 
+#: The weights the wheel ships (what ``Segmenter.default()`` loads): written only with ``--ship``.
+SHIPPED = Path(__file__).resolve().parents[1] / "napari_segnet" / "weights" / "default.safetensors"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "napari_segnet" / "weights"
-                                             / "default.safetensors"))
+    out = parser.add_mutually_exclusive_group()
+    out.add_argument("--out", default="default.safetensors", help="where to write the model (default: "
+                     "default.safetensors in the current folder; never the shipped file unless --ship)")
+    out.add_argument("--ship", action="store_true", help=f"overwrite the shipped weights, {SHIPPED}")
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--pool", type=int, default=POOL)
     parser.add_argument("--lr", type=float, default=LR)
@@ -137,7 +145,7 @@ def main() -> None:
     shipped.annotate(note="default model, scripts/train_default.py", training=card)
     # a trained model: fine-tuning it takes the defaults, not the new-model settings ``create`` recorded
     shipped.metadata = replace(shipped.metadata, recommendation=TRAINED_MODEL.to_dict())
-    path = shipped.save(args.out)
+    path = shipped.save(SHIPPED if args.ship else args.out)
     print(json.dumps(card, indent=1))
     print(f"saved {path} ({path.stat().st_size / 1e6:.2f} MB)")
 

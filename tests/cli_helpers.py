@@ -92,3 +92,19 @@ def write_pairs(folder: Path, n: int = 2, size: int = 64, label_suffix: str = "_
         tifffile.imwrite(images / f"cell{i}.tif", image)
         tifffile.imwrite(labels / f"cell{i}{label_suffix}.tif", label.astype(np.uint8))
     return images, labels
+
+
+def hold(folder):
+    """A child process that opens the project ``folder`` and keeps it open until its stdin closes."""
+    code = ("import sys; from napari_segnet.project import Project; p = Project(sys.argv[1]); print('open', "
+            "flush=True); sys.stdin.read()")
+    child = subprocess.Popen([sys.executable, "-c", code, str(folder)], env=child_env(), stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "open"
+    return child
+
+
+def truncate_compressed(path, array):
+    """``array`` as a zlib-compressed TIFF at ``path``, cut 30 bytes short of its end (a copy that broke off)."""
+    tifffile.imwrite(path, array, compression="zlib")
+    path.write_bytes(path.read_bytes()[:-30])

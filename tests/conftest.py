@@ -9,8 +9,8 @@ import pytest
 import torch
 from scipy import ndimage
 
-from napari_segnet.engine.recommend import TRAINED_MODEL
 from napari_segnet.segmenter import FinetuneFinished, Segmenter
+from napari_segnet.training.recommend import TRAINED_MODEL
 
 # Exactness tests (tiled = whole image to 1e-4, bit for bit) compare fp32 runs; the bf16 fast path of CPUs with
 # native bf16 has its own agreement test (test_fast_paths.py).
@@ -123,6 +123,16 @@ def open_dock(make_napari_viewer, monkeypatch, size=96, truth_layer=False):
     return viewer, widget, truth
 
 
+@pytest.fixture
+def dock(make_napari_viewer, monkeypatch):
+    """The dock of the workflow tests (GUI only): (viewer, dock, truth) as :func:`open_dock` makes them with a truth
+    layer, 60 steps at lr 1e-2, learning from whole corrected layers (the review tests paint regions instead)."""
+    viewer, widget, truth = open_dock(make_napari_viewer, monkeypatch, truth_layer=True)
+    widget.steps.value, widget.lr.value = 60, 1e-2
+    widget.review.value = "whole image"
+    return viewer, widget, truth
+
+
 def run(gen):
     """All updates of a fine-tune: (progress updates, the FinetuneFinished outcome)."""
     updates = list(gen)
@@ -137,6 +147,16 @@ def state(seg):
 def same_state(a, b):
     return all(torch.equal(a[k], b[k]) for k in a)
 
+
+#: Options that keep each network family's structure but make it fast on a CPU.
+TINY = {  # that keep each family's structure but make it fast on a CPU
+    "unet": {"base_filters": 4, "depth": 2},
+    "unet_paper": {},
+    "fcn32s": {"width": 1 / 32}, "fcn16s": {"width": 1 / 32}, "fcn8s": {"width": 1 / 32},
+    "fc_densenet56": {"growth_rate": 2, "first_filters": 4},
+    "fc_densenet67": {"growth_rate": 2, "first_filters": 4},
+    "fc_densenet103": {"growth_rate": 2, "first_filters": 4},
+}
 
 FAST = {"steps": 30, "batch_size": 2, "patch_size": 32, "lr": 3e-3, "seed": 0}
 

@@ -11,7 +11,7 @@ import types
 import numpy as np
 from conftest import tiny_segmenter, two_class_image
 
-from napari_segnet.engine import ddp, training
+from napari_segnet.training import ddp, loop
 
 device = ddp.init_from_env("cpu")
 tick = 0.125 / (1 + ddp.rank())
@@ -24,9 +24,9 @@ def perf_counter() -> float:
 
 
 fits = []
-own_budget = training.budget_steps
-training.time = types.SimpleNamespace(perf_counter=perf_counter)
-training.budget_steps = lambda *args: fits.append(own_budget(*args)) or fits[-1]
+own_budget = loop.budget_steps
+loop.time = types.SimpleNamespace(perf_counter=perf_counter)
+loop.budget_steps = lambda *args: fits.append(own_budget(*args)) or fits[-1]
 
 image, labels = two_class_image(size=64)
 seg = tiny_segmenter(num_classes=2)

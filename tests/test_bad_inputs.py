@@ -165,10 +165,6 @@ def _project_with_image(tmp):
 CASES = PREDICT + FINETUNE + CHECKPOINTS + CREATION + PROJECT
 
 
-def test_there_are_at_least_thirty_cases_in_five_areas():
-    assert len(CASES) >= 30 and all(len(area) >= 4 for area in (PREDICT, FINETUNE, CHECKPOINTS, CREATION, PROJECT))
-
-
 @pytest.mark.parametrize("call, error, fragment", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input_raises_a_clear_error_and_changes_nothing(call, error, fragment, tmp_path):
     seg = tiny_segmenter(num_classes=2)

@@ -27,6 +27,7 @@ def unet_package(tmp_path_factory):
     return seg, path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", sorted(TINY))
 def test_bioimageio_core_validates_and_reproduces_the_test_output(arch, tmp_path):
     core = pytest.importorskip("bioimageio.core")

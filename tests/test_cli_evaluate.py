@@ -5,7 +5,7 @@ import csv
 import numpy as np
 import pytest
 import tifffile
-from cli_helpers import main
+from cli_helpers import main, truncate_compressed
 
 
 def pair():
@@ -88,12 +88,6 @@ def test_bad_evaluations(tmp_path, capsys, case, message):
         args = [tmp_path / "nope", tmp_path / "gt"]
     status, out, err = main(capsys, "evaluate", *args)
     assert status == 2 and err.startswith("napari-segnet evaluate: error: ") and message in err, err
-
-
-def truncate_compressed(path, array):
-    """``array`` as a zlib-compressed TIFF at ``path``, cut 30 bytes short of its end (a copy that broke off)."""
-    tifffile.imwrite(path, array, compression="zlib")
-    path.write_bytes(path.read_bytes()[:-30])
 
 
 def test_a_truncated_compressed_prediction_is_one_message(tmp_path, capsys):

@@ -212,6 +212,7 @@ def test_every_command_has_help(capsys, command):
     assert capsys.readouterr().out.startswith(f"usage: napari-segnet {command} ")
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_a_cluster_run_is_one_message_and_closes_the_cluster(model, tmp_path):
     """Ctrl-C in a terminal reaches every process of the group: the local workers printed KeyboardInterrupt
     tracebacks. They ignore it now; the command says what happened, exits 130 and closes its cluster."""

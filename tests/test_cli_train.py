@@ -98,6 +98,7 @@ def test_unreadable_label_file(tmp_path, capsys):
     assert status == 2 and "labels: cannot read cell1_labels.tif as an image" in err
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_training_writes_nothing(tmp_path):
     images, labels = write_pairs(tmp_path)
     status, err = interrupt(["train", "--images", images, "--labels", labels, *TINY, "--steps", "100000",
@@ -107,6 +108,7 @@ def test_ctrl_c_during_training_writes_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "labels"]  # no model, no temporary
 
 
+@pytest.mark.slow
 def test_torchrun_two_gloo_processes(tmp_path):
     images, labels = write_pairs(tmp_path)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
@@ -120,7 +122,7 @@ def test_torchrun_two_gloo_processes(tmp_path):
     assert means[-1] < 0.8 * means[0]
     assert done.stderr.count("saved to") == 1 and sorted(p.name for p in tmp_path.iterdir()) == [
         "ddp.safetensors", "images", "labels"]
-    from napari_segnet.engine.ddp import state_digest
+    from napari_segnet.training.ddp import state_digest
 
     seg = Segmenter.load(tmp_path / "ddp.safetensors")
     assert seg.metadata.versions[-1].details["world_size"] == 2
@@ -148,7 +150,7 @@ def project_with_corrections(folder):
 
 
 def test_a_project_open_in_another_process_is_refused(tmp_path, capsys):
-    from test_project import hold
+    from cli_helpers import hold
 
     project_with_corrections(tmp_path / "p")
     child = hold(tmp_path / "p")
@@ -189,7 +191,7 @@ def test_a_full_disk_at_the_end_is_a_message_not_a_traceback(tmp_path, capsys, m
 def test_a_version_the_guard_keeps_inactive_exits_0_under_torchrun(tmp_path, capsys, monkeypatch):
     """torchrun turns a rank's status 3 into a wall of ChildFailedError tracebacks: ranks exit 0, and say so."""
     from napari_segnet.commands import train
-    from napari_segnet.engine import ddp
+    from napari_segnet.training import ddp
 
     monkeypatch.setattr(train, "_train", lambda *a, **k: 3)
     images, labels = write_pairs(tmp_path)
@@ -219,7 +221,7 @@ def test_a_read_only_project_is_refused_before_training_unless_out(tmp_path, cap
 
 
 def test_a_truncated_compressed_label_file_is_one_message(tmp_path, capsys):
-    from test_cli_evaluate import truncate_compressed
+    from cli_helpers import truncate_compressed
 
     images, labels = write_pairs(tmp_path)
     truncate_compressed(labels / "cell1_labels.tif", two_class_image(seed=1)[1].astype(np.uint8))

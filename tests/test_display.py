@@ -6,8 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import conftest
-import display_hooks
 import pytest
 
 from napari_segnet import cli, display
@@ -47,6 +45,7 @@ def run_without_display(tmp_path, **extra_env):
     return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 @linux_only
 def test_gui_tests_skip_without_a_display(tmp_path):
     done = run_without_display(tmp_path)
@@ -56,17 +55,13 @@ def test_gui_tests_skip_without_a_display(tmp_path):
     assert done.stdout.count(reason) == 2, done.stdout  # one SKIPPED line per test, the same reason
 
 
+@pytest.mark.slow
 @linux_only
 def test_gui_tests_fail_without_a_display_when_required(tmp_path):
     done = run_without_display(tmp_path, **{display.REQUIRE_GUI_ENV: "1"})
     assert done.returncode == 1, done.stdout + done.stderr  # failed tests, not a crash (which would be < 0 or 134)
     assert re.match(r"1 passed, (\d+ warnings, )?2 errors\b", done.stdout.strip().splitlines()[-1]), done.stdout
     assert "NAPARI_SEGNET_REQUIRE_GUI is set but there is no usable display" in done.stdout
-
-
-def test_conftest_installs_the_display_hooks():
-    assert conftest.pytest_collection_modifyitems is display_hooks.pytest_collection_modifyitems
-    assert conftest.pytest_runtest_setup is display_hooks.pytest_runtest_setup
 
 
 @linux_only

@@ -5,12 +5,12 @@ import pytest
 import torch
 
 from napari_segnet.data.synthetic import tissue_image
-from napari_segnet.engine import distillation
-from napari_segnet.engine.finetune_outcome import forest_note
-from napari_segnet.engine.patches import TrainingImage
-from napari_segnet.engine.pixel_forest import PixelForest, pixel_features
-from napari_segnet.engine.training import TrainSettings
 from napari_segnet.segmenter import Segmenter
+from napari_segnet.training import distillation
+from napari_segnet.training.finetune_outcome import forest_note
+from napari_segnet.training.patches import TrainingImage
+from napari_segnet.training.pixel_forest import PixelForest, pixel_features
+from napari_segnet.training.settings import TrainSettings
 
 
 def _halves(size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

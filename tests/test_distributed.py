@@ -15,8 +15,8 @@ from cli_helpers import one_thread  # noqa: F401
 from conftest import CountingArray, smooth_image, tiny_segmenter
 
 from napari_segnet.distributed import block_input, close, connect, plan_blocks, predict_distributed
-from napari_segnet.engine.blockinstances import block_objects, merge_table, relabel
-from napari_segnet.engine.tiling import DEFAULT_MAX_CONTEXT
+from napari_segnet.inference.blockinstances import block_objects, merge_table, relabel
+from napari_segnet.inference.tile_plan import DEFAULT_MAX_CONTEXT
 from napari_segnet.io.imagefiles import read_image, write_array
 from napari_segnet.numerics.images import ImagePlanes
 from napari_segnet.numerics.instances import label_instances
@@ -214,6 +214,7 @@ def test_instances_need_labels(tmp_path):
                             instances_output=tmp_path / "i.zarr")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="Linux's VmHWM")
 def test_worker_peak_memory_is_its_own_not_its_parents():
     """Linux carries ru_maxrss over fork + exec: a worker started by a process that once held 1 GiB reported
@@ -221,7 +222,7 @@ def test_worker_peak_memory_is_its_own_not_its_parents():
     import subprocess
     import sys
 
-    child = ("import resource; from napari_segnet.engine.devices import peak_rss_mb; "
+    child = ("import resource; from napari_segnet.inference.devices import peak_rss_mb; "
              "print(peak_rss_mb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
     parent = (f"import numpy as np, subprocess, sys; a = np.ones(2**27); "  # 1 GiB, touched
               f"print(subprocess.run([sys.executable, '-c', {child!r}], capture_output=True, text=True, "
@@ -231,6 +232,7 @@ def test_worker_peak_memory_is_its_own_not_its_parents():
     assert inherited > 1024 and own < 900
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_thread")
 def test_a_worker_killed_mid_run_is_replaced_and_the_result_is_whole(tmp_path):
     """Every task input can be recomputed (the model's bytes are a task, not scattered data): when the only worker

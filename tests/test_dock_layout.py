@@ -9,20 +9,16 @@ import zipfile
 
 import numpy as np
 import pytest
-import test_widget
 from conftest import tiny_segmenter, two_class_image
 from napari.utils.colormaps import DirectLabelColormap
 
 from napari_segnet._widgets import runner
 from napari_segnet._widgets.dock import SegNetWidget
 from napari_segnet._widgets.pages import PAGES
-from napari_segnet.engine.tiling import TileProgress
+from napari_segnet.inference.tiling import TileProgress
 from napari_segnet.segmenter import Segmenter
 
 pytestmark = pytest.mark.gui
-
-
-dock = test_widget.dock  # the same dock as the workflow tests: (viewer, widget, truth); errors: conftest
 
 
 def test_every_tab_fits_a_1366x768_screen(dock):

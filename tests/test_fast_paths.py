@@ -8,7 +8,7 @@ import torch
 from conftest import smooth_image, tiny_segmenter
 
 from napari_segnet._sample_data import nuclei_sample
-from napari_segnet.engine.devices import autocast_dtype, cpu_has_bf16
+from napari_segnet.inference.devices import autocast_dtype, cpu_has_bf16
 from napari_segnet.numerics.images import ImagePlanes
 from napari_segnet.segmenter import Segmenter
 

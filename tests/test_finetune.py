@@ -6,8 +6,8 @@ import torch
 from conftest import FAST, run, same_state, state, tiny_segmenter, two_class_image
 from scipy import ndimage
 
-from napari_segnet.engine.training import TrainingAborted, TrainProgress
 from napari_segnet.segmenter import Segmenter
+from napari_segnet.training.loop import TrainingAborted, TrainProgress
 
 
 def test_loss_falls_and_accuracy_rises():
@@ -184,8 +184,9 @@ def test_without_validation_a_version_worse_on_the_held_out_pixels_stays_inactiv
 
 
 def test_border_ce_dice_is_the_border_weighted_ce_plus_soft_dice():
-    from napari_segnet.engine.training import TrainSettings, compute_loss
     from napari_segnet.numerics.losses import soft_dice_loss, weighted_cross_entropy
+    from napari_segnet.training.loop import compute_loss
+    from napari_segnet.training.settings import TrainSettings
 
     labels = np.zeros((24, 24), np.int64)
     labels[4:10, 4:10] = labels[4:10, 11:18] = 1  # two squares 1 px apart: a border term between them

@@ -7,9 +7,9 @@ from conftest import run
 from scipy import ndimage
 
 from napari_segnet.data.domain_shift import shifted_cells3d
-from napari_segnet.engine import guard
 from napari_segnet.numerics.metrics import segmentation_scores
 from napari_segnet.segmenter import Segmenter
+from napari_segnet.training import guard
 
 
 def test_the_held_out_squares_are_a_quarter_on_a_grid_of_the_image():

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from conftest import same_state, state, tiny_segmenter, two_class_image
 
-from napari_segnet.engine.suggest import suggest_tiles, uncertainty
-from napari_segnet.engine.training import TrainProgress
+from napari_segnet.inference.suggest import suggest_tiles, uncertainty
 from napari_segnet.live import BurstDone, LiveSession, LiveSettings, Refreshed, Waiting
+from napari_segnet.training.loop import TrainProgress
 
 FAST = LiveSettings(burst_steps=4, lr=1e-2, batch_size=2, patch_size=32, idle_bursts=0, refresh_s=0)
 
@@ -37,7 +37,8 @@ def test_a_stroke_made_during_a_burst_joins_the_next_burst():
     first, second = stroke(truth, slice(10, 14)), stroke(truth, slice(40, 46))
     live.paint("cells", first, truth)
     steps = live.steps()
-    assert isinstance(until(steps, TrainProgress), TrainProgress)  # burst 1 is running
+    running = until(steps, TrainProgress)  # burst 1 is running: its first step of burst_steps
+    assert (running.done, running.total) == (1, FAST.burst_steps) and np.isfinite(running.loss)
     live.paint("cells", second, truth)  # painting never waits for it
     done = until(steps, BurstDone)
     assert (done.number, done.strokes, done.reviewed_pixels) == (1, 1, 64 * 64)  # the stroke's tile: all of it

@@ -30,36 +30,19 @@ def test_version_flag(capsys):
     assert capsys.readouterr().out.strip() == napari_segnet.__version__
 
 
-def test_flat_names_of_earlier_releases_are_the_themed_modules():
-    import importlib.util
-
-    from napari_segnet._aliases import ALIASES
-
-    assert len(ALIASES) == 30
-    for flat, home in ALIASES.items():
-        module = importlib.import_module(flat)
-        assert module is importlib.import_module(home), flat
-        assert module.__name__ == home and module.__spec__.name == home  # its own spec, not the alias's
-    from napari_segnet.losses import weighted_cross_entropy  # the README's spelling
-
-    from napari_segnet.numerics import losses
-
-    assert weighted_cross_entropy is losses.weighted_cross_entropy
-    assert importlib.util.find_spec("napari_segnet.no_such_module") is None
-
-
 #: Layers of the package, lowest first: a module may import from its own layer and the ones below, never above.
 LAYERS = [
-    {"_validation", "models", "__version__"},  # __version__: a constant of __init__, which imports nothing heavy
+    # __version__: a constant of __init__, which imports nothing heavy; progress: the typed protocol of long work
+    {"_validation", "models", "__version__", "progress"},
     {"numerics"},
     {"io", "data", "sample_data"},
-    {"engine"},
+    {"inference", "training"},  # training uses inference.devices; inference never imports training
     {"bioimageio"},
     {"segmenter"},
     {"project", "live", "distributed"},
     {"session"},  # a viewer's work: model, versions, training set, project (uses project and segmenter)
     {"commands", "_widgets", "_sample_data", "display"},
-    {"cli", "__main__", "__init__", "_aliases"},
+    {"cli", "__main__", "__init__"},
 ]
 
 
@@ -85,6 +68,66 @@ def _imports_between_themes():
 def test_dependencies_run_one_way():
     rank = {theme: i for i, layer in enumerate(LAYERS) for theme in layer}
     crossings = list(_imports_between_themes())
-    assert ("engine", "numerics", "training.py") in crossings  # the walk sees real imports
+    assert ("training", "numerics", "loop.py") in crossings  # the walk sees real imports
     upward = [(a, b, f) for a, b, f in crossings if rank[b] > rank[a]]
     assert upward == []
+
+
+def _module_imports():
+    """{module: the package's modules it imports} for every module of the package, counting every import
+    statement (also those inside functions and under ``TYPE_CHECKING``)."""
+    import ast
+
+    root = Path(napari_segnet.__file__).parent
+    names = {}
+    for path in root.rglob("*.py"):
+        parts = list(path.relative_to(root.parent).with_suffix("").parts)
+        package = parts[:-1]
+        names[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = (path, package)
+    graph = {}
+    for name, (path, package) in names.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ImportFrom) or not (node.level or (node.module or "").startswith("napari_")):
+                continue
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = base + (node.module.split(".") if node.module else [])
+            found |= {".".join(c) for c in [module] + [module + [a.name] for a in node.names]}
+        graph[name] = {m for m in found if m in names and m != name}
+    return graph
+
+
+def test_no_import_cycle():
+    graph = _module_imports()
+    assert "napari_segnet.training.settings" in graph["napari_segnet.training.patches"]  # the walk sees imports
+    done, cycles = set(), []
+
+    def visit(module, path):
+        if module in path:
+            cycles.append(path[path.index(module):] + [module])
+            return
+        if module in done:
+            return
+        for other in sorted(graph[module]):
+            visit(other, path + [module])
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, [])
+    assert cycles == []
+
+
+def test_modules_and_functions_stay_small():
+    """No module over 400 lines, no function over 60: a reader sees a whole function at once."""
+    import ast
+
+    root = Path(napari_segnet.__file__).parent
+    long_modules, long_functions = [], []
+    for path in sorted(root.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        if len(text.splitlines()) > 400:
+            long_modules.append(path.name)
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+                long_functions.append(f"{path.name}:{node.name}")
+    assert (long_modules, long_functions) == ([], [])

@@ -6,9 +6,9 @@ import pytest
 import torch
 from conftest import smooth_image, tiny_segmenter
 
-from napari_segnet.engine.progress import Cancelled as PredictionCancelled
 from napari_segnet.numerics.images import ImagePlanes
 from napari_segnet.numerics.normalization import Normalization
+from napari_segnet.progress import Cancelled as PredictionCancelled
 
 IMAGE = smooth_image((96, 112))
 

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from conftest import FAST, smooth_image, tiny_segmenter, two_class_image
 
-from napari_segnet.engine.progress import Cancelled, Outcome, Progress, run
-from napari_segnet.engine.tiling import PredictionResult, TileProgress
-from napari_segnet.engine.training import TrainProgress
-from napari_segnet.engine.training_set import training_planes
+from napari_segnet.inference.tiling import PredictionResult, TileProgress
+from napari_segnet.progress import Cancelled, Outcome, Progress, run
 from napari_segnet.segmenter import FinetuneFinished
+from napari_segnet.training.loop import TrainProgress
+from napari_segnet.training.training_set import training_planes
 
 
 def test_predict_and_finetune_speak_the_same_protocol():

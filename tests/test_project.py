@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from cli_helpers import hold
 from conftest import FAST, run, same_state, state, tiny_segmenter, two_class_image
 
 from napari_segnet.io import checkpoint
@@ -115,21 +116,6 @@ def test_a_stack_saved_by_the_dock_trains_through_the_project(tmp_path):
     _, done = run(seg.finetune(*project.training_set(), **FAST))
     assert done.version == 1 and seg.versions[1]["images"] == 2
     assert seg.versions[1]["reviewed_pixels"] == 2 * 40 * 64
-
-
-def hold(folder):
-    """A child process that opens the project ``folder`` and keeps it open until its stdin closes."""
-    import subprocess
-    import sys
-
-    from cli_helpers import child_env
-
-    code = ("import sys; from napari_segnet.project import Project; p = Project(sys.argv[1]); print('open', "
-            "flush=True); sys.stdin.read()")
-    child = subprocess.Popen([sys.executable, "-c", code, str(folder)], env=child_env(), stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True)
-    assert child.stdout.readline().strip() == "open"
-    return child
 
 
 def test_a_second_process_is_refused_a_project_and_a_dead_holder_leaves_no_stale_lock(tmp_path):

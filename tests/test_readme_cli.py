@@ -25,6 +25,7 @@ def readme_commands() -> list[str]:
     return [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_thread")
 def test_readme_command_line_examples(tmp_path, monkeypatch, capsys):
     images, labels = write_pairs(tmp_path, size=128)

@@ -9,11 +9,11 @@ import tifffile
 from cli_helpers import main, one_thread  # noqa: F401
 from conftest import open_dock, two_class_image
 
-from napari_segnet.engine.recommend import NEW_MODEL, TRAINED_MODEL, TrainRecommendation
-from napari_segnet.engine.training import TrainSettings
 from napari_segnet.io.checkpoint import metadata_from_json, metadata_to_json
 from napari_segnet.live import LiveSession, LiveSettings
 from napari_segnet.segmenter import Segmenter
+from napari_segnet.training.recommend import NEW_MODEL, TRAINED_MODEL, TrainRecommendation
+from napari_segnet.training.settings import TrainSettings
 
 #: A small new U-Net (the same in every frontend): options are the model's, not training settings.
 OPTIONS = {"base_filters": 4, "depth": 2}
@@ -90,6 +90,7 @@ def cli_settings(capsys, tmp_path, image, labels, *flags) -> dict:
     return seg.metadata.version(1).settings
 
 
+@pytest.mark.slow
 @pytest.mark.gui
 @pytest.mark.usefixtures("one_thread")
 def test_every_frontend_resolves_the_same_settings_for_a_new_unet(make_napari_viewer, monkeypatch, capsys,

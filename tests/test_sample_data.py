@@ -84,6 +84,7 @@ def test_default_model_is_small_and_segments_held_out_nuclei():
                                                                                                    abs=0.01)
 
 
+@pytest.mark.slow
 def test_wheel_ships_data_and_weights_that_load_when_installed(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation",
                     "-q", "-w", str(tmp_path)], check=True, capture_output=True)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from skimage.draw import disk
 
-from napari_segnet.engine.scale import estimate_diameter, zoom_factor, zoom_image
+from napari_segnet.inference.scale import estimate_diameter, zoom_factor, zoom_image
 from napari_segnet.segmenter import Segmenter
 
 

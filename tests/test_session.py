@@ -66,6 +66,7 @@ def test_closing_and_reopening_the_dock_keeps_model_versions_and_corrections(mak
     assert Project(saved[0]).correction("cells")[1].all()  # the 96² image is one reviewed 128² tile
 
 
+@pytest.mark.slow
 def test_a_fine_tune_running_when_the_dock_closes_lands_in_the_session(make_napari_viewer, monkeypatch, qtbot):
     monkeypatch.delenv(runner.SYNC_ENV, raising=False)
     viewer, frame, dock, image, truth = new_three_class_session(make_napari_viewer)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import smooth_image, tiny_segmenter
 
-from napari_segnet.engine.progress import run
-from napari_segnet.engine.tile_pipeline import pipelined, predict_to_file
+from napari_segnet.inference.tile_pipeline import pipelined, predict_to_file
+from napari_segnet.progress import run
 
 
 def pipeline_threads():

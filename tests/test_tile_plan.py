@@ -6,8 +6,8 @@ import torch
 from conftest import smooth_image, tiny_segmenter
 from torch.utils.flop_counter import FlopCounterMode
 
-from napari_segnet.engine.tile_plan import auto_plan, context_margin, measure_label_context
-from napari_segnet.engine.tiling import plan_tiles
+from napari_segnet.inference.tile_plan import auto_plan, context_margin, measure_label_context
+from napari_segnet.inference.tiling import plan_tiles
 from napari_segnet.models import build_model
 
 # the default network (U-Net d3/8) and the larger U-Net; tile budget 1024² input pixels. (Far smaller images lose

@@ -5,11 +5,12 @@ import pytest
 import torch
 from conftest import CountingArray, smooth_image, tiny_segmenter
 
-from napari_segnet.engine import tiling
-from napari_segnet.engine.progress import run
-from napari_segnet.engine.tiling import TiledPredictor, blend_window, explicit_plan, tile_weights
+from napari_segnet.inference import tiling
+from napari_segnet.inference.tile_plan import explicit_plan
+from napari_segnet.inference.tiling import TiledPredictor, blend_window, tile_weights
 from napari_segnet.models import build_model
 from napari_segnet.numerics.images import WindowedArray, reflect_index
+from napari_segnet.progress import run
 
 IMAGE = smooth_image((1000, 1300))  # a multiple of nothing
 

@@ -10,8 +10,8 @@ import pytest
 from cli_helpers import child_env
 from conftest import tiny_segmenter, two_class_image
 
-from napari_segnet.engine.recommend import NEW_MODEL
-from napari_segnet.engine.training import AUTO_MAX_STEPS, AUTO_MIN_STEPS, TrainSettings, auto_steps
+from napari_segnet.training.recommend import NEW_MODEL
+from napari_segnet.training.settings import AUTO_MAX_STEPS, AUTO_MIN_STEPS, TrainSettings, auto_steps
 
 
 def test_auto_steps_are_proportional_to_the_reviewed_area_and_clipped():
@@ -52,8 +52,8 @@ def test_a_new_model_gets_more_steps_per_reviewed_tile():
 
 
 def test_the_head_and_the_body_learn_at_their_own_rates():
-    from napari_segnet.engine.training import _param_groups
     from napari_segnet.models import build_model
+    from napari_segnet.training.loop import _param_groups
 
     net = build_model("unet", in_channels=1, num_classes=3, depth=2, base_filters=4, padding="same")
     head, body = _param_groups(net, TrainSettings(lr=1e-3, body_lr_scale=0.25))
@@ -67,8 +67,8 @@ def test_the_head_and_the_body_learn_at_their_own_rates():
 def test_head_and_body_learning_rates_decay_alike():
     import torch
 
-    from napari_segnet.engine.training import _param_groups, cosine_factor
     from napari_segnet.models import build_model
+    from napari_segnet.training.loop import _param_groups, cosine_factor
 
     net = build_model("unet", in_channels=1, num_classes=2, depth=2, base_filters=4, padding="same")
     optimizer = torch.optim.Adam(_param_groups(net, TrainSettings(lr=1e-3, body_lr_scale=0.01)))
@@ -81,7 +81,7 @@ def test_head_and_body_learning_rates_decay_alike():
 
 
 def test_a_time_budget_shortens_the_run_from_the_speed_of_its_first_steps():
-    from napari_segnet.engine.training import PROBE_STEPS, budget_steps
+    from napari_segnet.training.loop import PROBE_STEPS, budget_steps
 
     # 10 steps done in 1.25 s at 1/16 s a step: 15 s allow (15 - 1.25) × 16 = 220 more
     assert budget_steps(400, 10, 1.25, 0.0625, 15.0) == 230
@@ -103,6 +103,7 @@ def test_a_time_budget_shortens_the_run_from_the_speed_of_its_first_steps():
             TrainSettings(auto_max_seconds=bad)
 
 
+@pytest.mark.slow
 def test_ranks_agree_on_the_length_a_time_budget_gives():
     """Two gloo ranks under torchrun whose clocks disagree (tests/ddp_budget_worker.py)."""
     worker = Path(__file__).with_name("ddp_budget_worker.py")

@@ -3,10 +3,9 @@
 import numpy as np
 import pytest
 import torch
-from conftest import smooth_image, tiny_segmenter
-from test_registry import TINY
+from conftest import TINY, smooth_image, tiny_segmenter
 
-from napari_segnet.engine.tta import SYMMETRIES, transform, untransform
+from napari_segnet.inference.tta import SYMMETRIES, transform, untransform
 from napari_segnet.segmenter import Segmenter
 
 

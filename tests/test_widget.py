@@ -4,26 +4,18 @@ import time
 
 import numpy as np
 import pytest
-from conftest import open_dock, two_class_image
+from conftest import two_class_image
 from scipy import ndimage
 
 from napari_segnet._widgets import runner
 from napari_segnet._widgets.dock import SegNetWidget
-from napari_segnet.engine.scale import estimate_diameter
-from napari_segnet.engine.training import TrainSettings
-from napari_segnet.engine.training_set import training_planes
+from napari_segnet.inference.scale import estimate_diameter
 from napari_segnet.numerics.instances import label_instances
 from napari_segnet.numerics.metrics import segmentation_scores
+from napari_segnet.training.settings import TrainSettings
+from napari_segnet.training.training_set import training_planes
 
 pytestmark = pytest.mark.gui
-
-
-@pytest.fixture
-def dock(make_napari_viewer, monkeypatch):
-    viewer, widget, truth = open_dock(make_napari_viewer, monkeypatch, truth_layer=True)
-    widget.steps.value, widget.lr.value = 60, 1e-2
-    widget.review.value = "whole image"  # these tests set whole corrected layers; test_review.py paints regions
-    return viewer, widget, truth
 
 
 def test_one_full_round(dock, errors):
@@ -98,6 +90,7 @@ def test_rollback_and_weight_map(dock):
     assert weights.shape == truth.shape and weights.max() > 1
 
 
+@pytest.mark.slow
 def test_viewer_stays_responsive_while_fine_tuning(dock, qtbot, monkeypatch):
     """Threaded run: the largest gap between 10-ms Qt timer ticks stays under 200 ms."""
     from qtpy.QtCore import QTimer
@@ -238,6 +231,7 @@ def test_weight_map_is_the_one_the_selected_loss_trains_with(dock):
         assert (shown == 1).all() == (loss == "ce")  # plain CE: every pixel weighs 1
 
 
+@pytest.mark.slow
 def test_a_version_the_guard_keeps_inactive_is_shown_with_both_scores_and_can_be_used_anyway(dock):
     viewer, widget, truth = dock
     widget.predict()

@@ -3,12 +3,11 @@
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
-from test_widget import dock  # noqa: F401  (the fixture; errors comes from conftest)
 
 from napari_segnet._widgets.sections import DEFAULT
-from napari_segnet.engine.recommend import NEW_MODEL
-from napari_segnet.engine.training import TrainSettings
 from napari_segnet.models.pretrained import NAME
+from napari_segnet.training.recommend import NEW_MODEL
+from napari_segnet.training.settings import TrainSettings
 
 pytestmark = pytest.mark.gui
 

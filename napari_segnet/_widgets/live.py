@@ -10,10 +10,10 @@ from magicgui.widgets import CheckBox, Container, FloatSpinBox, Label, PushButto
 from napari.utils.notifications import show_info
 from qtpy.QtCore import QEvent, QObject
 
-from ..engine.regions import Region
-from ..engine.suggest import suggest_tiles, uncertainty
-from ..engine.training import TrainProgress
+from ..inference.suggest import suggest_tiles, uncertainty
 from ..live import BurstDone, LiveSession, LiveSettings, Refreshed, Waiting
+from ..training.loop import TrainProgress
+from ..training.regions import Region
 from .layers import mark_painted, prediction_name, track_paint
 from .review import add_regions, reviewed_layer, reviewed_mask
 from .runner import USER_ERRORS, notify
@@ -122,7 +122,7 @@ class LiveMode:
                 index = () if z is None else (z,)
                 if reviewed[index].any():
                     self.session.add_plane((name, z or 0), data, labels[index], reviewed[index], plane=z or 0,
-                                           channel_axis=self.dock._channel_axis())
+                                           channel_axis=self.dock.predict_tab.channel_axis())
 
     def _slice(self) -> int:
         """The plane live mode starts on: the current slice of a stack, 0 for a 2-D image."""
@@ -133,7 +133,7 @@ class LiveMode:
         regions = reviewed_mask(self.viewer, self.image, self.layer.data.shape)
         labels, reviewed = (self.layer.data[z], regions[z]) if stack else (self.layer.data, regions)
         self.session.add_plane((self.image.name, z), np.asarray(self.image.data), np.asarray(labels), reviewed,
-                               plane=z, channel_axis=self.dock._channel_axis())
+                               plane=z, channel_axis=self.dock.predict_tab.channel_axis())
 
     def _start_worker(self) -> None:
         from napari.qt.threading import create_worker
@@ -156,15 +156,15 @@ class LiveMode:
         self.done = True
         self._keep_strokes(session)
         dock = self.dock
-        dock._refresh_versions()
+        dock.model_tab.refresh_versions()
         outcome = session.outcome
         message = (f"live session ({session.strokes} strokes): {outcome.message}" if outcome is not None
                    else f"live session: no burst was kept; version {session.base_version} stays active")
         if outcome is not None:
-            dock._show_guard(outcome)
+            dock.finetune_tab.show_guard(outcome)
         self._status(message)
         show_info(message)
-        dock._save_model()
+        dock.model_tab.save_to_project()
         if self.ui.live_toggle.value:
             self.ui.live_toggle.value = False
 
@@ -190,7 +190,7 @@ class LiveMode:
             reviewed[index] |= plane.reviewed
         if reviewed.any():
             dock.training_set[name] = (data, labels, reviewed)
-            dock._save_correction(self.image, data, labels, reviewed)
+            dock.project_tab.save_correction(self.image, data, labels, reviewed)
 
     def _layer_removed(self, event) -> None:
         if self.session is not None and event.value in (self.layer, self.image):
@@ -304,7 +304,7 @@ class LiveMode:
         spatial = data.shape[:2] if image.rgb else data.shape[-2:]
         if layer_name in self.viewer.layers and self.viewer.layers[layer_name].data.shape == spatial:
             return np.asarray(self.viewer.layers[layer_name].data)
-        return uncertainty(self.dock.model().predict_proba(data, channel_axis=self.dock._channel_axis()))
+        return uncertainty(self.dock.model().predict_proba(data, channel_axis=self.dock.predict_tab.channel_axis()))
 
     def _outline(self, image, rows: slice, cols: slice) -> None:
         """Outline the tile in the 'next region' layer and centre the view on it, zoomed to fill ~60 % of it."""

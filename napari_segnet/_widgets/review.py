@@ -1,4 +1,4 @@
-"""The '<image> reviewed' Shapes layer: the reviewed regions (:mod:`napari_segnet.engine.regions`) as green boxes a
+"""The '<image> reviewed' Shapes layer: the reviewed regions (:mod:`napari_segnet.training.regions`) as green boxes a
 person sees, draws and deletes; strokes on the prediction layer add the tiles they touch."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import math
 import numpy as np
 from napari.layers import Image, Labels, Shapes
 
-from ..engine.regions import Region, regions_mask, stroke_box, tiles_touched
+from ..training.regions import Region, regions_mask, stroke_box, tiles_touched
 
 COLOUR = "lime"
 WATCHED = "segnet_regions"  # prediction layer metadata key: its strokes already add regions

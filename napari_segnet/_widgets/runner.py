@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 from napari.utils import progress
 from napari.utils.notifications import Notification, NotificationSeverity, notification_manager, show_error, show_info
 
-from ..engine.progress import Outcome, Progress
-from ..engine.training import TrainingAborted
+from ..progress import Outcome, Progress
+from ..training.loop import TrainingAborted
 
 #: Set to 1 to run predictions and fine-tunes in the calling thread (tests, scripts).
 SYNC_ENV = "NAPARI_SEGNET_SYNC"
@@ -46,7 +46,7 @@ def guarded(method):
 
 
 class Job:
-    """A long operation (see :mod:`napari_segnet.engine.progress`) run with a napari progress bar and Stop.
+    """A long operation (see :mod:`napari_segnet.progress`) run with a napari progress bar and Stop.
 
     ``on_update(progress)`` is called with every :class:`Progress`, ``on_done(outcome)`` with the
     :class:`Outcome` when the operation completes, ``on_end()`` at the end in every case (done, stopped,

@@ -20,8 +20,8 @@ from magicgui.widgets import (
 from napari.layers import Image, Labels
 from qtpy.QtWidgets import QTableWidget
 
-from ..engine.training import LOSSES
 from ..models import list_models
+from ..training.settings import LOSSES
 
 DEFAULT = "default (pretrained nuclei U-Net)"
 REVIEW = ("regions I reviewed", "whole image")

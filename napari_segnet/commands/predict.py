@@ -118,7 +118,7 @@ def _complete(path: Path) -> bool:
 
 def _predict_file(seg, path: Path, todo: dict[str, Path], args) -> None:
     """Predict one image in this process and write its outputs (each atomically)."""
-    from ..engine.progress import run
+    from ..progress import run
 
     image, channel_axis = read_image(path)
     channel_axis = args.channel_axis if args.channel_axis is not None else channel_axis

@@ -13,8 +13,8 @@ import argparse
 import ast
 from pathlib import Path
 
-from ..engine.training import LOSSES
 from ..io.imagefiles import find_images, pair_by_stem, read_image
+from ..training.settings import LOSSES
 from . import common
 from .common import FAILED, INTERRUPTED, NOT_ACCEPTED, OK, Bar, UsageError, load_model, say, writable_folder
 
@@ -58,7 +58,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine import ddp
+    from ..training import ddp
 
     created = _check(args)
     status = FAILED
@@ -102,7 +102,7 @@ def _remove_empty(folders: list[Path]) -> None:
 
 
 def _train(args, device, main: bool) -> int:
-    from ..engine.training import TrainingAborted
+    from ..training.loop import TrainingAborted
 
     images, labels, masks, project = _training_set(args)
     seg = _model(args, labels, project)
@@ -123,7 +123,7 @@ def _train(args, device, main: bool) -> int:
     except TrainingAborted as e:
         say(f"training failed: {e}")
         return FAILED
-    from ..engine import ddp
+    from ..training import ddp
 
     if ddp.world_size() > 1:  # one line per rank, so that anyone can see the ranks ended on the same weights
         say(f"rank {ddp.rank()} of {ddp.world_size()}: weights {ddp.state_digest(seg.net)}")
@@ -132,7 +132,7 @@ def _train(args, device, main: bool) -> int:
 
 def _drive(steps, total: int, show: bool):
     """Run the fine-tune generator with a progress bar (loss, running mean); close it however it ends."""
-    from ..engine.progress import Outcome
+    from ..progress import Outcome
 
     finished = None
     with Bar(total, "fine-tune", "step", enabled=show) as bar:

@@ -18,8 +18,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Non
     """Call ``write(tmp_path)``, then rename the temporary file over ``path``: a reader never sees half a file,
     and a failure (full or read-only disk) leaves any previous file intact. The temporary file lies in a folder
     of its own, ``.<name>.<random>.tmp``, so that what a writing library makes beside it (safetensors writes
-    its own ``.tmpXXXXXX`` and renames it) goes there too; such folders (and files) left by earlier saves of
-    the same target that died are removed first."""
+    a temporary ``.tmp…`` file of its own and renames it) goes there too; such folders (and files) left by
+    earlier saves of the same target that died are removed first."""
     path = Path(path)
     remove_stale_temporaries(path)
     folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))

@@ -54,7 +54,7 @@ class ModelMetadata:
     Immutable: :class:`~napari_segnet.segmenter.Segmenter` replaces it when versions change; only
     :mod:`napari_segnet.io.checkpoint` turns it into JSON and back. ``recommendation``: how the model should be
     fine-tuned, ``{"name": …, "settings": {…}}`` (``TrainRecommendation.to_dict``); empty for a model that records
-    none, which recommends the defaults (:mod:`napari_segnet.engine.recommend`).
+    none, which recommends the defaults (:mod:`napari_segnet.training.recommend`).
     """
 
     architecture: str
@@ -91,6 +91,12 @@ class ModelMetadata:
     def with_version(self, record: Version) -> ModelMetadata:
         """A copy with ``record`` appended to the history."""
         return replace(self, versions=(*self.versions, record))
+
+    def with_changes(self, number: int, **changes) -> ModelMetadata:
+        """A copy whose record of version ``number`` has ``changes`` (fields of :class:`Version`)."""
+        self.version(number)
+        return replace(self, versions=tuple(replace(v, **changes) if v.version == number else v
+                                            for v in self.versions))
 
     def activate(self, number: int) -> ModelMetadata:
         """A copy whose active version is ``number``."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from .training import TrainSettings
+from .settings import TrainSettings
 
 #: The forest's loss weight when it is switched on for a model whose recommendation has none (the dock's box).
 DISTILL_WEIGHT = 0.25

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..numerics.images import reflect_index
 from ..numerics.normalization import Normalization
+from .settings import TrainSettings
 from .training_set import TrainingPlane
-
-if TYPE_CHECKING:
-    from .training import TrainSettings
 
 
 @dataclass
@@ -78,3 +75,13 @@ def augment(image: np.ndarray, *targets: np.ndarray, rng: np.random.Generator, i
     bias = rng.uniform(-intensity, intensity)
     return (np.ascontiguousarray(image * gain + bias, dtype=np.float32),
             *(np.ascontiguousarray(t) for t in targets))
+
+
+def prepare_planes(planes, normalization: Normalization, settings: TrainSettings) -> list[TrainingImage]:
+    """Training planes → normalised images with weight maps (the normalisation measured once per whole image, so
+    the planes of a stack are normalised alike, as prediction does)."""
+    params: dict[int, tuple] = {}
+    for p in planes:
+        if id(p.image) not in params:
+            params[id(p.image)] = normalization.parameters(p.image)
+    return [TrainingImage.prepare(p, normalization, settings, params[id(p.image)]) for p in planes]

@@ -11,7 +11,7 @@ from typing import TypeVar
 import numpy as np
 
 from ..io.fileio import remove_stale_temporaries
-from .progress import Outcome, Progress
+from ..progress import Outcome, Progress
 
 B = TypeVar("B")
 

@@ -51,8 +51,8 @@ def crop_to_reviewed(planes: Sequence[TrainingPlane], margin: int) -> list[Train
 
 def split_held_out(planes: Sequence[TrainingPlane]) -> tuple[list[TrainingPlane], list[TrainingPlane]]:
     """(planes to train on, planes to judge on): the reviewed pixels of each plane off and on the guard's held-out
-    squares (:func:`napari_segnet.engine.guard.split`, anchored at the plane's origin in its image; class
-    boundaries left out of the judging: :func:`~napari_segnet.engine.guard.without_boundaries`). With fewer than
+    squares (:func:`napari_segnet.training.guard.split`, anchored at the plane's origin in its image; class
+    boundaries left out of the judging: :func:`~napari_segnet.training.guard.without_boundaries`). With fewer than
     ``guard.MIN_HELD_OUT`` held-out pixels, or none left to train on: (``planes``, []) — every pixel trains."""
     parts = [(p, t, guard.without_boundaries(p.labels, h))
              for p in planes for t, h in [guard.split(p.reviewed, p.origin)]]

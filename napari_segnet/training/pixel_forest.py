@@ -1,7 +1,7 @@
 """A fast pixel classifier, ilastik's method: a random forest on scikit-image's multiscale features.
 
 It learns from a few reviewed pixels in about a second, which is what a new network lacks in its first rounds.
-:mod:`napari_segnet.engine.distillation` uses its confident predictions on the unreviewed pixels as extra
+:mod:`napari_segnet.training.distillation` uses its confident predictions on the unreviewed pixels as extra
 (down-weighted) targets for the network; the network stays the model the user fine-tunes, saves and exports.
 """
 

@@ -1,7 +1,7 @@
 """Distillation from a pixel forest: in a new model's first rounds, the forest's confident predictions label the
 pixels nobody reviewed, down-weighted, so the network learns from the whole image and not only its reviewed tiles.
 
-The forest (:class:`napari_segnet.engine.pixel_forest.PixelForest`) is fitted on exactly the reviewed pixels of the
+The forest (:class:`napari_segnet.training.pixel_forest.PixelForest`) is fitted on exactly the reviewed pixels of the
 training planes; its labels never replace a reviewed one. The network stays the model that is fine-tuned, saved
 and exported: nothing of the forest is kept.
 """
@@ -9,16 +9,13 @@ and exported: nothing of the forest is kept.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..numerics.metrics import confusion_matrix, scores_from_confusion
 from .patches import TrainingImage
 from .pixel_forest import PixelForest, pixel_features
-
-if TYPE_CHECKING:
-    from .training import TrainSettings
+from .settings import TrainSettings
 
 #: An unreviewed pixel gets the forest's label when its top class probability is at least this: with 3 classes,
 #: every pixel where the forest leans to one class; with 2, every pixel. Measured (benchmarks/hitl.py, README):

@@ -14,14 +14,14 @@ import torch
 
 from ..models import SegmentationNet
 from ..numerics.images import ImagePlanes, WindowedArray, reflect_index
+from ..progress import Outcome, Progress
 from .devices import autocast_dtype
-from .progress import Outcome, Progress
 from .tile_pipeline import pipelined
-from .tile_plan import DEFAULT_MAX_CONTEXT, AxisPlan, auto_plan, ceil_to, explicit_plan
+from .tile_plan import DEFAULT_MAX_CONTEXT, AxisPlan, auto_plan, explicit_plan
 from .tta import averaged_probabilities
 
-__all__ = ["DEFAULT_MAX_CONTEXT", "AxisPlan", "PredictionResult", "Region", "TileProgress", "TiledPredictor",
-           "blend_window", "ceil_to", "explicit_plan", "plan_tiles", "predict_tiled", "tile_budget", "tile_step"]
+__all__ = ["PredictionResult", "Region", "TileProgress", "TiledPredictor", "blend_window", "plan_tiles",
+           "predict_tiled", "tile_budget", "tile_step"]
 
 #: Most tiles per batch on CUDA (tiles are batched up to the memory budget; on the CPU one at a time).
 MAX_CUDA_BATCH = 16
@@ -168,7 +168,7 @@ def predict_tiled(net: SegmentationNet, planes: ImagePlanes, normalize: Callable
     (NumPy, memory-mapped, zarr), else a new array; probabilities float32 (C, *spatial) when ``want_proba``.
     With a :class:`Region`, only that part is predicted (exactly as in a whole-image pass) and the outputs have
     the region's shape. ``tta``: every tile's probabilities averaged over its 8 flips and rotations
-    (:mod:`napari_segnet.engine.tta`; 8 forward passes).
+    (:mod:`napari_segnet.inference.tta`; 8 forward passes).
     """
     plans = plan_tiles(net, tile_shape, planes.shape, device, max_context)
     stacked = planes.plane_axis is not None
