@@ -41,13 +41,19 @@ def paint_truth(viewer, truth):
     return layer
 
 
-def test_closing_and_reopening_the_dock_keeps_model_versions_and_corrections(make_napari_viewer, monkeypatch,
-                                                                             autosave_home):
+def fine_tuned(make_napari_viewer, monkeypatch, steps):
+    """A new 3-class session, predicted, painted and fine-tuned inline for ``steps`` steps."""
     monkeypatch.setenv(runner.SYNC_ENV, "1")
     viewer, frame, dock, image, truth = new_three_class_session(make_napari_viewer)
     paint_truth(viewer, truth)
-    dock.steps.value = 20
+    dock.steps.value = steps
     dock.train_button.native.click()
+    return viewer, frame, dock, image, truth
+
+
+def test_closing_and_reopening_the_dock_keeps_model_versions_and_corrections(make_napari_viewer, monkeypatch,
+                                                                             autosave_home):
+    viewer, frame, dock, image, truth = fine_tuned(make_napari_viewer, monkeypatch, 20)
     seg = dock.segmenter
     assert seg.num_classes == 3 and len(seg.versions) == 2
     before = np.asarray(viewer.layers["cells prediction"].data).copy()
@@ -84,11 +90,7 @@ def test_a_fine_tune_running_when_the_dock_closes_lands_in_the_session(make_napa
 
 
 def test_a_new_model_keeps_the_previous_one_in_the_model_list(make_napari_viewer, monkeypatch):
-    monkeypatch.setenv(runner.SYNC_ENV, "1")
-    viewer, frame, dock, image, truth = new_three_class_session(make_napari_viewer)
-    paint_truth(viewer, truth)
-    dock.steps.value = 10
-    dock.train_button.native.click()
+    viewer, frame, dock, image, truth = fine_tuned(make_napari_viewer, monkeypatch, 10)
     tuned = dock.segmenter
     active = tuned.active_version  # 1, unless the guard kept version 1 inactive
     dock.class_names.value = "background, cell"
