@@ -102,7 +102,7 @@ def test_a_difference_within_the_noise_of_the_squares_does_not_keep_a_version_in
     noisy = np.clip(base + rng.integers(-150, 170, 20), 0, 512)  # worse on average, but square by square both ways
     before, after = scores(squares(base)), scores(squares(noisy))
     assert after["mean_iu"] < before["mean_iu"] - guard.TOLERANCE  # worse by more than the tolerance …
-    assert guard.accepts(before, after)  # … yet within the noise of 20 squares
+    assert guard.accepts(before, after) is True  # … yet within the noise of 20 squares (a bool: logged as JSON)
     worse = scores(squares(base + 60))  # 60 more wrong pixels in every square: worse for sure
     assert not guard.accepts(before, worse)
     assert not guard.accepts({"mean_iu": 0.9}, {"mean_iu": 0.89})  # without squares: the tolerance alone

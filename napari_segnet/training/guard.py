@@ -113,7 +113,7 @@ def accepts(before: dict, after: dict, tolerance: float = TOLERANCE) -> bool:
     rng = np.random.default_rng(0)
     picks = rng.integers(0, len(a), size=(RESAMPLES, len(a)))
     spread = np.std([_present_mean_iu(b[p].sum(axis=0)) - _present_mean_iu(a[p].sum(axis=0)) for p in picks])
-    return difference >= -Z * spread
+    return bool(difference >= -Z * spread)
 
 
 def verdict(version: int, parent: int, accepted: bool, before: dict | None, after: dict | None, guard: str) -> str:
