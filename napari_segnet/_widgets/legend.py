@@ -34,7 +34,9 @@ class ClassLegend(QWidget):
         """Show ``names`` (one per class) with ``colours`` (RGBA floats (len(names), 4))."""
         grid = self.layout()
         while grid.count():
-            grid.takeAt(0).widget().deleteLater()
+            old = grid.takeAt(0).widget()
+            old.hide()  # at once: deleteLater waits for the event loop, and the old entry would show under the new
+            old.deleteLater()
         self.names = list(names)
         for i, (name, rgba) in enumerate(zip(names, colours)):
             swatch = QLabel()

@@ -72,13 +72,9 @@ class ModelTab:
 
     def show_model(self) -> None:
         """Model list, versions and legend of the session's active model, and its recommended settings."""
-        dock, session = self.dock, self.dock.session
-        with dock.models.changed.blocked():
-            dock.models.choices = [(session.model_label(m), m) for m in session.models]
-            dock.models.value = session.segmenter
         self.refresh_versions()
         self.update_legend()
-        dock.finetune_tab.show_recommendation()
+        self.dock.finetune_tab.show_recommendation()
 
     def switch_model(self, *_) -> None:
         """Make the model chosen in the model list active again (as it was left, with its versions)."""
@@ -143,11 +139,16 @@ class ModelTab:
             dock.predict()
 
     def refresh_versions(self) -> None:
-        """The version list: every version this session holds of the active model, the active one chosen."""
-        seg, versions = self.dock.segmenter, self.dock.versions
+        """The version list (every version this session holds of the active model, the active one chosen) and the
+        model list, whose entries name each model's active version."""
+        dock, session = self.dock, self.dock.session
+        seg, versions = dock.segmenter, dock.versions
         with versions.changed.blocked():
             versions.choices = [(version_label(seg, v), v) for v in seg.available_versions]
             versions.value = seg.active_version
+        with dock.models.changed.blocked():
+            dock.models.choices = [(session.model_label(m), m) for m in session.models]
+            dock.models.value = seg
 
 
 def describe_model(seg: Segmenter) -> str:
