@@ -95,7 +95,7 @@ class PredictTab:
             else:
                 viewer.add_image(uncertainty, name=name, colormap="magma", blending="additive", opacity=0.6,
                                  visible=True)
-
+        viewer.layers.selection.active = layer  # ready to correct: a new layer would otherwise be the active one
     def diameter(self) -> float | None:
         """The 'object size' field: None when 0 (the image is used as it is)."""
         return self.dock.object_size.value or None
