@@ -4,6 +4,7 @@ project folder — owned by the session, not by a widget, so closing and reopeni
 from __future__ import annotations
 
 import os
+import tempfile
 from datetime import datetime
 from pathlib import Path
 
@@ -66,9 +67,12 @@ class Session:
         return self.project
 
     def save_folder(self) -> Project:
-        """The project to save to: the chosen one, else a new folder under :func:`autosave_root`."""
+        """The project to save to: the chosen one, else a new folder under :func:`autosave_root` named after the
+        date and time (made atomically, so two sessions started in the same second never share one)."""
         if self.project is None:
-            folder = autosave_root() / datetime.now().strftime("%Y-%m-%d_%H%M%S")
+            root = autosave_root()
+            root.mkdir(parents=True, exist_ok=True)
+            folder = tempfile.mkdtemp(prefix=datetime.now().strftime("%Y-%m-%d_%H%M%S_"), dir=root)
             self.project, self.autosaved = Project(folder), True
         return self.project
 

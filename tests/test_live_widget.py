@@ -4,7 +4,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import open_dock
+from conftest import open_dock, two_class_image
 
 from napari_segnet.segmenter import Segmenter
 
@@ -161,3 +161,25 @@ def test_live_before_predicting_is_one_notification(dock, errors):
     assert not widget.live_toggle.value and widget.live_mode.session is None
     with pytest.raises(ValueError, match="outside of the allowed range"):
         widget.burst_steps.value = 0
+
+
+def test_live_mode_learns_with_the_other_images_corrections_and_keeps_each_its_own(make_napari_viewer, monkeypatch,
+                                                                                   qtbot, always_better, errors):
+    viewer, widget, truth = make_dock(make_napari_viewer, monkeypatch)
+    widget.review.value = "whole image"
+    widget.predict()
+    viewer.layers["cells prediction"].data = truth.copy()
+    widget.steps.value = 5
+    widget.finetune()  # 'cells' is in the training set
+    other, _ = two_class_image(seed=3, size=80)
+    viewer.add_image(other, name="other")
+    widget.reset_choices()
+    widget.image_layer.value = viewer.layers["other"]
+    widget.predict()
+    widget.live_toggle.value = True
+    assert set(widget.live_mode.session.planes) == {("cells", 0), ("other", 0)}  # the earlier correction joins
+    paint(viewer.layers["other prediction"], (20, 20))
+    qtbot.waitUntil(lambda: len(widget.live_mode.session.bursts) >= 1, timeout=60_000)
+    widget.live_toggle.value = False
+    assert not errors and widget.training_set["other"][1].shape == (80, 80)  # each image keeps its own labels
+    np.testing.assert_array_equal(widget.training_set["cells"][1], truth)

@@ -110,3 +110,11 @@ def test_open_file_selects_the_opened_image(make_napari_viewer, monkeypatch, tmp
     assert dock.image_layer.value is viewer.layers["second"]
     dock.predict_button.native.click()
     assert viewer.layers["second prediction"].data.shape == (64, 80)
+
+
+def test_two_sessions_saving_in_the_same_second_get_folders_of_their_own(autosave_home):
+    from napari_segnet.session import Session
+
+    first, second = Session(), Session()
+    assert first.save_folder().folder != second.save_folder().folder
+    assert sorted(p.parent for p in (first.project.folder, second.project.folder)) == [autosave_home] * 2
