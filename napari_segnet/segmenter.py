@@ -16,6 +16,7 @@ from .inference.devices import pick_device
 from .inference.scale import recorded_diameter, spatial_shape, zoom_factor, zoom_image, zoom_training_set, zoomed_back
 from .inference.tile_plan import DEFAULT_MAX_CONTEXT
 from .inference.tiling import PredictionResult, Region, TileProgress, predict_tiled
+from .inference.views import check_views, three_views
 from .io.checkpoint import load_network, save_checkpoint
 from .io.metadata import ModelMetadata, Version
 from .models import SegmentationNet, build_model, model_options
@@ -301,7 +302,8 @@ class Segmenter:
     # ---- prediction ---------------------------------------------------------------------------------------
     def predict(self, image, tile_shape: int | tuple[int, int] | None = None, device=None,
                 progress: Callable[[int, int], bool | None] | None = None, channel_axis: int | None = None,
-                out=None, batch_size: int = 1, diameter: float | None = None, tta: bool = False) -> np.ndarray:
+                out=None, batch_size: int = 1, diameter: float | None = None, tta: bool = False, views: int = 1,
+                spacing=None) -> np.ndarray:
         """Class ids for ``image``: an integer array of the image's spatial shape ((Y, X) or (Z|T, Y, X)).
 
         image: (Y, X), (Y, X, 3|4), (C, Y, X) or (Z|T, Y, X) NumPy/dask/zarr array, any int or float dtype.
@@ -312,18 +314,20 @@ class Segmenter:
         the size (px) of the objects in ``image``; it is then zoomed to the model's :attr:`object_diameter`
         for prediction and the labels zoomed back (nearest neighbour) to the image's exact shape. ``tta``: test-time
         augmentation, probabilities averaged over the 8 flips and rotations of every tile (8× the time;
-        :mod:`napari_segnet.inference.tta`).
+        :mod:`napari_segnet.inference.tta`). ``views=3``: a (Z, Y, X) volume predicted from its YX, ZX and ZY planes,
+        probabilities averaged (:mod:`napari_segnet.inference.views`; ``spacing`` (z, y, x): its voxel size).
         """
         steps = self.predict_steps(image, tile_shape, device, channel_axis, labels_out=out, batch_size=batch_size,
-                                   diameter=diameter, tta=tta)
+                                   diameter=diameter, tta=tta, views=views, spacing=spacing)
         return run(steps, progress).labels
 
     def predict_proba(self, image, tile_shape: int | tuple[int, int] | None = None, device=None,
                       progress: Callable[[int, int], bool | None] | None = None, channel_axis: int | None = None,
-                      batch_size: int = 1, diameter: float | None = None, tta: bool = False) -> np.ndarray:
+                      batch_size: int = 1, diameter: float | None = None, tta: bool = False, views: int = 1,
+                      spacing=None) -> np.ndarray:
         """Class probabilities, float32 (C, *spatial); arguments as :meth:`predict`."""
         steps = self.predict_steps(image, tile_shape, device, channel_axis, want_labels=False, want_proba=True,
-                                   batch_size=batch_size, diameter=diameter, tta=tta)
+                                   batch_size=batch_size, diameter=diameter, tta=tta, views=views, spacing=spacing)
         return run(steps, progress).proba
 
     def predict_instances(self, image, tile_shape: int | tuple[int, int] | None = None, device=None,
@@ -339,16 +343,27 @@ class Segmenter:
     def predict_steps(self, image, tile_shape=None, device=None, channel_axis: int | None = None, *,
                       want_labels: bool = True, want_proba: bool = False, labels_out=None, batch_size: int = 1,
                       max_context: int = DEFAULT_MAX_CONTEXT, norm_parameters: tuple | None = None,
-                      region: Region | None = None, diameter: float | None = None, tta: bool = False
-                      ) -> Iterator[TileProgress | PredictionResult]:
+                      region: Region | None = None, diameter: float | None = None, tta: bool = False,
+                      views: int = 1, spacing=None) -> Iterator[TileProgress | PredictionResult]:
         """Check the inputs, then return the prediction as a generator (for thread workers): it yields
         :class:`TileProgress` and finally a :class:`PredictionResult` (labels or None, proba or None).
         Closing it stops between tiles; outputs are then incomplete. ``norm_parameters``: (offset, scale) of
         the whole image when computed elsewhere; ``region``: predict only that part (``tiling.Region``; the
         outputs have its shape), exactly as in a whole-image pass — the blocks of ``napari_segnet.distributed``.
-        ``diameter``, ``tta``: see :meth:`predict` (``diameter`` not with ``region``)."""
+        ``diameter``, ``tta``, ``views``, ``spacing``: see :meth:`predict` (``diameter`` not with ``region``)."""
         if labels_out is not None:
             check_labels_out(labels_out, self.num_classes)
+        spacing = check_views(views, spacing)
+        if views == 3:
+            if region is not None or diameter is not None or self.in_channels != 1:
+                raise ValueError("views=3 predicts a whole single-channel (Z, Y, X) volume at its own scale: no "
+                                 "region, no object size, and a one-channel model")
+            volume = np.asarray(image)
+            params = self.normalization.parameters(ImagePlanes(volume, 1, None))
+            return three_views(lambda planes: self.predict_steps(
+                planes, tile_shape, device, want_labels=False, want_proba=True, batch_size=batch_size,
+                max_context=max_context, norm_parameters=params, tta=tta), volume, spacing, want_labels, want_proba,
+                labels_out)
         factor = zoom_factor(diameter, self.object_diameter)
         if factor != 1.0:
             if region is not None:

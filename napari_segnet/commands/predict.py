@@ -27,6 +27,10 @@ def parser() -> argparse.ArgumentParser:
                    "face-connected components of each class, see napari_segnet.numerics.instances)")
     p.add_argument("--tta", action="store_true", help="test-time augmentation: average every tile's "
                    "probabilities over its 8 flips and 90° rotations (8× the time)")
+    p.add_argument("--views", type=int, choices=(1, 3), default=1, help="3: a (Z, Y, X) volume predicted from its "
+                   "YX, ZX and ZY planes, probabilities averaged (default 1: slice by slice)")
+    p.add_argument("--spacing", type=float, nargs=3, metavar=("Z", "Y", "X"), help="with --views 3: the voxel size "
+                   "(any unit), for volumes whose slices lie further apart than their pixels")
     p.add_argument("--tile", type=int, help="output pixels per tile side (default: picked from free memory)")
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
     p.add_argument("--channel-axis", type=int, help="the images' channel axis, if the model takes several channels")
@@ -50,6 +54,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"several inputs are named {twins[:5]}: their outputs would overwrite each other")
     if args.cluster and args.format == "tif":
         raise UsageError("--cluster writes blocks into a zarr store: add --format zarr or --format ome-zarr")
+    if args.views == 3 and args.cluster:
+        raise UsageError("--views 3 predicts whole volumes in this process: leave out --cluster")
+    if args.spacing is not None and args.views != 3:
+        raise UsageError("--spacing is the voxel size of --views 3: add --views 3, or leave it out")
     out = writable_folder(args.out)
     seg = load_model(args.model)
     kinds = [k for k, wanted in zip(KINDS, (True, args.proba, args.instances)) if wanted]
@@ -123,7 +131,7 @@ def _predict_file(seg, path: Path, todo: dict[str, Path], args) -> None:
     image, channel_axis = read_image(path)
     channel_axis = args.channel_axis if args.channel_axis is not None else channel_axis
     steps = seg.predict_steps(image, args.tile, args.device, channel_axis, want_proba="proba" in todo,
-                              tta=args.tta)
+                              tta=args.tta, views=args.views, spacing=args.spacing)
     with Bar(0, path.name, "tile", position=1, leave=False) as bar:
         result = run(steps, bar.update)
     labels = result.labels
