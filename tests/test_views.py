@@ -69,3 +69,23 @@ def test_the_command_line_predicts_three_views(tmp_path, capsys):
     status, _, err = main(capsys, "predict", tmp_path / "vol.tif", "--model", model, "--out", tmp_path / "p",
                           "--spacing", "2", "1", "1")
     assert status == 2 and "add --views 3" in err
+
+
+@pytest.mark.gui
+def test_the_dock_predicts_a_stack_from_three_views_with_the_layers_voxel_size(make_napari_viewer, monkeypatch,
+                                                                                errors):
+    from conftest import open_dock
+
+    viewer, widget, _ = open_dock(make_napari_viewer, monkeypatch)
+    volume, _ = blob_volume((12, 40, 40))
+    viewer.add_image(volume, name="vol", scale=(2.0, 1.0, 1.0))  # slices twice as far apart as pixels
+    widget.reset_choices()
+    widget.image_layer.value = viewer.layers["vol"]
+    widget.views.value = True
+    widget.predict()
+    assert not errors, errors
+    np.testing.assert_array_equal(viewer.layers["vol prediction"].data,
+                                  widget.segmenter.predict(volume, views=3, spacing=(2.0, 1.0, 1.0)))
+    widget.slice_only.value = True
+    widget.predict()
+    assert "untick 'current slice only'" in errors[-1]

@@ -59,9 +59,14 @@ class PredictTab:
                  f"read the three colours.", ("Convert to grayscale", lambda *_: self.to_grayscale(image)))
             return
         region = self.region(image)
+        if dock.views.value and (region or image.rgb or image.data.ndim != 3):
+            raise ValueError("'predict from 3 views' needs a whole one-channel (Z, Y, X) stack: untick 'current "
+                             "slice only', or untick 'predict from 3 views' for this image")
         data = image.data[region] if region else image.data
+        views = 3 if dock.views.value else 1
         steps = seg.predict_steps(data, channel_axis=self.channel_axis(), want_proba=dock.uncertainty.value,
-                                  diameter=self.diameter(), tta=dock.tta.value)
+                                  diameter=self.diameter(), tta=dock.tta.value, views=views,
+                                  spacing=tuple(image.scale[-3:]) if views == 3 else None)
         dock.predict_button.enabled = False
         dock.run_job(Job(steps, f"Predicting {image.name}", lambda u: None,
                          lambda result: self.show(image, region, result.labels, result.proba),
