@@ -187,12 +187,15 @@ def wait_for_bursts(app, dock, timeout=300.0) -> None:
     raise TimeoutError("live mode did not settle")
 
 
-def run(case: Case, rounds: int, seed: int, region: str, live: bool = False) -> dict:
+def run(case: Case, rounds: int, seed: int, region: str, live: bool = False, viewer=None) -> dict:
+    """One person's session of ``rounds`` rounds; ``viewer``: a napari viewer to use (tests pass their fixture's),
+    else one is made and closed here."""
     import napari
     import torch
 
     torch.manual_seed(seed)
-    viewer = napari.Viewer(show=False)
+    own = viewer is None
+    viewer = napari.Viewer(show=False) if own else viewer
     app = napari.qt.get_qapp()
     _, dock = viewer.window.add_plugin_dock_widget("napari-segnet", "SegNet (predict, correct, fine-tune)")
     for i, im in enumerate(case.working):
@@ -255,7 +258,8 @@ def run(case: Case, rounds: int, seed: int, region: str, live: bool = False) -> 
                      "guard_scores": [(seg.versions[-1].get("parent_scores") or {}).get("mean_iu"),
                                       (seg.versions[-1].get("scores") or {}).get("mean_iu")]})
         print(case.name, seed, rows[-1], flush=True)
-    viewer.close()
+    if own:
+        viewer.close()
     return {"seed": seed, "rows": rows}
 
 
