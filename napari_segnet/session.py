@@ -39,7 +39,6 @@ class Session:
         self.models: list[Segmenter] = []
         self.training_set: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.project: Project | None = None
-        self.autosaved = False  # the project is the automatic one
         self.job = None
         self.dock = None
 
@@ -63,7 +62,7 @@ class Session:
 
     def open_project(self, folder) -> Project:
         """Use ``folder`` as the project (its images, corrections and model are the caller's to restore)."""
-        self.project, self.autosaved = Project(folder), False
+        self.project = Project(folder)
         return self.project
 
     def save_folder(self) -> Project:
@@ -73,7 +72,7 @@ class Session:
             root = autosave_root()
             root.mkdir(parents=True, exist_ok=True)
             folder = tempfile.mkdtemp(prefix=datetime.now().strftime("%Y-%m-%d_%H%M%S_"), dir=root)
-            self.project, self.autosaved = Project(folder), True
+            self.project = Project(folder)
         return self.project
 
     def save_correction(self, name: str, image: np.ndarray, labels: np.ndarray, reviewed: np.ndarray,

@@ -13,7 +13,7 @@ from qtpy.QtCore import QEvent, QObject
 from ..inference.suggest import suggest_tiles, uncertainty
 from ..live import BurstDone, LiveSession, LiveSettings, Refreshed, Waiting
 from ..training.loop import TrainProgress
-from ..training.regions import Region
+from ..training.regions import Region, view_region
 from .layers import mark_painted, prediction_name, track_paint
 from .review import add_regions, reviewed_layer, reviewed_mask
 from .runner import USER_ERRORS, notify
@@ -213,13 +213,10 @@ class LiveMode:
         """Tell the session which part of which plane is visible (refreshed first after each burst)."""
         if self.session is None:
             return
-        cam, size = self.viewer.scene.camera, np.asarray(self.viewer.canvas.size, float)
-        center = np.asarray(cam.center[-2:], float)
-        half = size / (2 * cam.zoom)
-        scale, translate = np.asarray(self.layer.scale[-2:]), np.asarray(self.layer.translate[-2:])
-        lo = np.floor((center - half - translate) / scale).astype(int).clip(0)
-        hi = np.ceil((center + half - translate) / scale).astype(int)
-        self.session.view = ((self.image.name, self._slice()), (slice(lo[0], hi[0]), slice(lo[1], hi[1])))
+        cam = self.viewer.scene.camera
+        region = view_region(cam.center, self.viewer.canvas.size, cam.zoom, self.layer.scale, self.layer.translate,
+                             self.layer.data.shape[-2:])
+        self.session.view = None if region is None else ((self.image.name, self._slice()), region.slices)
 
     def _received(self, item) -> None:
         if self.session is None:  # live mode has ended: a late update must not overwrite its last word
