@@ -28,7 +28,7 @@ from .numerics.metrics import confusion_matrix, scores_from_confusion
 from .numerics.normalization import Normalization
 from .progress import run
 from .training.finetune_outcome import FinetuneFinished, record_run
-from .training.guard import guard_scores, square_confusions, square_keys
+from .training.guard import guard_scores
 from .training.loop import TrainProgress, finetune_net, patch_sizes
 from .training.patches import TrainingImage, prepare_planes
 from .training.recommend import NEW_MODEL, TrainRecommendation
@@ -267,19 +267,13 @@ class Segmenter:
     def _reviewed_scores(self, items: Sequence[TrainingImage], device=None, held_out: bool = False) -> dict:
         """FCN metrics of the active model on the reviewed pixels of prepared training planes (``held_out``: the
         guard's scores, means over the classes present in the labels)."""
-        n, judged = 0, []
-        for i, it in enumerate(items):
+        n = 0
+        for it in items:
             planes = ImagePlanes(it.image, self.in_channels, channel_axis=0)  # already normalised
             outcome = run(predict_tiled(self._inference_net(pick_device(device)), planes, lambda t: t,
                                         pick_device(device)))
-            pred, truth = outcome.labels[it.reviewed], it.labels[it.reviewed]
-            n = n + confusion_matrix(pred, truth, self.num_classes)
-            judged.append((pred, truth, square_keys(it.labels.shape, it.origin, i)[it.reviewed]))
-        if not held_out:
-            return scores_from_confusion(n)
-        pred, truth, keys = (np.concatenate(a) for a in zip(*judged))
-        return guard_scores(n, square_confusions(pred.astype(np.int64), truth.astype(np.int64), keys,
-                                                 self.num_classes))
+            n = n + confusion_matrix(outcome.labels[it.reviewed], it.labels[it.reviewed], self.num_classes)
+        return guard_scores(n) if held_out else scores_from_confusion(n)
 
     def held_out_scores(self, images: Sequence, labels: Sequence, masks: Sequence, device=None,
                         channel_axis: int | None = None) -> dict | None:
