@@ -159,6 +159,26 @@ def headline(case: Case, s: dict) -> float:
     return s["iou"] if case.held_instances is not None else s["mean_iu"]
 
 
+def normalised(seg, image: np.ndarray, case: Case) -> np.ndarray:
+    """float32 (C, Y, X): ``image`` as the model's normalisation gives it to the network."""
+    from napari_segnet.numerics.images import ImagePlanes
+    from napari_segnet.numerics.normalization import Normalization
+
+    planes = ImagePlanes(image, seg.in_channels, None if case.channel_axis == "auto" else int(case.channel_axis))
+    return Normalization.apply(planes.block(0, slice(None), slice(None)), *seg.normalization.parameters(planes))
+
+
+def forest_peer(case: Case, seg, given: list) -> dict:
+    """The held-out scores of the product's pixel forest (ilastik's method) fitted on exactly the pixels the person
+    gave through the dock so far: ``given`` = (working image index, labels layer data, reviewed mask) per image."""
+    from napari_segnet.training.pixel_forest import PixelForest, pixel_features
+
+    features = [pixel_features(normalised(seg, case.working[i], case)) for i, _, _ in given]
+    forest = PixelForest(features, [lb for _, lb, _ in given], [r for _, _, r in given], seg.num_classes)
+    return scores(case, [forest.probabilities(pixel_features(normalised(seg, im, case))).argmax(-1)
+                         for im in case.held])
+
+
 def held_out_through_dock(app, dock, viewer, case: Case) -> list:
     preds = []
     for i in range(len(case.held)):
@@ -196,6 +216,8 @@ def run(case: Case, rounds: int, seed: int, region: str, live: bool = False, vie
     import napari
     import torch
 
+    from napari_segnet._widgets.review import reviewed_mask
+
     torch.manual_seed(seed)
     own = viewer is None
     viewer = napari.Viewer(show=False) if own else viewer
@@ -228,8 +250,6 @@ def run(case: Case, rounds: int, seed: int, region: str, live: bool = False, vie
             _, _, rows_, cols_ = dock.live_mode.suggested
             box = (rows_, cols_)
         else:
-            from napari_segnet._widgets.review import reviewed_mask
-
             box = worst_tile(np.asarray(labels.data), case.working_truth[i],
                              reviewed_mask(viewer, viewer.layers[layer_name], labels.data.shape))
         viewer.layers.selection.active = labels
@@ -260,6 +280,11 @@ def run(case: Case, rounds: int, seed: int, region: str, live: bool = False, vie
                      "guard": seg.versions[-1].get("guard"),
                      "guard_scores": [(seg.versions[-1].get("parent_scores") or {}).get("mean_iu"),
                                       (seg.versions[-1].get("scores") or {}).get("mean_iu")]})
+        if case.classes is not None:  # a new model: the forest on the same pixels is the peer to beat
+            given = [(j, np.asarray(viewer.layers[f"work {j} prediction"].data),
+                      reviewed_mask(viewer, viewer.layers[f"work {j}"], case.working_truth[j].shape))
+                     for j in range(min(r, len(case.working)))]
+            rows[-1]["forest"] = forest_peer(case, seg, given)
         print(case.name, seed, rows[-1], flush=True)
     if own:
         viewer.close()

@@ -153,7 +153,7 @@ class FinetuneTab:
     def on_end(self) -> None:
         """The run ended (completed, stopped or failed): the buttons are back."""
         self.dock.train_button.enabled, self.dock.stop_button.enabled = True, False
-        if self.predict_after:  # refresh the prediction, keeping painted pixels
+        if self.predict_after:  # refresh the prediction, keeping painted pixels and reviewed regions
             self.predict_after = False
             self.dock.predict()
 

@@ -14,7 +14,7 @@ from ..inference.suggest import suggest_tiles, uncertainty
 from ..live import BurstDone, LiveSession, LiveSettings, Refreshed, Waiting
 from ..training.loop import TrainProgress
 from ..training.regions import Region, view_region
-from .layers import mark_painted, prediction_name, track_paint
+from .layers import mark_painted, merge_keeping_reviewed, prediction_name, track_paint
 from .review import add_regions, reviewed_layer, reviewed_mask
 from .runner import USER_ERRORS, notify
 
@@ -231,11 +231,10 @@ class LiveMode:
             self._show(item)
 
     def _show(self, refreshed: Refreshed) -> None:
-        """Write a refreshed region into the prediction layer, keeping every painted pixel."""
+        """Write a refreshed region into the prediction layer, keeping every painted pixel and reviewed region."""
         z = refreshed.key[1]
         index = ((z,) if self.layer.data.ndim == 3 else ()) + tuple(refreshed.region)
-        painted = track_paint(self.layer)[index]
-        self.layer.data[index] = np.where(painted, self.layer.data[index], refreshed.labels)
+        self.layer.data[index] = merge_keeping_reviewed(self.viewer, self.image, self.layer, refreshed.labels, index)
         self.layer.refresh()
 
     def _status(self, text: str) -> None:
@@ -267,8 +266,8 @@ class LiveMode:
         name = prediction_name(image)
         reviewed = None
         if name in self.viewer.layers and self.viewer.layers[name].data.shape[-2:] == u.shape:
-            painted = track_paint(self.viewer.layers[name])
-            reviewed = painted[z] if z is not None else painted
+            layer, index = self.viewer.layers[name], (() if z is None else (z,))
+            reviewed = track_paint(layer)[index] | reviewed_mask(self.viewer, image, layer.data.shape, index)
         visited = self.visited.setdefault((image.name, z), set())
         tiles = suggest_tiles(u, reviewed, TILE, skip=visited)
         if not tiles:

@@ -50,7 +50,8 @@ class PredictTab:
 
     @guarded
     def predict(self, *_) -> None:
-        """Predict the image (or its current slice) into its prediction layer, keeping painted pixels."""
+        """Predict the image (or its current slice) into its prediction layer, keeping painted pixels and
+        reviewed regions."""
         dock = self.dock
         image, seg = self.current_image(), dock.model()
         if image.rgb and seg.in_channels == 1:
@@ -86,7 +87,7 @@ class PredictTab:
         return gray
 
     def show(self, image: Image, region: tuple, labels, proba) -> None:
-        """Show a prediction: its labels (painted pixels kept), instances and uncertainty when asked for."""
+        """Show a prediction: its labels (painted pixels and reviewed regions kept), instances and uncertainty when asked for."""
         dock, viewer = self.dock, self.dock.viewer
         layer = show_prediction(viewer, image, labels, dock.segmenter.class_names, region)
         dock.model_tab.update_legend(layer)

@@ -56,14 +56,18 @@ def layer_regions(layer: Shapes) -> list[Region]:
     return regions
 
 
-def reviewed_mask(viewer, image: Image, shape: tuple[int, ...]) -> np.ndarray:
-    """bool of the prediction layer's ``shape``: True inside the image's reviewed regions (none: all False)."""
+def reviewed_mask(viewer, image: Image, shape: tuple[int, ...], index: tuple = ()) -> np.ndarray:
+    """bool of the prediction layer's ``shape``, indexed by ``index`` (as the layer's data is: e.g. (z,) or
+    (z, rows, cols) of a stack, (rows, cols) of an image): True inside the image's reviewed regions (none: all
+    False). Indexing one plane of a stack builds that plane's mask only."""
     name = reviewed_name(image)
     if name not in viewer.layers:
-        return np.zeros(shape, bool)
-    plane = shape[-2:]
-    regions = [c for r in layer_regions(viewer.layers[name]) if (c := r.clipped(plane)) is not None]
-    return regions_mask(shape, regions)
+        return np.zeros(shape, bool)[index]
+    regions = [c for r in layer_regions(viewer.layers[name]) if (c := r.clipped(shape[-2:])) is not None]
+    if len(shape) == 3 and index and isinstance(index[0], (int, np.integer)):
+        plane = regions_mask(shape[-2:], [r for r in regions if r.plane == index[0]])
+        return plane[index[1:]]
+    return regions_mask(shape, regions)[index]
 
 
 def watch_strokes(viewer, image: Image, labels: Labels) -> None:
