@@ -87,7 +87,8 @@ class PredictTab:
         return gray
 
     def show(self, image: Image, region: tuple, labels, proba) -> None:
-        """Show a prediction: its labels (painted pixels and reviewed regions kept), instances and uncertainty when asked for."""
+        """Show a prediction: its labels (painted pixels and reviewed regions kept), instances and uncertainty when
+        asked for."""
         dock, viewer = self.dock, self.dock.viewer
         layer = show_prediction(viewer, image, labels, dock.segmenter.class_names, region)
         dock.model_tab.update_legend(layer)
