@@ -43,6 +43,7 @@ BRUSH = 3
 TIE = 0.005
 #: The ties the tables judge the guard with: the guard's own tolerance, and the loop's "no drop > 0.01".
 TIES = (TIE, 0.01)
+WORKING = "working_delta_new_minus_old"
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -199,6 +200,25 @@ def version_scores(case: Case, seg, version: int) -> dict:
     return scores(case, [other.predict(im, channel_axis=axis) for im in case.held])
 
 
+def working_delta(case: Case, seg, new: int, old: int, reviewed: list) -> float:
+    """Mean IU of version ``new`` minus version ``old`` on the person's own working images, on the pixels outside
+    every reviewed region (``reviewed``: a bool mask per working image): the rest of the user's data, which no
+    version trained on and whose truth the guard never saw (to judge the guard; the person never sees this)."""
+    import copy
+
+    from napari_segnet.numerics.metrics import segmentation_scores
+
+    axis = None if case.channel_axis == "auto" else int(case.channel_axis)
+    n, out = 2 if case.classes is None else len(case.classes.split(",")), []
+    truth = np.concatenate([t[~r] for t, r in zip(case.working_truth, reviewed)])
+    for version in (new, old):
+        other = copy.deepcopy(seg)
+        other.rollback(version)
+        pred = np.concatenate([other.predict(im, channel_axis=axis)[~r] for im, r in zip(case.working, reviewed)])
+        out.append(segmentation_scores(pred, truth, n)["mean_iu"])
+    return float(out[0] - out[1])
+
+
 def wait_for_bursts(app, dock, timeout=300.0) -> None:
     """Live mode: process Qt events until the session has trained on every stroke and run its idle bursts."""
     session, end = dock.live_mode.session, time.perf_counter() + timeout
@@ -275,8 +295,11 @@ def run(case: Case, rounds: int, seed: int, region: str, live: bool = False, vie
         new, old = (now, other) if accepted else (other, now)
         delta = headline(case, new) - headline(case, old)
         right = guard_right(accepted, delta, TIE)
+        reviewed = [reviewed_mask(viewer, viewer.layers[f"work {j}"], t.shape)
+                    for j, t in enumerate(case.working_truth)]
         rows.append({"round": r, **now, "seconds": round(seconds, 2), "dabs": dabs, "accepted": accepted,
                      "guard_right": bool(right), "delta_new_minus_old": round(delta, 4),
+                     "working_delta_new_minus_old": round(working_delta(case, seg, newest, parent, reviewed), 4),
                      "guard": seg.versions[-1].get("guard"),
                      "guard_scores": [(seg.versions[-1].get("parent_scores") or {}).get("mean_iu"),
                                       (seg.versions[-1].get("scores") or {}).get("mean_iu")]})
@@ -297,45 +320,62 @@ def guard_right(accepted: bool, delta: float, tie: float) -> bool:
     return bool((accepted and delta >= -tie) or (not accepted and delta <= tie))
 
 
-def _right(rows: list, tie: float) -> int:
-    return sum(guard_right(row["accepted"], row["delta_new_minus_old"], tie) for row in rows)
+def _right(rows: list, tie: float, key: str = "delta_new_minus_old") -> int:
+    return sum(guard_right(row["accepted"], row[key], tie) for row in rows if key in row)
 
 
 def table(record: dict) -> str:
     """A Markdown table of one stored record: per round, the held-out scores (mean ± spread over the seeds), the
-    seconds per round, how often the new version became active and how often the guard was right."""
+    pixel forest's on the same pixels (new models), the seconds per round, how often the new version became active
+    and how often the guard was right; then a summary."""
     runs = [r["rows"] for r in record["runs"]]
     keys = [k for k in ("iou", "f1", "mean_iu") if k in runs[0][0]]
-    head = ["round", *[f"held-out {k.replace('_', ' ')}" for k in keys], "s per round (max)", "new version active",
-            f"guard right (ties ±{TIES[0]} / ±{TIES[1]})"]
+    forest = "forest" in runs[0][-1]
+    head = ["round", *[f"held-out {k.replace('_', ' ')}" for k in keys], *(["forest, same pixels"] if forest else []),
+            "s per round (max)", "new version active", f"guard right (ties ±{TIES[0]} / ±{TIES[1]})"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in range(len(runs[0])):
         rows = [run[r] for run in runs]
-        cells = [str(r)]
-        for k in keys:
-            v = np.array([row[k] for row in rows])
-            cells.append(f"{v.mean():.3f} ± {v.std():.3f}" if len(v) > 1 else f"{v[0]:.3f}")
+        cells = [str(r), *[_spread([row[k] for row in rows]) for k in keys]]
+        if forest:
+            cells.append(_spread([row["forest"]["mean_iu"] for row in rows]) if r else "—")
         if r == 0:
             cells += ["—", "—", "—"]
         else:
             secs = [row["seconds"] for row in rows]
-            kept = sum(row["accepted"] for row in rows)
-            cells += [f"{np.mean(secs):.1f} ({max(secs):.1f})", f"{kept} of {len(rows)}",
-                      f"{_right(rows, TIES[0])} / {_right(rows, TIES[1])} of {len(rows)}"]
+            cells += [f"{np.mean(secs):.1f} ({max(secs):.1f})", f"{sum(row['accepted'] for row in rows)} of "
+                      f"{len(rows)}", f"{_right(rows, TIES[0])} / {_right(rows, TIES[1])} of {len(rows)}"]
         lines.append("| " + " | ".join(cells) + " |")
-    decisions = [row for run in runs for row in run[1:]]
-    right = [_right(decisions, tie) for tie in TIES]
-    key = keys[0]
-    drops = [run[i][key] - run[i + 1][key] for run in runs for i in range(len(run) - 1)]
-    gains = [run[min(3, len(run) - 1)][key] - run[0][key] for run in runs]
     m = record["machine"]
     return (f"**{record['case']}**, {record['mode']}, region: {record['region']} — {len(runs)} seeds, "
-            f"{record['date'][:10]}, {m['cpu']} × {m['cores']} cores, torch {m['torch']}\n\n" + "\n".join(lines)
-            + f"\n\nGuard right in {right[0]} of {len(decisions)} rounds ({100 * right[0] / len(decisions):.0f} %) "
-              f"counting differences ≤ {TIES[0]} as ties, {right[1]} ({100 * right[1] / len(decisions):.0f} %) with "
-              f"ties ≤ {TIES[1]}; "
-              f"largest drop of held-out {key} from one round to the next {max(drops):.3f}; gain after round "
-              f"{min(3, len(runs[0]) - 1)}: {np.mean(gains):+.3f} (runs: {', '.join(f'{g:+.3f}' for g in gains)}).\n")
+            f"{record['date'][:10]}, {m['cpu']} × {m['cores']} cores, torch {m['torch']}"
+            + (f", load {m['load_at_end']} at the end" if "load_at_end" in m else "") + "\n\n"
+            + "\n".join(lines) + "\n\n" + _summary(runs, keys[0]) + "\n")
+
+
+def _spread(values: list) -> str:
+    v = np.asarray(values, float)
+    return f"{v.mean():.3f} ± {v.std():.3f}" if len(v) > 1 else f"{v[0]:.3f}"
+
+
+def _summary(runs: list, key: str) -> str:
+    """How often the guard was right (held-out images; the person's own working images outside the reviewed
+    regions), the largest drop from one round to the next and the gain after round 3."""
+    decisions = [row for run in runs for row in run[1:]]
+    n = len(decisions)
+    text = "Guard right against the held-out images in " + " and ".join(
+        f"{_right(decisions, tie)} of {n} rounds ({100 * _right(decisions, tie) / n:.0f} %) with ties ≤ {tie}"
+        for tie in TIES)
+    mine = [row for row in decisions if WORKING in row]
+    if mine:
+        text += "; against the person's own working images outside the reviewed regions (mean IU) in " + " and ".join(
+            f"{_right(mine, tie, WORKING)} of {len(mine)} ({100 * _right(mine, tie, WORKING) / len(mine):.0f} %) "
+            f"with ties ≤ {tie}" for tie in TIES)
+    drops = [run[i][key] - run[i + 1][key] for run in runs for i in range(len(run) - 1)]
+    gains = [run[min(3, len(run) - 1)][key] - run[0][key] for run in runs]
+    return (text + f". Largest drop of held-out {key.replace('_', ' ')} from one round to the next "
+            f"{max(drops):.3f}; gain after round {min(3, len(runs[0]) - 1)}: {np.mean(gains):+.3f} (runs: "
+            f"{', '.join(f'{g:+.3f}' for g in gains)}).")
 
 
 def write_tables(out: Path = Path(__file__).parent.parent / "docs" / "loop.md") -> Path:
