@@ -18,29 +18,29 @@ Cases (no model ships trained on any of their images):
   ``ndev-sampledata`` scratch assay (real microscopy, 2 channels: H33342 and oblique light; 10 frames of 210×576):
   frames 0–2 to work on, frames 6–9 held out; mean IU.
 
-Run (needs a display; ``xvfb-run -a`` gives one): ``python benchmarks/dock_loop.py --case nuclei --rounds 3
---seeds 3`` — results go to ``benchmarks/results/dock_loop_<case>.json`` with the machine and date.
+The person's tile choice and painting are those of :mod:`.simulated_user` (``worst_tile``, ``wrong_patches``).
+
+Run (needs a display; ``xvfb-run -a`` gives one): ``python -m benchmarks.dock_loop --case nuclei --rounds 3
+--seeds 3`` — results go to ``benchmarks/results/dock_loop_<case>_<region>_<mode>.json`` with the machine and date;
+``--tables`` regenerates the docs' tables from the stored records (:mod:`.tables`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
-#: The person ignores wrong patches smaller than this (px): stray pixels along edges are not worth a stroke.
-MIN_AREA = 12
+from . import records
+from .simulated_user import worst_tile, wrong_patches
+
+#: The brush (px) the person paints with.
 BRUSH = 3
+#: Held-out scores this close count as a tie when judging the guard.
 TIE = 0.005
-RESULTS = Path(__file__).parent / "results"
 
 
 @dataclass
@@ -99,38 +99,15 @@ def choose(dock, layer) -> None:
     dock.image_layer.value = layer
 
 
-def worst_tile(pred: np.ndarray, truth: np.ndarray, reviewed: np.ndarray, tile: int = 128):
-    best, where = -1, None
-    for y in range(0, truth.shape[0], tile):
-        for x in range(0, truth.shape[1], tile):
-            if reviewed[y:y + tile, x:x + tile].mean() > 0.05:
-                continue
-            wrong = int((pred[y:y + tile, x:x + tile] != truth[y:y + tile, x:x + tile]).sum())
-            if wrong > best:
-                best, where = wrong, (slice(y, min(y + tile, truth.shape[0])), slice(x, min(x + tile, truth.shape[1])))
-    return where
-
-
 def paint_corrections(layer, truth: np.ndarray, box: tuple[slice, slice]) -> int:
-    """Paint every wrong patch (≥ MIN_AREA px) inside ``box`` with its true class, through ``layer.paint``;
-    returns the number of brush dabs."""
+    """Paint the simulated user's dabs (:func:`.simulated_user.wrong_patches`) inside ``box`` of the Labels
+    ``layer`` with a BRUSH-px brush through ``layer.paint``; ``truth``: (Y, X). Returns the number of dabs."""
     layer.brush_size = BRUSH
     layer.mode = "paint"
-    pred = np.asarray(layer.data)[box]
-    want = truth[box]
     dabs = 0
-    for cls in np.unique(want):
-        wrong, n = ndimage.label((pred != want) & (want == cls))
-        for i, sl in enumerate(ndimage.find_objects(wrong), start=1):
-            comp = wrong[sl] == i
-            if comp.sum() < MIN_AREA:
-                continue
-            ys, xs = np.nonzero(comp)
-            keep = ((ys % 2) == 0) & ((xs % 2) == 0) | (comp.sum() < 40)
-            for y, x in zip(ys[keep], xs[keep]):
-                layer.paint((box[0].start + sl[0].start + y, box[1].start + sl[1].start + x), int(cls),
-                            refresh=False)
-                dabs += 1
+    for y, x, cls in list(wrong_patches(np.asarray(layer.data), truth, box)):
+        layer.paint((y, x), cls, refresh=False)
+        dabs += 1
     layer.refresh()
     return dabs
 
@@ -227,8 +204,8 @@ def run(case: Case, rounds: int, seed: int, region: str, live: bool = False, vie
         else:
             from napari_segnet._widgets.review import reviewed_mask
 
-            box = worst_tile(np.asarray(labels.data), case.working_truth[i],
-                             reviewed_mask(viewer, viewer.layers[layer_name], labels.data.shape))
+            _, box = worst_tile([np.asarray(labels.data)], [case.working_truth[i]],
+                                [reviewed_mask(viewer, viewer.layers[layer_name], labels.data.shape)])
         viewer.layers.selection.active = labels
         seg = dock.segmenter
         parent = seg.active_version
@@ -263,51 +240,6 @@ def run(case: Case, rounds: int, seed: int, region: str, live: bool = False, vie
     return {"seed": seed, "rows": rows}
 
 
-def table(record: dict) -> str:
-    """A Markdown table of one stored record: per round, the held-out scores (mean ± spread over the seeds), the
-    seconds per round, how often the new version became active and how often the guard was right."""
-    runs = [r["rows"] for r in record["runs"]]
-    keys = [k for k in ("iou", "f1", "mean_iu") if k in runs[0][0]]
-    head = ["round", *[f"held-out {k.replace('_', ' ')}" for k in keys], "s per round (max)", "new version active",
-            "guard right"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in range(len(runs[0])):
-        rows = [run[r] for run in runs]
-        cells = [str(r)]
-        for k in keys:
-            v = np.array([row[k] for row in rows])
-            cells.append(f"{v.mean():.3f} ± {v.std():.3f}" if len(v) > 1 else f"{v[0]:.3f}")
-        if r == 0:
-            cells += ["—", "—", "—"]
-        else:
-            secs = [row["seconds"] for row in rows]
-            kept = sum(row["accepted"] for row in rows)
-            cells += [f"{np.mean(secs):.1f} ({max(secs):.1f})", f"{kept} of {len(rows)}",
-                      f"{sum(row['guard_right'] for row in rows)} of {len(rows)}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    decisions = [row for run in runs for row in run[1:]]
-    right = sum(row["guard_right"] for row in decisions)
-    key = keys[0]
-    drops = [run[i][key] - run[i + 1][key] for run in runs for i in range(len(run) - 1)]
-    gains = [run[min(3, len(run) - 1)][key] - run[0][key] for run in runs]
-    m = record["machine"]
-    return (f"**{record['case']}**, {record['mode']}, region: {record['region']} — {len(runs)} seeds, "
-            f"{record['date'][:10]}, {m['cpu']} × {m['cores']} cores, torch {m['torch']}\n\n" + "\n".join(lines)
-            + f"\n\nGuard right in {right} of {len(decisions)} rounds ({100 * right / len(decisions):.0f} %); "
-              f"largest drop of held-out {key} from one round to the next {max(drops):.3f}; gain after round "
-              f"{min(3, len(runs[0]) - 1)}: {np.mean(gains):+.3f} (runs: {', '.join(f'{g:+.3f}' for g in gains)}).\n")
-
-
-def write_tables(out: Path = Path(__file__).parent.parent / "docs" / "loop.md") -> Path:
-    """docs/loop.md from every stored dock_loop record (the docs' loop numbers come only from here)."""
-    records = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("dock_loop_*.json"))]
-    text = ("# The loop through the dock (generated)\n\nGenerated by `python benchmarks/dock_loop.py --tables` from "
-            "`benchmarks/results/dock_loop_*.json`; see the docstring of `benchmarks/dock_loop.py` for the simulated "
-            "person. Spread: standard deviation over seeds.\n\n" + "\n".join(table(r) for r in records))
-    out.write_text(text)
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--case", choices=("nuclei", "scratch"), default="nuclei")
@@ -316,35 +248,20 @@ def main() -> None:
     parser.add_argument("--region", choices=("next", "worst"), default="next")
     parser.add_argument("--live", action="store_true", help="live mode instead of Fine-tune")
     parser.add_argument("--out", default=None)
-    parser.add_argument("--tables", action="store_true", help="only write docs/loop.md from the stored records")
+    parser.add_argument("--tables", action="store_true",
+                        help="only regenerate the docs' tables from the stored records (python -m benchmarks.tables)")
     args = parser.parse_args()
     if args.tables:
-        print(f"wrote {write_tables()}")
-        return
+        from . import tables
+
+        return tables.main([])
     case = {"nuclei": nuclei_case, "scratch": scratch_case}[args.case]()
     runs = [run(case, args.rounds, seed, args.region, args.live) for seed in range(args.seeds)]
     mode = "live" if args.live else "finetune"
     record = {"benchmark": "dock_loop", "case": args.case, "region": args.region, "mode": mode, "rounds": args.rounds,
-              "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": _machine(), "runs": runs}
-    out = Path(args.out) if args.out else RESULTS / f"dock_loop_{args.case}_{args.region}_{mode}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=1))
+              "runs": runs}
+    out = records.write(f"dock_loop_{args.case}_{args.region}_{mode}", record, Path(args.out) if args.out else None)
     print(f"wrote {out}")
-
-
-def _machine() -> dict:
-    import torch
-
-    model, flags = platform.machine(), ""
-    with open("/proc/cpuinfo") as info:  # Linux; elsewhere the architecture alone
-        for line in info:
-            if line.startswith("model name") and model == platform.machine():
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = "AVX-512 BF16" if "avx512_bf16" in line else "AVX2" if "avx2" in line else ""
-                break
-    return {"cpu": f"{model} {flags}".strip(), "cores": os.cpu_count(), "torch": torch.__version__,
-            "threads": torch.get_num_threads()}
 
 
 if __name__ == "__main__":

@@ -5,15 +5,15 @@ training slices) once, turns class ids into instances with ``label_instances`` u
 them against the sample's true instances (slice by slice) with ``object_scores``. The "training targets" rows
 score the targets themselves (true instances with the U-Net gap cut between touching nuclei): what grow-back
 restores when the network is perfect. A last table splits the 4-class synthetic targets (cells, elongated
-rods, vesicles) with and without the waist criterion. Prints Markdown tables. Run: python benchmarks/instances.py
+rods, vesicles) with and without the waist criterion. Prints Markdown tables. Run: python -m benchmarks.instances
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 
 import numpy as np
-from napari_segnet.sample_data import HELD_OUT, TRAIN, nuclei, nuclei_instances
 
 from napari_segnet.numerics import instances
 from napari_segnet.numerics.instances import instance_classes, label_instances, typical_area
@@ -88,6 +88,9 @@ def synthetic_table(seeds=(0, 1, 2)) -> None:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
+    from napari_segnet.sample_data import HELD_OUT, TRAIN, nuclei, nuclei_instances
+
     from napari_segnet.segmenter import Segmenter
 
     image, targets = nuclei()
