@@ -236,14 +236,14 @@ class Segmenter:
         else:
             train, held = split_held_out(planes)
         items, judged = (prepare_planes(part, self.normalization, config) for part in (train, held))
-        taught, record = items, {}
+        taught, record = items, None
         if config.distill:
             from .training.distillation import distill  # scikit-learn only when asked for
 
             network = self._reviewed_scores(items, device)
             taught, record = distill(items, config, self.num_classes, network["mean_iu"])
         reviewed = int(sum(p.reviewed.sum() for p in planes))  # what the person reviewed, held-out pixels too
-        config = config.resolved(reviewed, bool(record.get("distilled")))
+        config = config.resolved(reviewed, record is not None and record.distilled)
         steps = finetune_net(self.net, taught, config, device)
         if validation is not None:
             guard, judge = "validation", lambda: self.score(*validation, device=device, channel_axis=channel_axis)
@@ -253,7 +253,7 @@ class Segmenter:
             guard, judge = "none", lambda: None
         details = {"held_out_pixels": reviewed - int(sum(it.reviewed.sum() for it in items)),
                    **({} if size is None else {"object_diameter": size}),
-                   **({"distillation": record} if record else {})}
+                   **({} if record is None else {"distillation": record.to_dict()})}
         run_record = {"images": len({(id(p.image), p.index) for p in planes}), "reviewed_pixels": reviewed}
         return record_run(self, steps, config, guard, judge, accept_worse, run_record, details)
 

@@ -10,6 +10,7 @@ import numpy as np
 from ..io.metadata import Version
 from ..progress import Outcome
 from . import ddp
+from .distillation import Distillation
 from .guard import accepts, verdict
 from .loop import TrainResult
 from .settings import TrainSettings
@@ -32,18 +33,18 @@ class FinetuneFinished(Outcome):
     guard: str = "held-out reviewed pixels"
 
 
-def forest_note(record: dict | None) -> str:
-    """What the message adds about the pixel forest (``details["distillation"]`` of the version), "" without
-    one."""
-    if not record:
+def forest_note(record: Distillation | None) -> str:
+    """What the message adds about the pixel forest (a version's ``details["distillation"]``, read with
+    :meth:`Distillation.from_dict`), "" without one."""
+    if record is None:
         return ""
-    if "why" in record:
-        return f"; no pixel forest: {record['why']}"
-    if np.isnan(record["forest_cv_mean_iu"]):
+    if record.why is not None:
+        return f"; no pixel forest: {record.why}"
+    if np.isnan(record.forest_cv_mean_iu):
         return "; too few reviewed pixels to score the pixel forest, so it learnt from the reviewed pixels only"
-    scores = f"(mean IU on the reviewed pixels: forest {record['forest_cv_mean_iu']:.3f}, network " \
-             f"{record['network_mean_iu']:.3f} before this run)"
-    if record.get("distilled"):
+    scores = f"(mean IU on the reviewed pixels: forest {record.forest_cv_mean_iu:.3f}, network " \
+             f"{record.network_mean_iu:.3f} before this run)"
+    if record.distilled:
         return f"; it also learnt the pixel forest's labels on unreviewed pixels {scores}"
     return f"; the network is ahead of the pixel forest, so it learnt from the reviewed pixels only {scores}"
 
@@ -85,5 +86,6 @@ def record_run(model, steps: Iterator, config: TrainSettings, guard: str, judge:
     accepted = accept_worse or after is None or accepts(before, after)
     if not accepted:
         model.rollback(parent)
-    message = verdict(version, parent, accepted, before, after, guard) + forest_note(details.get("distillation"))
+    message = verdict(version, parent, accepted, before, after, guard) + forest_note(
+        Distillation.from_dict(details["distillation"]) if "distillation" in details else None)
     yield FinetuneFinished(version, accepted, before, after, message, guard)
