@@ -90,9 +90,9 @@ def run_cluster(path: Path, folder: Path, workers: int, tile: int, block: int) -
         seconds = time.perf_counter() - start
     per_worker = {}
     for r in reports:
-        per_worker[r["worker"]] = max(per_worker.get(r["worker"], 0), r["peak_rss_mb"])
+        per_worker[r.worker] = max(per_worker.get(r.worker, 0), r.peak_rss_mb)
     return {"workers": workers, "seconds": seconds, "startup": startup, "blocks": len(reports),
-            "threads": sorted({r["torch_threads"] for r in reports}), "peak_rss_mb": sorted(per_worker.values())}
+            "threads": sorted({r.torch_threads for r in reports}), "peak_rss_mb": sorted(per_worker.values())}
 
 
 def main() -> None:
