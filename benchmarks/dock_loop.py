@@ -114,18 +114,17 @@ def paint_corrections(layer, truth: np.ndarray, box: tuple[slice, slice]) -> int
 
 def scores(case: Case, preds: list) -> dict:
     from napari_segnet.numerics.instances import label_instances
-    from napari_segnet.numerics.metrics import object_scores, segmentation_scores
+    from napari_segnet.numerics.metrics import ObjectScores, object_scores, segmentation_scores
 
     n = 2 if case.classes is None else len(case.classes.split(","))
     flat = segmentation_scores(np.concatenate([p.ravel() for p in preds]),
                                np.concatenate([t.ravel() for t in case.held_truth]), n)
     out = {"mean_iu": round(flat["mean_iu"], 4)}
     if case.held_instances is not None:
-        tp = fp = fn = 0
-        for p, ids in zip(preds, case.held_instances):
-            s = object_scores(label_instances(p), ids, thresholds=(0.5,), true_is_semantic=False)[0]
-            tp, fp, fn = tp + s["tp"], fp + s["fp"], fn + s["fn"]
-        out.update(iou=round(float(flat["iu"][1]), 4), f1=round(2 * tp / max(2 * tp + fp + fn, 1), 4))
+        pooled = ObjectScores.pooled([object_scores(label_instances(p), ids, thresholds=(0.5,),
+                                                    true_is_semantic=False)[0]
+                                      for p, ids in zip(preds, case.held_instances)])
+        out.update(iou=round(float(flat["iu"][1]), 4), f1=round(pooled.f1, 4))
     return out
 
 

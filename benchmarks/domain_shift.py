@@ -25,16 +25,15 @@ import torch
 from napari_segnet.data.domain_shift import domain_shift_set
 from napari_segnet.inference.scale import estimate_diameter
 from napari_segnet.numerics.instances import label_instances
-from napari_segnet.numerics.metrics import confusion_matrix, object_scores, scores_from_confusion
+from napari_segnet.numerics.metrics import ObjectScores, confusion_matrix, object_scores, scores_from_confusion
 from napari_segnet.segmenter import Segmenter
 
 from . import records
 
 
-def match_counts(pred: np.ndarray, true_ids: np.ndarray) -> tuple[int, int, int]:
-    """(TP, FP, FN) at IoU 0.5 of the instances of class ids ``pred`` against instance ids ``true_ids``."""
-    r = object_scores(label_instances(pred), true_ids, thresholds=(0.5,), true_is_semantic=False)[0]
-    return r["tp"], r["fp"], r["fn"]
+def match(pred: np.ndarray, true_ids: np.ndarray) -> ObjectScores:
+    """Object scores at IoU 0.5 of the instances of class ids ``pred`` against instance ids ``true_ids``."""
+    return object_scores(label_instances(pred), true_ids, thresholds=(0.5,), true_is_semantic=False)[0]
 
 
 def evaluate(seg: Segmenter, cases, rescale: bool) -> dict[str, dict]:
@@ -48,15 +47,15 @@ def evaluate(seg: Segmenter, cases, rescale: bool) -> dict[str, dict]:
         pred = seg.predict(case.image, diameter=diameter).astype(np.uint8)
         seconds = time.perf_counter() - start
         for subset in (case.subset, "all"):
-            row = rows.setdefault(subset, {"n": np.zeros((2, 2), np.int64), "counts": np.zeros(3, int), "s": 0.0})
+            row = rows.setdefault(subset, {"n": np.zeros((2, 2), np.int64), "objects": [], "s": 0.0})
             row["n"] += confusion_matrix(pred, case.labels, 2)
-            row["counts"] += match_counts(pred, case.instances)
+            row["objects"].append(match(pred, case.instances))
             row["s"] += seconds
     out = {}
     for subset, row in sorted(rows.items(), key=lambda item: item[0] == "all"):
-        tp, fp, fn = row["counts"]
-        out[subset] = {"iou": float(scores_from_confusion(row["n"])["iu"][1]), "f1": 2 * tp / (2 * tp + fp + fn),
-                       "ap": tp / (tp + fp + fn), "seconds": row["s"], "objects": int(tp + fn)}
+        pooled = ObjectScores.pooled(row["objects"])
+        out[subset] = {"iou": float(scores_from_confusion(row["n"])["iu"][1]), "f1": pooled.f1,
+                       "ap": pooled.average_precision, "seconds": row["s"], "objects": pooled.n_true}
     return out
 
 

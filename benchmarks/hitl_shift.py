@@ -30,7 +30,7 @@ from skimage.measure import label
 
 from napari_segnet.data.domain_shift import shifted_cells3d
 from napari_segnet.numerics.instances import label_instances
-from napari_segnet.numerics.metrics import object_scores, segmentation_scores
+from napari_segnet.numerics.metrics import ObjectScores, object_scores, segmentation_scores
 from napari_segnet.segmenter import Segmenter
 
 from .forest_peer import ForestPeer
@@ -43,11 +43,9 @@ def scores(preds, instances, truths, cases) -> tuple[float, float, float]:
     """(pixel IoU of class 1 over all images, object F1@0.5, AP@0.5 with counts pooled over the images)."""
     iou = float(segmentation_scores(np.concatenate([p.ravel() for p in preds]),
                                     np.concatenate([t.ravel() for t in truths]), 2)["iu"][1])
-    tp = fp = fn = 0
-    for ids, case in zip(instances, cases):
-        s = object_scores(ids, case.instances, thresholds=(0.5,), true_is_semantic=False)[0]
-        tp, fp, fn = tp + s["tp"], fp + s["fp"], fn + s["fn"]
-    return iou, 2 * tp / max(2 * tp + fp + fn, 1), tp / max(tp + fp + fn, 1)
+    pooled = ObjectScores.pooled([object_scores(ids, case.instances, thresholds=(0.5,), true_is_semantic=False)[0]
+                                  for ids, case in zip(instances, cases)])
+    return iou, pooled.f1, pooled.average_precision
 
 
 class Model:

@@ -44,9 +44,8 @@ def row(source: str, size: str, labels: np.ndarray, truth: np.ndarray, options: 
     split = f"yes ({options.get('min_distance', 'auto')})" if options.get("split", True) else "no"
     grow = options.get("grow", 1)
     grown = f"{grow} px, {options.get('grow_into', 'gaps')}" if grow else "none"
-    return (f"| {source} | {size} | {split} | {grown} | {s50['n_pred']} / {s50['n_true']} | {s50['f1']:.3f} | "
-            f"{s50['average_precision']:.3f} | {s75['average_precision']:.3f} | {s50['mean_matched_iou']:.4f} | "
-            f"{ms:.0f} |")
+    return (f"| {source} | {size} | {split} | {grown} | {s50.n_pred} / {s50.n_true} | {s50.f1:.3f} | "
+            f"{s50.average_precision:.3f} | {s75.average_precision:.3f} | {s50.mean_matched_iou:.4f} | {ms:.0f} |")
 
 
 def table(title: str, slices: list[int], segmenter, image, targets, instances) -> None:
@@ -83,8 +82,8 @@ def synthetic_table(seeds=(0, 1, 2)) -> None:
             instances.SPLIT_SOLIDITY = default
         rods = sum(c == 2 for c in instance_classes(pred, labels).values())
         s = object_scores(pred, truth, true_is_semantic=False)[0]
-        print(f"| {name} | {s['n_pred']} / {s['n_true']} | {rods} / {true_rods} | {s['f1']:.3f} | "
-              f"{s['mean_matched_iou']:.4f} |")
+        print(f"| {name} | {s.n_pred} / {s.n_true} | {rods} / {true_rods} | {s.f1:.3f} | "
+              f"{s.mean_matched_iou:.4f} |")
 
 
 def main() -> None:

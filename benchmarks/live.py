@@ -52,7 +52,7 @@ def scores(seg: Segmenter, image, truth, held, held_truth) -> tuple[float, float
     for ims, lbs in (([image], [truth]), (list(held), list(held_truth))):
         preds = np.stack([seg.predict(im) for im in ims])
         iou = float(segmentation_scores(preds, np.stack(lbs), 2)["iu"][1])
-        f1 = object_scores(label_instances(preds), np.stack(lbs), (0.5,), true_is_semantic=True)[0]["f1"]
+        f1 = object_scores(label_instances(preds), np.stack(lbs), (0.5,), true_is_semantic=True)[0].f1
         out += [iou, float(f1)]
     return tuple(out)
 

@@ -53,7 +53,7 @@ def test_one_full_round(dock, errors):
     assert widget.table.item(2, 0).text() == "mean iu"
     rows = [widget.table.item(r, 0).text() for r in range(widget.table.rowCount())]
     assert rows[6:9] == ["predicted objects", "true objects", "precision @ 0.5"] and len(rows) == 6 + 2 + 2 * 5
-    assert widget.object_scores[0]["n_true"] == ndimage.label(truth)[1]  # semantic truth → its components
+    assert widget.object_scores[0].n_true == ndimage.label(truth)[1]  # semantic truth → its components
     assert widget.table.item(7, 1).text() == str(ndimage.label(truth)[1])  # counts shown as integers
 
 
