@@ -230,9 +230,9 @@ def run(case: Case, rounds: int, seed: int, region: str, live: bool = False, vie
         right = (accepted and delta >= -TIE) or (not accepted and delta <= TIE)
         rows.append({"round": r, **now, "seconds": round(seconds, 2), "dabs": dabs, "accepted": accepted,
                      "guard_right": bool(right), "delta_new_minus_old": round(delta, 4),
-                     "guard": seg.versions[-1].get("guard"),
-                     "guard_scores": [(seg.versions[-1].get("parent_scores") or {}).get("mean_iu"),
-                                      (seg.versions[-1].get("scores") or {}).get("mean_iu")]})
+                     "guard": seg.versions[-1].details.get("guard"),
+                     "guard_scores": [(seg.versions[-1].details.get("parent_scores") or {}).get("mean_iu"),
+                                      (seg.versions[-1].scores or {}).get("mean_iu")]})
         print(case.name, seed, rows[-1], flush=True)
     if own:
         viewer.close()

@@ -68,7 +68,7 @@ def main() -> None:
     wait(1)
     viewer.screenshot(str(DOCS / "live_2.png"), canvas_only=False)
     dock.live_toggle.value = False
-    print(dock.live_status.value, [v["note"] for v in dock.segmenter.versions])
+    print(dock.live_status.value, [v.note for v in dock.segmenter.versions])
     viewer.close()
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -143,7 +142,7 @@ class Segmenter:
     def object_diameter(self) -> float | None:
         """The object size (median diameter, px) this model was trained on: the latest ``object_diameter``
         recorded in a version (or its training card); None if none was recorded."""
-        return recorded_diameter(self.versions)
+        return recorded_diameter([v.details for v in self.versions])
 
     @property
     def active_version(self) -> int:
@@ -156,11 +155,10 @@ class Segmenter:
         return TrainRecommendation.from_dict(self.metadata.recommendation).settings
 
     @property
-    def versions(self) -> list[dict]:
-        """One dict per version (version, parent, created, note, settings, scores, …, and the entries of its
-        ``details``), oldest first."""
-        return [{**{k: v for k, v in asdict(r).items() if k != "details"}, **r.details}
-                for r in self.metadata.versions]
+    def versions(self) -> tuple[Version, ...]:
+        """The version records (:class:`~napari_segnet.io.metadata.Version`: version, parent, created, note,
+        settings, scores, …, ``details``), oldest first."""
+        return self.metadata.versions
 
     @property
     def available_versions(self) -> list[int]:

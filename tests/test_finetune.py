@@ -87,8 +87,8 @@ def test_rollback_and_version_history():
     run(seg.finetune([image], [labels], **FAST))
     v1 = state(seg)
     run(seg.finetune([image], [labels], **FAST))
-    assert [v["version"] for v in seg.versions] == [0, 1, 2] and seg.versions[2]["parent"] == 1
-    assert seg.versions[2]["settings"]["loss"] == "border_ce" and seg.versions[2]["reviewed_pixels"] == 64 * 64
+    assert [v.version for v in seg.versions] == [0, 1, 2] and seg.versions[2].parent == 1
+    assert seg.versions[2].settings["loss"] == "border_ce" and seg.versions[2].reviewed_pixels == 64 * 64
     seg.rollback(0)
     assert same_state(v0, state(seg)) and seg.active_version == 0
     seg.rollback(1)
@@ -134,7 +134,7 @@ def test_saved_versions_survive_a_round_trip(tmp_path):
     image, labels = two_class_image()
     run(seg.finetune([image], [labels], **FAST))
     loaded = Segmenter.load(seg.save(tmp_path / "m"))
-    assert loaded.active_version == 1 and [v["version"] for v in loaded.versions] == [0, 1]
+    assert loaded.active_version == 1 and [v.version for v in loaded.versions] == [0, 1]
     np.testing.assert_array_equal(loaded.predict(image), seg.predict(image))
 
 
@@ -171,14 +171,14 @@ def test_without_validation_a_version_worse_on_the_held_out_pixels_stays_inactiv
     image, labels = (np.tile(a, (2, 2)) for a in two_class_image())  # 24 discs: a quarter of them held out
     _, done = run(seg.finetune([image], [labels], **{**FAST, "steps": 100, "lr": 1e-2}))
     assert done.accepted and done.guard == "held-out reviewed pixels" and done.scores_after["mean_iu"] > 0.85
-    assert seg.versions[1]["held_out_pixels"] == 128 * 128 // 4 and seg.versions[1]["reviewed_pixels"] == 128 * 128
+    assert seg.versions[1].details["held_out_pixels"] == 128 * 128 // 4 and seg.versions[1].reviewed_pixels == 128 * 128
     good = state(seg)
     _, done = run(seg.finetune([image], [labels], **{**FAST, "steps": 20, "lr": 1.0}))  # ruins it
     assert not done.accepted and done.scores_after["mean_iu"] < done.scores_before["mean_iu"] - 0.3
     assert "kept inactive" in done.message and "kept out of training" in done.message
     assert "rollback" not in done.message and "(" + "2 is kept)" in done.message
     assert seg.active_version == 1 and same_state(good, state(seg)) and seg.available_versions == [0, 1, 2]
-    assert seg.versions[2]["scores"]["mean_iu"] == pytest.approx(done.scores_after["mean_iu"])
+    assert seg.versions[2].scores["mean_iu"] == pytest.approx(done.scores_after["mean_iu"])
     seg.rollback(2)  # the user may still activate it
     assert seg.active_version == 2
 

@@ -137,7 +137,7 @@ def test_launcher_opens_sample_default_model_and_dock(qtbot):
         assert viewer.layers["nuclei"].visible and not viewer.layers["nuclei ground truth"].visible
         assert widget.image_layer.value is viewer.layers["nuclei"]
         assert widget.segmenter.class_names == ["background", "nucleus"]
-        assert widget.segmenter.versions[0]["note"].startswith("default model")
+        assert widget.segmenter.versions[0].note.startswith("default model")
     finally:
         viewer.close()
 
@@ -197,7 +197,7 @@ def test_corrections_of_several_images_accumulate(dock):
     planes = training_planes(*zip(*widget.training_set.values()))  # what the fine-tune learns from
     assert [p.image.shape for p in planes] == [(96, 96), (80, 80)]
     np.testing.assert_array_equal(planes[1].labels, other_truth)
-    assert widget.segmenter.versions[-1]["images"] == 2 and widget.segmenter.active_version == 2
+    assert widget.segmenter.versions[-1].images == 2 and widget.segmenter.active_version == 2
 
 
 def test_architecture_options_from_the_dock(dock, errors):
@@ -244,7 +244,7 @@ def test_a_version_the_guard_keeps_inactive_is_shown_with_both_scores_and_can_be
     assert widget.segmenter.active_version == 1 and sorted(widget.versions.choices) == [0, 1, 2]
     v2 = widget.segmenter.versions[2]
     label = dict((value, text) for text, value in widget.versions._widget._mgui_get_choices())[2]
-    assert f"score {v2['scores']['mean_iu']:.3f} (v1: {v2['parent_scores']['mean_iu']:.3f})" in label
+    assert f"score {v2.scores['mean_iu']:.3f} (v1: {v2.details['parent_scores']['mean_iu']:.3f})" in label
     status = widget.guard_status.value.replace("\n", " ")
     assert "version 2 was kept inactive" in status and "rollback" not in status and "(" not in status.split(":")[0]
     assert not widget.use_anyway_button.native.isHidden()
