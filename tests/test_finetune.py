@@ -198,3 +198,20 @@ def test_border_ce_dice_is_the_border_weighted_ce_plus_soft_dice():
     mask = torch.ones_like(target, dtype=torch.bool)
     expected = weighted_cross_entropy(logits, target, weight, mask=mask) + soft_dice_loss(logits, target, mask=mask)
     assert compute_loss("border_ce_dice", logits, target, weight, mask).item() == pytest.approx(expected.item())
+
+
+def test_one_function_commits_a_version_with_the_guards_verdict():
+    from napari_segnet.io.metadata import Version
+    from napari_segnet.training.finetune_outcome import commit_version
+
+    seg = tiny_segmenter()
+    parent = {k: v.clone() for k, v in seg.weights().items()}
+    changed = {k: v + 1 if v.is_floating_point() else v for k, v in parent.items()}
+    worse = lambda: ({"mean_iu": 0.9}, {"mean_iu": 0.5})  # noqa: E731 (the guard's scores: 0.4 below)
+    done = commit_version(seg, Version(1, 0, note="a"), changed, worse, "held-out reviewed pixels")
+    assert not done.accepted and seg.active_version == 0 and seg.metadata.version_ids == [0, 1]
+    assert same_state(parent, seg.weights()) and same_state(changed, seg.weights(1))  # kept, inactive
+    assert seg.versions[1].scores == {"mean_iu": 0.5} and seg.versions[1].details["parent_scores"] == {"mean_iu": 0.9}
+    assert "version 1 was kept inactive" in done.message
+    done = commit_version(seg, Version(2, 0), changed, lambda: (None, None), "held-out reviewed pixels", note="; x")
+    assert done.accepted and done.guard == "none" and seg.active_version == 2 and done.message.endswith("; x")
