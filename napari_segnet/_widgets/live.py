@@ -13,7 +13,7 @@ from qtpy.QtCore import QEvent, QObject
 from ..inference.suggest import suggest_tiles, uncertainty
 from ..live import BurstDone, LiveSession, LiveSettings, Refreshed, Waiting
 from ..training.loop import TrainProgress
-from ..training.regions import Region, view_region
+from ..training.regions import Region, view_of, view_region
 from ..training.training_set import merge_corrections
 from .layers import mark_painted, prediction_name, track_paint
 from .review import add_regions, reviewed_layer, reviewed_mask
@@ -308,10 +308,9 @@ class LiveMode:
         else:
             self.viewer.add_shapes([rect], shape_type="rectangle", name=NEXT_LAYER, edge_color="yellow",
                                    face_color="transparent", edge_width=3, scale=scale, translate=translate)
-        center = translate + scale * rect.mean(axis=0)
+        center, zoom = view_of(rows, cols, self.viewer.canvas.size, scale, translate)
         self.viewer.scene.camera.center = (*self.viewer.scene.camera.center[:-2], *center)
-        side = max(rows.stop - rows.start, cols.stop - cols.start) * scale.max()
-        self.viewer.scene.camera.zoom = 0.6 * min(self.viewer.canvas.size) / side
+        self.viewer.scene.camera.zoom = zoom
         prediction = prediction_name(image)
         if prediction in self.viewer.layers:  # ready to paint there
             self.viewer.layers.selection.active = self.viewer.layers[prediction]
