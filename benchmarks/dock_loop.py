@@ -19,32 +19,32 @@ Cases (no model ships trained on any of their images):
   ``ndev-sampledata`` scratch assay (real microscopy, 2 channels: H33342 and oblique light; 10 frames of 210×576):
   frames 0–2 to work on, frames 6–9 held out; mean IU.
 
-Run (needs a display; ``xvfb-run -a`` gives one): ``python benchmarks/dock_loop.py --case nuclei --rounds 3
---seeds 3`` — results go to ``benchmarks/results/dock_loop_<case>.json`` with the machine and date.
+The person's tile choice and painting are those of :mod:`.simulated_user` (``worst_tile``, ``wrong_patches``).
+
+Run (needs a display; ``xvfb-run -a`` gives one): ``python -m benchmarks.dock_loop --case nuclei --rounds 3
+--seeds 3`` — results go to ``benchmarks/results/dock_loop_<case>_<region>_<mode>.json`` with the machine and date;
+``--tables`` regenerates the docs' tables from the stored records (:mod:`.tables`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
-#: The person ignores wrong patches smaller than this (px): stray pixels along edges are not worth a stroke.
-MIN_AREA = 12
+from . import records
+from .simulated_user import worst_tile, wrong_patches
+
+#: The brush (px) the person paints with.
 BRUSH = 3
+#: Held-out scores this close count as a tie when judging the guard.
 TIE = 0.005
 #: The ties the tables judge the guard with: the guard's own tolerance, and the loop's "no drop > 0.01".
 TIES = (TIE, 0.01)
 WORKING = "working_delta_new_minus_old"
-RESULTS = Path(__file__).parent / "results"
 
 
 @dataclass
@@ -103,56 +103,32 @@ def choose(dock, layer) -> None:
     dock.image_layer.value = layer
 
 
-def worst_tile(pred: np.ndarray, truth: np.ndarray, reviewed: np.ndarray, tile: int = 128):
-    best, where = -1, None
-    for y in range(0, truth.shape[0], tile):
-        for x in range(0, truth.shape[1], tile):
-            if reviewed[y:y + tile, x:x + tile].mean() > 0.05:
-                continue
-            wrong = int((pred[y:y + tile, x:x + tile] != truth[y:y + tile, x:x + tile]).sum())
-            if wrong > best:
-                best, where = wrong, (slice(y, min(y + tile, truth.shape[0])), slice(x, min(x + tile, truth.shape[1])))
-    return where
-
-
 def paint_corrections(layer, truth: np.ndarray, box: tuple[slice, slice]) -> int:
-    """Paint every wrong patch (≥ MIN_AREA px) inside ``box`` with its true class, through ``layer.paint``;
-    returns the number of brush dabs."""
+    """Paint the simulated user's dabs (:func:`.simulated_user.wrong_patches`) inside ``box`` of the Labels
+    ``layer`` with a BRUSH-px brush through ``layer.paint``; ``truth``: (Y, X). Returns the number of dabs."""
     layer.brush_size = BRUSH
     layer.mode = "paint"
-    pred = np.asarray(layer.data)[box]
-    want = truth[box]
     dabs = 0
-    for cls in np.unique(want):
-        wrong, n = ndimage.label((pred != want) & (want == cls))
-        for i, sl in enumerate(ndimage.find_objects(wrong), start=1):
-            comp = wrong[sl] == i
-            if comp.sum() < MIN_AREA:
-                continue
-            ys, xs = np.nonzero(comp)
-            keep = ((ys % 2) == 0) & ((xs % 2) == 0) | (comp.sum() < 40)
-            for y, x in zip(ys[keep], xs[keep]):
-                layer.paint((box[0].start + sl[0].start + y, box[1].start + sl[1].start + x), int(cls),
-                            refresh=False)
-                dabs += 1
+    for y, x, cls in list(wrong_patches(np.asarray(layer.data), truth, box)):
+        layer.paint((y, x), cls, refresh=False)
+        dabs += 1
     layer.refresh()
     return dabs
 
 
 def scores(case: Case, preds: list) -> dict:
     from napari_segnet.numerics.instances import label_instances
-    from napari_segnet.numerics.metrics import object_scores, segmentation_scores
+    from napari_segnet.numerics.metrics import ObjectScores, object_scores, segmentation_scores
 
     n = 2 if case.classes is None else len(case.classes.split(","))
     flat = segmentation_scores(np.concatenate([p.ravel() for p in preds]),
                                np.concatenate([t.ravel() for t in case.held_truth]), n)
     out = {"mean_iu": round(flat["mean_iu"], 4)}
     if case.held_instances is not None:
-        tp = fp = fn = 0
-        for p, ids in zip(preds, case.held_instances):
-            s = object_scores(label_instances(p), ids, thresholds=(0.5,), true_is_semantic=False)[0]
-            tp, fp, fn = tp + s["tp"], fp + s["fp"], fn + s["fn"]
-        out.update(iou=round(float(flat["iu"][1]), 4), f1=round(2 * tp / max(2 * tp + fp + fn, 1), 4))
+        pooled = ObjectScores.pooled([object_scores(label_instances(p), ids, thresholds=(0.5,),
+                                                    true_is_semantic=False)[0]
+                                      for p, ids in zip(preds, case.held_instances)])
+        out.update(iou=round(float(flat["iu"][1]), 4), f1=round(pooled.f1, 4))
     return out
 
 
@@ -270,8 +246,8 @@ def run(case: Case, rounds: int, seed: int, region: str, live: bool = False, vie
             _, _, rows_, cols_ = dock.live_mode.suggested
             box = (rows_, cols_)
         else:
-            box = worst_tile(np.asarray(labels.data), case.working_truth[i],
-                             reviewed_mask(viewer, viewer.layers[layer_name], labels.data.shape))
+            _, box = worst_tile([np.asarray(labels.data)], [case.working_truth[i]],
+                                [reviewed_mask(viewer, viewer.layers[layer_name], labels.data.shape)])
         viewer.layers.selection.active = labels
         seg = dock.segmenter
         parent = seg.active_version
@@ -300,9 +276,9 @@ def run(case: Case, rounds: int, seed: int, region: str, live: bool = False, vie
         rows.append({"round": r, **now, "seconds": round(seconds, 2), "dabs": dabs, "accepted": accepted,
                      "guard_right": bool(right), "delta_new_minus_old": round(delta, 4),
                      "working_delta_new_minus_old": round(working_delta(case, seg, newest, parent, reviewed), 4),
-                     "guard": seg.versions[-1].get("guard"),
-                     "guard_scores": [(seg.versions[-1].get("parent_scores") or {}).get("mean_iu"),
-                                      (seg.versions[-1].get("scores") or {}).get("mean_iu")]})
+                     "guard": seg.versions[-1].details.get("guard"),
+                     "guard_scores": [(seg.versions[-1].details.get("parent_scores") or {}).get("mean_iu"),
+                                      (seg.versions[-1].scores or {}).get("mean_iu")]})
         if case.classes is not None:  # a new model: the forest on the same pixels is the peer to beat
             given = [(j, np.asarray(viewer.layers[f"work {j} prediction"].data),
                       reviewed_mask(viewer, viewer.layers[f"work {j}"], case.working_truth[j].shape))
@@ -324,70 +300,6 @@ def _right(rows: list, tie: float, key: str = "delta_new_minus_old") -> int:
     return sum(guard_right(row["accepted"], row[key], tie) for row in rows if key in row)
 
 
-def table(record: dict) -> str:
-    """A Markdown table of one stored record: per round, the held-out scores (mean ± spread over the seeds), the
-    pixel forest's on the same pixels (new models), the seconds per round, how often the new version became active
-    and how often the guard was right; then a summary."""
-    runs = [r["rows"] for r in record["runs"]]
-    keys = [k for k in ("iou", "f1", "mean_iu") if k in runs[0][0]]
-    forest = "forest" in runs[0][-1]
-    head = ["round", *[f"held-out {k.replace('_', ' ')}" for k in keys], *(["forest, same pixels"] if forest else []),
-            "s per round (max)", "new version active", f"guard right (ties ±{TIES[0]} / ±{TIES[1]})"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in range(len(runs[0])):
-        rows = [run[r] for run in runs]
-        cells = [str(r), *[_spread([row[k] for row in rows]) for k in keys]]
-        if forest:
-            cells.append(_spread([row["forest"]["mean_iu"] for row in rows]) if r else "—")
-        if r == 0:
-            cells += ["—", "—", "—"]
-        else:
-            secs = [row["seconds"] for row in rows]
-            cells += [f"{np.mean(secs):.1f} ({max(secs):.1f})", f"{sum(row['accepted'] for row in rows)} of "
-                      f"{len(rows)}", f"{_right(rows, TIES[0])} / {_right(rows, TIES[1])} of {len(rows)}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    m = record["machine"]
-    return (f"**{record['case']}**, {record['mode']}, region: {record['region']} — {len(runs)} seeds, "
-            f"{record['date'][:10]}, {m['cpu']} × {m['cores']} cores, torch {m['torch']}"
-            + (f", load {m['load_at_end']} at the end" if "load_at_end" in m else "") + "\n\n"
-            + "\n".join(lines) + "\n\n" + _summary(runs, keys[0]) + "\n")
-
-
-def _spread(values: list) -> str:
-    v = np.asarray(values, float)
-    return f"{v.mean():.3f} ± {v.std():.3f}" if len(v) > 1 else f"{v[0]:.3f}"
-
-
-def _summary(runs: list, key: str) -> str:
-    """How often the guard was right (held-out images; the person's own working images outside the reviewed
-    regions), the largest drop from one round to the next and the gain after round 3."""
-    decisions = [row for run in runs for row in run[1:]]
-    n = len(decisions)
-    text = "Guard right against the held-out images in " + " and ".join(
-        f"{_right(decisions, tie)} of {n} rounds ({100 * _right(decisions, tie) / n:.0f} %) with ties ≤ {tie}"
-        for tie in TIES)
-    mine = [row for row in decisions if WORKING in row]
-    if mine:
-        text += "; against the person's own working images outside the reviewed regions (mean IU) in " + " and ".join(
-            f"{_right(mine, tie, WORKING)} of {len(mine)} ({100 * _right(mine, tie, WORKING) / len(mine):.0f} %) "
-            f"with ties ≤ {tie}" for tie in TIES)
-    drops = [run[i][key] - run[i + 1][key] for run in runs for i in range(len(run) - 1)]
-    gains = [run[min(3, len(run) - 1)][key] - run[0][key] for run in runs]
-    return (text + f". Largest drop of held-out {key.replace('_', ' ')} from one round to the next "
-            f"{max(drops):.3f}; gain after round {min(3, len(runs[0]) - 1)}: {np.mean(gains):+.3f} (runs: "
-            f"{', '.join(f'{g:+.3f}' for g in gains)}).")
-
-
-def write_tables(out: Path = Path(__file__).parent.parent / "docs" / "loop.md") -> Path:
-    """docs/loop.md from every stored dock_loop record (the docs' loop numbers come only from here)."""
-    records = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("dock_loop_*.json"))]
-    text = ("# The loop through the dock (generated)\n\nGenerated by `python benchmarks/dock_loop.py --tables` from "
-            "`benchmarks/results/dock_loop_*.json`; see the docstring of `benchmarks/dock_loop.py` for the simulated "
-            "person. Spread: standard deviation over seeds.\n\n" + "\n".join(table(r) for r in records))
-    out.write_text(text)
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--case", choices=("nuclei", "scratch"), default="nuclei")
@@ -396,35 +308,20 @@ def main() -> None:
     parser.add_argument("--region", choices=("next", "worst"), default="next")
     parser.add_argument("--live", action="store_true", help="live mode instead of Fine-tune")
     parser.add_argument("--out", default=None)
-    parser.add_argument("--tables", action="store_true", help="only write docs/loop.md from the stored records")
+    parser.add_argument("--tables", action="store_true",
+                        help="only regenerate the docs' tables from the stored records (python -m benchmarks.tables)")
     args = parser.parse_args()
     if args.tables:
-        print(f"wrote {write_tables()}")
-        return
+        from . import tables
+
+        return tables.main([])
     case = {"nuclei": nuclei_case, "scratch": scratch_case}[args.case]()
     runs = [run(case, args.rounds, seed, args.region, args.live) for seed in range(args.seeds)]
     mode = "live" if args.live else "finetune"
     record = {"benchmark": "dock_loop", "case": args.case, "region": args.region, "mode": mode, "rounds": args.rounds,
-              "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": _machine(), "runs": runs}
-    out = Path(args.out) if args.out else RESULTS / f"dock_loop_{args.case}_{args.region}_{mode}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=1))
+              "runs": runs}
+    out = records.write(f"dock_loop_{args.case}_{args.region}_{mode}", record, Path(args.out) if args.out else None)
     print(f"wrote {out}")
-
-
-def _machine() -> dict:
-    import torch
-
-    model, flags = platform.machine(), ""
-    with open("/proc/cpuinfo") as info:  # Linux; elsewhere the architecture alone
-        for line in info:
-            if line.startswith("model name") and model == platform.machine():
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = "AVX-512 BF16" if "avx512_bf16" in line else "AVX2" if "avx2" in line else ""
-                break
-    return {"cpu": f"{model} {flags}".strip(), "cores": os.cpu_count(), "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "load_at_end": round(os.getloadavg()[0], 2)}
 
 
 if __name__ == "__main__":

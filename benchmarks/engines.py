@@ -11,7 +11,7 @@ engines of one tile run interleaved, ``--rounds`` times (this VM's speed drifts 
 the best round counts. Round 1 compiles with an empty inductor cache (its first call is the cold one reported);
 later rounds reuse that cache, as a second session on the same machine would.
 
-Run: python benchmarks/engines.py [--only NAME] [--repeats N] [--rounds N]
+Run: python -m benchmarks.engines [--only NAME] [--repeats N] [--rounds N]
 (ONNX rows need ``pip install onnx onnxruntime``)
 """
 
@@ -25,7 +25,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
 CASES = [  # name, architecture, options
     ("U-Net default (d3, 8)", "default", {}),
     ("U-Net (d4, 32)", "unet", {"base_filters": 32, "depth": 4}),
@@ -89,7 +91,7 @@ def one_run(spec: dict) -> dict:
     side = tile_for(seg, spec["image"])
     image = np.random.default_rng(0).random((1, 1, side, side), dtype=np.float32)
     if spec["arch"] == "default":  # real structure for the trained model, so that labels mean something
-        from napari_segnet.sample_data import nuclei
+        from napari_segnet.sample_data import nuclei  # the installed name of sample_data/
 
         plane = nuclei()[0][30].astype(np.float32)
         plane = np.pad(plane, [(0, max(0, side - s)) for s in plane.shape], mode="reflect")[:side, :side]
@@ -109,8 +111,8 @@ def one_run(spec: dict) -> dict:
 
 def spawn(spec: dict, cache: str) -> dict:
     env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
-    out = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], capture_output=True, text=True,
-                         env=env)
+    out = subprocess.run([sys.executable, "-m", __spec__.name, "--one", json.dumps(spec)], capture_output=True,
+                         text=True, env=env, cwd=ROOT)
     if out.returncode:
         return {"error": out.stderr.strip().splitlines()[-1][:120]}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -135,7 +137,7 @@ def agreement(a: dict, b: dict) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--only", help="only networks whose name contains this")
     parser.add_argument("--repeats", type=int, default=5)

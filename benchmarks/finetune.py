@@ -4,7 +4,7 @@ Prints ms per step and seconds per round with the default TrainSettings (steps, 
 IU on the reviewed pixels before and after. The round is timed as a user meets round 3: in a process that has
 fine-tuned before (the dock warms it when it opens); the one-time cost of the process's first optimizer is
 printed apart.
-Run: python benchmarks/finetune.py [--device cuda] [--steps N]
+Run: python -m benchmarks.finetune [--device cuda] [--steps N]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def three_tiles():
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps", type=int, default=None, help="override the default number of steps")
     args = parser.parse_args()

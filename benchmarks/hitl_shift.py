@@ -8,8 +8,9 @@ is about the share of a 128² tile of a 256² image), the model is fine-tuned on
 from the previous round's active version, guard on the reviewed pixels) and predicts again. Round 0 is the
 shipped default zero-shot. Per round: nucleus pixel IoU, object F1 and AP at IoU 0.5 (instances:
 ``Segmenter.predict_instances``; true instances as drawn) on the held-out images and pixel IoU on the working
-ones, and the seconds of the round (fine-tune + predicting the six images). The peer is the same random forest
-as in ``hitl.py``, trained on the same pixels; its instances are the face-connected components of its foreground.
+ones, and the seconds of the round (fine-tune + predicting the six images). The peer is the product's pixel forest
+(:mod:`.forest_peer`), trained on the same pixels; its instances are the face-connected components of its
+foreground.
 
 Measured options (README, "Human in the loop from the shipped default"): ``replay=k`` adds k × (reviewed tiles)
 crops of the default's own training data (``scripts/train_default.training_pool`` with another seed: 128² crops
@@ -25,13 +26,15 @@ import time
 
 import numpy as np
 import torch
-from simulated_user import worst_tile
 from skimage.measure import label
 
 from napari_segnet.data.domain_shift import shifted_cells3d
 from napari_segnet.numerics.instances import label_instances
-from napari_segnet.numerics.metrics import object_scores, segmentation_scores
+from napari_segnet.numerics.metrics import ObjectScores, object_scores, segmentation_scores
 from napari_segnet.segmenter import Segmenter
+
+from .forest_peer import ForestPeer
+from .simulated_user import correct_tile, worst_tile
 
 TILE = 64
 
@@ -40,27 +43,9 @@ def scores(preds, instances, truths, cases) -> tuple[float, float, float]:
     """(pixel IoU of class 1 over all images, object F1@0.5, AP@0.5 with counts pooled over the images)."""
     iou = float(segmentation_scores(np.concatenate([p.ravel() for p in preds]),
                                     np.concatenate([t.ravel() for t in truths]), 2)["iu"][1])
-    tp = fp = fn = 0
-    for ids, case in zip(instances, cases):
-        s = object_scores(ids, case.instances, thresholds=(0.5,), true_is_semantic=False)[0]
-        tp, fp, fn = tp + s["tp"], fp + s["fp"], fn + s["fn"]
-    return iou, 2 * tp / max(2 * tp + fp + fn, 1), tp / max(tp + fp + fn, 1)
-
-
-def forest_rounds(peer_cls):
-    """``peer_cls`` (hitl.py's ForestPeer) fitted on the reviewed pixels of images of different shapes."""
-
-    class Peer(peer_cls):
-        def fit_predict(self, truths, reviewed, test_images):
-            from sklearn.ensemble import RandomForestClassifier
-
-            clf = RandomForestClassifier(n_estimators=50, n_jobs=-1, max_depth=10, max_samples=0.05, random_state=0)
-            x = np.concatenate([f[r] for f, r in zip(self.train_feats, reviewed)])
-            clf.fit(x, np.concatenate([t[r] for t, r in zip(truths, reviewed)]))
-            predict = [self.train_feats, [self.features(self._norm(im)) for im in test_images]]
-            return [[clf.predict(f.reshape(-1, f.shape[-1])).reshape(f.shape[:-1]) for f in fs] for fs in predict]
-
-    return Peer
+    pooled = ObjectScores.pooled([object_scores(ids, case.instances, thresholds=(0.5,), true_is_semantic=False)[0]
+                                  for ids, case in zip(instances, cases)])
+    return iou, pooled.f1, pooled.average_precision
 
 
 class Model:
@@ -78,13 +63,14 @@ class Model:
 
 def replay_crops(count: int, rng: np.random.Generator) -> tuple[list, list, list]:
     """``count`` 128² crops of the default's training data: (images, labels, reviewed = the central 64²)."""
-    import sys
+    import importlib.util
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-    from train_default import training_pool
-
-    images, labels, _ = training_pool(max(count, 1), seed=1)
+    path = Path(__file__).resolve().parents[1] / "scripts" / "train_default.py"  # a script, not a package
+    spec = importlib.util.spec_from_file_location("train_default", path)
+    train_default = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_default)
+    images, labels, _ = train_default.training_pool(max(count, 1), seed=1)
     out = ([], [], [])
     for image, lab in zip(images, labels, strict=True):
         y, x = (rng.integers(0, max(n - 128, 0) + 1) for n in image.shape)
@@ -115,14 +101,14 @@ def finetune_round(model: Model, work, truths, reviewed, rnd: int, settings: dic
     return update.accepted
 
 
-def run_shift(rounds: int, settings: dict, tta: bool = False, diameter: float | None = None, peer_cls=None,
+def run_shift(rounds: int, settings: dict, tta: bool = False, diameter: float | None = None, forest: bool = True,
               model_path: str | None = None, replay: int = 0, average: float = 1.0) -> list[tuple]:
     """Print and return the table rows (round, tiles, U-Net held-out IoU/F1/AP, working IoU, RF …, seconds)."""
     cases = shifted_cells3d()
     work, held = cases[:3], cases[3:]
     truths = [c.labels for c in work]
     model = Model(tta, diameter, model_path)
-    peer = forest_rounds(peer_cls)([c.image for c in work]) if peer_cls else None
+    peer = ForestPeer([c.image for c in work], 2) if forest else None
     reviewed = [np.zeros(t.shape, bool) for t in truths]
     print(f"domain shift: 3 working + 3 held-out shifted cells3d slices, {TILE}² tiles; CPU, "
           f"{torch.get_num_threads()} threads; shipped default; fine-tune {json.dumps(settings)}; tta={tta}; "
@@ -134,8 +120,7 @@ def run_shift(rounds: int, settings: dict, tta: bool = False, diameter: float | 
     for rnd in range(rounds + 1):
         accepted = "—"
         if rnd:
-            i, y, x = worst_tile(preds, truths, reviewed, TILE)
-            reviewed[i][y:y + TILE, x:x + TILE] = True
+            correct_tile(truths, reviewed, worst_tile(preds, truths, reviewed, TILE))
             t0 = time.perf_counter()
             accepted = "yes" if finetune_round(model, work, truths, reviewed, rnd, settings, diameter, replay,
                                                average) else "no"

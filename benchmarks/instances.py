@@ -5,15 +5,15 @@ training slices) once, turns class ids into instances with ``label_instances`` u
 them against the sample's true instances (slice by slice) with ``object_scores``. The "training targets" rows
 score the targets themselves (true instances with the U-Net gap cut between touching nuclei): what grow-back
 restores when the network is perfect. A last table splits the 4-class synthetic targets (cells, elongated
-rods, vesicles) with and without the waist criterion. Prints Markdown tables. Run: python benchmarks/instances.py
+rods, vesicles) with and without the waist criterion. Prints Markdown tables. Run: python -m benchmarks.instances
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 
 import numpy as np
-from napari_segnet.sample_data import HELD_OUT, TRAIN, nuclei, nuclei_instances
 
 from napari_segnet.numerics import instances
 from napari_segnet.numerics.instances import instance_classes, label_instances, typical_area
@@ -44,9 +44,8 @@ def row(source: str, size: str, labels: np.ndarray, truth: np.ndarray, options: 
     split = f"yes ({options.get('min_distance', 'auto')})" if options.get("split", True) else "no"
     grow = options.get("grow", 1)
     grown = f"{grow} px, {options.get('grow_into', 'gaps')}" if grow else "none"
-    return (f"| {source} | {size} | {split} | {grown} | {s50['n_pred']} / {s50['n_true']} | {s50['f1']:.3f} | "
-            f"{s50['average_precision']:.3f} | {s75['average_precision']:.3f} | {s50['mean_matched_iou']:.4f} | "
-            f"{ms:.0f} |")
+    return (f"| {source} | {size} | {split} | {grown} | {s50.n_pred} / {s50.n_true} | {s50.f1:.3f} | "
+            f"{s50.average_precision:.3f} | {s75.average_precision:.3f} | {s50.mean_matched_iou:.4f} | {ms:.0f} |")
 
 
 def table(title: str, slices: list[int], segmenter, image, targets, instances) -> None:
@@ -83,11 +82,14 @@ def synthetic_table(seeds=(0, 1, 2)) -> None:
             instances.SPLIT_SOLIDITY = default
         rods = sum(c == 2 for c in instance_classes(pred, labels).values())
         s = object_scores(pred, truth, true_is_semantic=False)[0]
-        print(f"| {name} | {s['n_pred']} / {s['n_true']} | {rods} / {true_rods} | {s['f1']:.3f} | "
-              f"{s['mean_matched_iou']:.4f} |")
+        print(f"| {name} | {s.n_pred} / {s.n_true} | {rods} / {true_rods} | {s.f1:.3f} | "
+              f"{s.mean_matched_iou:.4f} |")
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
+    from napari_segnet.sample_data import HELD_OUT, TRAIN, nuclei, nuclei_instances
+
     from napari_segnet.segmenter import Segmenter
 
     image, targets = nuclei()

@@ -9,7 +9,7 @@ made by a kept burst that included it; nucleus IoU and object F1 (IoU 0.5) on th
 held-out slices after 30, 60 and 120 s, against pressing Fine-tune once at that moment on the same strokes
 (the dock's defaults: 150 steps, lr 1e-3).
 
-Run: python benchmarks/live.py [--seconds 120] [--burst-steps 10] [--lr 1e-3] [--threads 1]
+Run: python -m benchmarks.live [--seconds 120] [--burst-steps 10] [--lr 1e-3] [--threads 1]
 """
 
 from __future__ import annotations
@@ -21,9 +21,6 @@ import time
 
 import numpy as np
 import torch
-from napari_segnet.sample_data import HELD_OUT, TRAIN, nuclei
-from scipy import ndimage
-from skimage.morphology import disk
 
 from napari_segnet.inference.devices import describe, pick_device
 from napari_segnet.live import BurstDone, LiveSession, LiveSettings, Refreshed, Waiting
@@ -31,7 +28,8 @@ from napari_segnet.numerics.instances import label_instances
 from napari_segnet.numerics.metrics import object_scores, segmentation_scores
 from napari_segnet.segmenter import Segmenter
 
-WORKING = TRAIN[6:26:5]
+from .simulated_user import boundary_strokes
+
 CHECKPOINTS = (30, 60, 120)
 #: loss and distill pinned (as measured): a created model would otherwise take its new-model recommendation
 FINETUNE = {"steps": 150, "lr": 1e-3, "batch_size": 4, "patch_size": 96, "loss": "border_ce", "distill": 0.0}
@@ -39,24 +37,13 @@ FINETUNE = {"steps": 150, "lr": 1e-3, "batch_size": 4, "patch_size": 96, "loss":
 
 def data():
     """(512² working image, its truth, held-out slices, their truths)."""
+    from napari_segnet.sample_data import HELD_OUT, TRAIN, nuclei
+
     stack, truth = nuclei()
-    a, b, c, d = WORKING
+    a, b, c, d = TRAIN[6:26:5]  # the hitl.py working set
     image = np.block([[stack[a], stack[b]], [stack[c], stack[d]]])
     labels = np.block([[truth[a], truth[b]], [truth[c], truth[d]]]).astype(np.uint8)
     return image, labels, stack[list(HELD_OUT)], truth[list(HELD_OUT)].astype(np.uint8)
-
-
-def strokes(pred: np.ndarray, truth: np.ndarray) -> list[np.ndarray]:
-    """Boundary bands (bool masks) of the true nuclei the prediction gets wrong (IoU < 0.5), largest first."""
-    objects, n = ndimage.label(truth > 0)
-    found = []
-    for i, box in enumerate(ndimage.find_objects(objects), start=1):
-        obj = objects == i
-        iou = (obj & (pred > 0)).sum() / (obj | (pred > 0))[box].sum()
-        if iou < 0.5:
-            band = ndimage.binary_dilation(obj, disk(2)) & ~ndimage.binary_erosion(obj, disk(2))
-            found.append((-obj.sum(), i, band))
-    return [band for *_, band in sorted(found, key=lambda f: f[:2])]
 
 
 def scores(seg: Segmenter, image, truth, held, held_truth) -> tuple[float, float, float, float]:
@@ -65,7 +52,7 @@ def scores(seg: Segmenter, image, truth, held, held_truth) -> tuple[float, float
     for ims, lbs in (([image], [truth]), (list(held), list(held_truth))):
         preds = np.stack([seg.predict(im) for im in ims])
         iou = float(segmentation_scores(preds, np.stack(lbs), 2)["iu"][1])
-        f1 = object_scores(label_instances(preds), np.stack(lbs), (0.5,), true_is_semantic=True)[0]["f1"]
+        f1 = object_scores(label_instances(preds), np.stack(lbs), (0.5,), true_is_semantic=True)[0].f1
         out += [iou, float(f1)]
     return tuple(out)
 
@@ -121,7 +108,7 @@ def latencies(painted: list[float], events) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=120)
     parser.add_argument("--burst-steps", type=int, default=LiveSettings.burst_steps)
     parser.add_argument("--lr", type=float, default=LiveSettings.lr)
@@ -132,7 +119,7 @@ def main() -> None:
     torch.manual_seed(0)
     image, truth, held, held_truth = data()
     start = Segmenter.create("unet", 1, 2, class_names=["background", "nucleus"], base_filters=8, depth=3)
-    bands = strokes(start.predict(image), truth)
+    bands = boundary_strokes(start.predict(image), truth)
     initial = (copy.deepcopy(start.net), start.metadata)  # finish() makes the session a version of ``start``
     settings = LiveSettings(burst_steps=args.burst_steps, lr=args.lr, loss="border_ce")  # as measured
     print(f"512² nuclei mosaic, {len(bands)} wrongly predicted nuclei; live {settings}; "

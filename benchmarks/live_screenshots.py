@@ -4,7 +4,7 @@ A from-scratch U-Net (depth 3, 8 filters) on one nuclei slice, so the change is 
 paint the true labels along the boundaries of 12 wrongly predicted nuclei (as napari's brush would), let bursts
 run, then press Next. Writes docs/live_1.png (live, after the strokes) and docs/live_2.png (Next's region).
 
-Run: xvfb-run -a python benchmarks/live_screenshots.py [--seconds 40]
+Run: xvfb-run -a python -m benchmarks.live_screenshots [--seconds 40]
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from napari_segnet.sample_data import nuclei
 
-from napari_segnet._widgets.dock import SegNetWidget
 from napari_segnet.segmenter import Segmenter
+
+from .simulated_user import boundary_strokes
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -33,12 +33,14 @@ def wait(seconds: float) -> None:
 
 
 def main() -> None:
-    import napari
-    from live import strokes  # benchmarks/live.py: boundary bands of wrongly predicted nuclei
-
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=40)
     args = parser.parse_args()
+    import napari
+    from napari_segnet.sample_data import nuclei
+
+    from napari_segnet._widgets.dock import SegNetWidget
+
     torch.set_num_threads(1)
     torch.manual_seed(0)
     stack, truth = nuclei()
@@ -56,7 +58,7 @@ def main() -> None:
     layer = viewer.layers["nuclei prediction"]
     dock.live_lr.value = 1e-3  # a model from scratch: a larger step than the default (3e-4, for trained models)
     dock.live_toggle.value = True
-    for band in strokes(np.asarray(layer.data), labels)[:12]:
+    for band in boundary_strokes(np.asarray(layer.data), labels)[:12]:
         layer.data_setitem(np.nonzero(band), labels[band])  # what a brush stroke does (a paint event)
         wait(2)
     wait(args.seconds)
@@ -66,7 +68,7 @@ def main() -> None:
     wait(1)
     viewer.screenshot(str(DOCS / "live_2.png"), canvas_only=False)
     dock.live_toggle.value = False
-    print(dock.live_status.value, [v["note"] for v in dock.segmenter.versions])
+    print(dock.live_status.value, [v.note for v in dock.segmenter.versions])
     viewer.close()
 
 

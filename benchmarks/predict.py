@@ -8,7 +8,7 @@ argmax) and with our tile and context; the gain over a naive eager fp32 forward 
 unfolded net, contiguous memory, no autocast; over 512² inputs for images beyond 2048²); peak RSS added.
 Every measurement runs in a fresh subprocess (peak memory is its own); engines are interleaved.
 
-Run: python benchmarks/predict.py [--quick] [--device cuda]     (MONAI columns need ``pip install monai``)
+Run: python -m benchmarks.predict [--quick] [--device cuda]     (MONAI columns need ``pip install monai``)
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ import platform
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
 CASES = [  # name, architecture, options, sizes
     ("U-Net default (d3, 8)", "unet", {"base_filters": 8, "depth": 3}, (512, 2048, 8192)),
     ("U-Net (d4, 32)", "unet", {"base_filters": 32, "depth": 4}, (512, 2048)),
@@ -127,7 +129,8 @@ def matmul_gflops(device: str) -> float:
 
 
 def spawn(spec: dict) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", __spec__.name, "--one", json.dumps(spec)], capture_output=True,
+                         text=True, cwd=ROOT)
     if out.returncode:
         raise RuntimeError(out.stderr[-3000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -141,7 +144,7 @@ def row(label: str, size: int, engine: str, r: dict, matmul: float, ours: dict |
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="only 512² images")
     parser.add_argument("--device", default="cpu")

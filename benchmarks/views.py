@@ -3,27 +3,29 @@
 The shipped default predicts the (36, 256, 256) nuclei stack slice by slice (``views=1``) and from its YX, ZX and ZY
 planes (``views=3``, isotropic and with cells3d's voxel size 0.29 × 0.26 × 0.26 µm); scored on the held-out slices
 (``napari_segnet.sample_data.HELD_OUT``: no model trained on them) and on all 36. Writes
-``benchmarks/results/views_cells3d.json``. Run: ``python benchmarks/views.py``.
+``benchmarks/results/views_cells3d.json`` (docs/python-api.md's table: ``python -m benchmarks.tables``).
+Run: ``python -m benchmarks.views``.
 """
 
 from __future__ import annotations
 
-import json
+import argparse
 import time
-from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
-import torch
-from napari_segnet.sample_data import HELD_OUT, nuclei
 
 from napari_segnet.numerics.metrics import segmentation_scores
 from napari_segnet.segmenter import Segmenter
+
+from . import records
 
 CASES = ((1, None), (3, None), (3, (0.29, 0.26, 0.26)))
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
+    from napari_segnet.sample_data import HELD_OUT, nuclei
+
     image, truth = nuclei()
     seg, held = Segmenter.default(), list(HELD_OUT)
     rows = []
@@ -37,11 +39,7 @@ def main() -> None:
                      "held_out_mean_iu": round(part["mean_iu"], 4), "all_slices_iou": round(float(whole["iu"][1]), 4),
                      "seconds": round(seconds, 2)})
         print(rows[-1])
-    out = Path(__file__).parent / "results" / "views_cells3d.json"
-    out.write_text(json.dumps({"benchmark": "views", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                               "torch": torch.__version__, "threads": torch.get_num_threads(), "rows": rows},
-                              indent=1))
-    print(f"wrote {out}")
+    print(f"wrote {records.write('views_cells3d', {'benchmark': 'views', 'rows': rows})}")
 
 
 if __name__ == "__main__":

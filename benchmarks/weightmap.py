@@ -2,11 +2,12 @@
 
 Prints a Markdown table: this implementation (distance transforms only near each object) next to the naïve
 one (a whole-image distance transform per object), and the largest difference between the two.
-Run: python benchmarks/weightmap.py
+Run: python -m benchmarks.weightmap
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import time
@@ -46,6 +47,7 @@ def best_of(fn, repeats: int) -> tuple[float, np.ndarray]:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     labels = nuclei_like()
     n_objects = int(object_map(labels).max())
     fast_s, fast = best_of(lambda: unet_weight_map(labels), 10)

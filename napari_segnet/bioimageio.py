@@ -241,8 +241,8 @@ def channel_names(names: Sequence[str]) -> list[str]:
 def documentation(segmenter) -> str:
     """The package's README.md: what the model does, its classes, normalisation, history and how to run it."""
     meta = segmenter.metadata
-    history = "\n".join(f"- version {v['version']}: {v.get('note') or 'fine-tuned'}"
-                        f"{', ' + str(v['images']) + ' image(s)' if v.get('images') else ''}"
+    history = "\n".join(f"- version {v.version}: {v.note or 'fine-tuned'}"
+                        f"{', ' + str(v.images) + ' image(s)' if v.images else ''}"
                         for v in segmenter.versions)
     return f"""# napari-segnet {meta.architecture}
 

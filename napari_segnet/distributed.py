@@ -23,6 +23,7 @@ import time
 import warnings
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,22 @@ WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20)}
 #: 2 cores, 0.18 s and 0.09 s without (README, "Distributed prediction"). Memory monitoring is left as it is.
 QUIET_CONFIG = {"distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s",
                 "distributed.admin.system-monitor.interval": "2s"}
+
+
+@dataclass(frozen=True)
+class BlockReport:
+    """What one block's task reports to the client.
+
+    block: the output region it predicted; worker: the address of the dask worker that ran it; seconds: the
+    task's wall time (s); torch_threads: torch's thread count in that worker; peak_rss_mb: the worker process's
+    peak resident memory so far (MiB, VmHWM).
+    """
+
+    block: Region
+    worker: str
+    seconds: float
+    torch_threads: int
+    peak_rss_mb: float
 
 
 def local_cluster(n_workers: int):
@@ -149,7 +166,7 @@ def predict_distributed(model, source: str | os.PathLike, output: str | os.PathL
                         instances_output: str | os.PathLike | None = None, fmt: str = "zarr", tile_shape=None,
                         block: int = 2048, channel_axis: int | None = None, device=None,
                         max_context: int = DEFAULT_MAX_CONTEXT, tta: bool = False,
-                        progress: Callable[[int, int], object] | None = None) -> list[dict]:
+                        progress: Callable[[int, int], object] | None = None) -> list[BlockReport]:
     """Predict the image at ``source`` block by block on a dask cluster; write class ids to the zarr (``fmt``
     ``"zarr"``) or OME-Zarr (``"ome-zarr"``) ``output`` and, if given, probabilities float32 (C, *spatial) to
     ``proba_output``, instance ids int32 to ``instances_output`` (see ``blockinstances``: ``label_instances(
@@ -160,8 +177,7 @@ def predict_distributed(model, source: str | os.PathLike, output: str | os.PathL
     client: a ``distributed.Client``, else ``cluster`` (see :func:`connect`). tile_shape: as ``predict`` (None:
     from this machine's free memory); block: output pixels per block side; tta: as ``predict`` (8 flips and
     rotations averaged per tile). progress(done, total) after each
-    block. Returns one dict per block, in block order (block, worker, seconds, torch_threads, peak_rss_mb: the
-    worker process's peak memory so far).
+    block. Returns one :class:`BlockReport` per block, in block order.
     """
     if instances_output is not None and output is None:
         raise ValueError("block-wise instances are made from the labels: give an output for them too")
@@ -213,7 +229,7 @@ class _Job:
                         (self.seg.num_classes, *self.chunks), name)
         return str(folder / "0") if fmt == "ome-zarr" else str(folder)
 
-    def submit(self, client, paths: dict[str, str], progress) -> list[dict]:
+    def submit(self, client, paths: dict[str, str], progress) -> list[BlockReport]:
         """Run every block on the cluster (then, for instances, the merge and a relabelling pass); raise the
         first block's error (after cancelling the rest). Returns one report per block, in block order."""
         data = _checkpoint_bytes(self.seg)
@@ -224,14 +240,14 @@ class _Job:
                              source=str(self.source), channel_axis=self.channel_axis, norm=self.norm,
                              steps=self.steps, paths=paths, stacked=self.stacked, device=self.device,
                              max_context=self.max_context, width=self.spatial[-1], tta=self.tta, pure=False)
-        reports = _gather(client, futures, progress, 0, total)
+        reports, objects = zip(*_gather(client, futures, progress, 0, total))
         if "instances" in paths:
-            offsets, table = merge_table([r.pop("objects") for r in reports])
+            offsets, table = merge_table(list(objects))
             shared = recomputable(client, table, f"napari-segnet-table-{hashlib.sha256(table).hexdigest()}")
             futures = client.map(_relabel_block, self.blocks, offsets, table=shared, path=paths["instances"],
                                  stacked=self.stacked, pure=False)
             _gather(client, futures, progress, len(self.blocks), total)
-        return reports
+        return list(reports)
 
 
 def recomputable(client, value, key: str):
@@ -313,9 +329,10 @@ def _index(block: Region, stacked: bool) -> tuple[slice, ...]:
 
 def _predict_block(block: Region, *, model: bytes, digest: str, source: str, channel_axis, norm, steps,
                    paths: dict[str, str], stacked: bool, device, max_context: int, width: int,
-                   tta: bool = False) -> dict:
+                   tta: bool = False) -> tuple[BlockReport, object]:
     """(On a worker.) Predict one block and write it into the output zarr arrays at ``paths`` (instances: the
-    block's own component ids, see ``blockinstances``)."""
+    block's own component ids, see ``blockinstances``). Returns its report and, with instances, what
+    ``block_objects`` found at its edges for the merge (else None)."""
     import torch
     import zarr
     from distributed import get_worker
@@ -327,17 +344,17 @@ def _predict_block(block: Region, *, model: bytes, digest: str, source: str, cha
     image = block_input(seg, read_image(source, lazy=True)[0], block, steps, channel_axis, max_context)
     result = run(seg.predict_steps(image, steps, device, channel_axis, want_proba="proba" in paths,
                                    max_context=max_context, norm_parameters=norm, region=block, tta=tta))
-    index = _index(block, stacked)
-    report = {"block": block, "worker": get_worker().address}
+    index, objects = _index(block, stacked), None
     if "labels" in paths:
         zarr.open_array(paths["labels"], mode="r+")[index] = result.labels
     if "proba" in paths:
         zarr.open_array(paths["proba"], mode="r+")[(slice(None), *index)] = result.proba
     if "instances" in paths:
-        local, report["objects"] = block_objects(result.labels.reshape(block.shape[1:]), block, width)
+        local, objects = block_objects(result.labels.reshape(block.shape[1:]), block, width)
         zarr.open_array(paths["instances"], mode="r+")[index] = local.reshape(result.labels.shape)
-    return {**report, "seconds": time.perf_counter() - start, "torch_threads": torch.get_num_threads(),
-            "peak_rss_mb": peak_rss_mb()}
+    report = BlockReport(block, get_worker().address, time.perf_counter() - start, torch.get_num_threads(),
+                         peak_rss_mb())
+    return report, objects
 
 
 def block_input(seg, image, block: Region, steps: tuple[int, int], channel_axis, max_context: int) -> WindowedArray:

@@ -23,8 +23,7 @@ from .io.metadata import Version
 from .numerics.images import ImagePlanes
 from .numerics.normalization import Normalization
 from .segmenter import Segmenter
-from .training.finetune_outcome import FinetuneFinished, plain_scores
-from .training.guard import accepts, verdict
+from .training.finetune_outcome import FinetuneFinished, commit_version, plain_scores
 from .training.loop import TrainingAborted, TrainProgress
 from .training.regions import tiles_touched
 from .training.settings import TrainSettings
@@ -273,23 +272,13 @@ class LiveSession:
     def _add_version(self) -> int:
         seg, kept = self.segmenter, [b for b in self.bursts if b.accepted]
         number = seg.metadata.next_version()
-        seg.metadata = seg.metadata.with_version(Version(
+        record = Version(
             number, self.base_version, note=f"live session: {len(kept)} of {len(self.bursts)} bursts kept, "
                                             f"{self.strokes} strokes",
             settings=asdict(self.settings), images=len(self.planes), reviewed_pixels=self.reviewed_pixels,
             final_loss=kept[-1].final_loss, seconds=round(sum(b.seconds for b in self.bursts), 2),
             scores=plain_scores(kept[-1].scores_after) if kept[-1].scores_after else None,
             details={"guard": "held-out reviewed pixels", "live": {
-                "bursts": len(self.bursts), "kept": len(kept), "strokes": self.strokes}}))
-        seg.add_weights(number, self.model.weights())
-        before, after = self._judge()
-        accepted = before is None or after is None or accepts(before, after)
-        if after is not None:
-            seg.annotate(number, parent_scores=plain_scores(before))
-            seg.metadata = seg.metadata.with_changes(number, scores=plain_scores(after))
-        if accepted:
-            seg.rollback(number)
-        guard = "held-out reviewed pixels" if after is not None else "none"
-        self.outcome = FinetuneFinished(number, accepted, before, after,
-                                        verdict(number, self.base_version, accepted, before, after, guard), guard)
+                "bursts": len(self.bursts), "kept": len(kept), "strokes": self.strokes}})
+        self.outcome = commit_version(seg, record, self.model.weights(), self._judge, "held-out reviewed pixels")
         return number

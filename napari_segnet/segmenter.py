@@ -6,7 +6,6 @@ import os
 import time
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -144,7 +143,7 @@ class Segmenter:
     def object_diameter(self) -> float | None:
         """The object size (median diameter, px) this model was trained on: the latest ``object_diameter``
         recorded in a version (or its training card); None if none was recorded."""
-        return recorded_diameter(self.versions)
+        return recorded_diameter([v.details for v in self.versions])
 
     @property
     def active_version(self) -> int:
@@ -157,11 +156,10 @@ class Segmenter:
         return TrainRecommendation.from_dict(self.metadata.recommendation).settings
 
     @property
-    def versions(self) -> list[dict]:
-        """One dict per version (version, parent, created, note, settings, scores, …, and the entries of its
-        ``details``), oldest first."""
-        return [{**{k: v for k, v in asdict(r).items() if k != "details"}, **r.details}
-                for r in self.metadata.versions]
+    def versions(self) -> tuple[Version, ...]:
+        """The version records (:class:`~napari_segnet.io.metadata.Version`: version, parent, created, note,
+        settings, scores, …, ``details``), oldest first."""
+        return self.metadata.versions
 
     @property
     def available_versions(self) -> list[int]:
@@ -248,16 +246,16 @@ class Segmenter:
                    **({} if size is None else {"object_diameter": size})}
 
         def round_() -> Iterator[TrainProgress | FinetuneFinished]:  # the slow part, in the caller's worker
-            taught, record = items, {}
+            taught, record = items, None
             if config.distill:
                 from .training.distillation import distill  # scikit-learn only when asked for
 
                 network = self._reviewed_scores(items, device)
                 taught, record = distill(items, config, self.num_classes, network["mean_iu"])
-            resolved = config.resolved(reviewed, bool(record.get("distilled")))  # recorded as recommended
+            resolved = config.resolved(reviewed, record is not None and record.distilled)  # recorded as recommended
             steps = finetune_net(self.net, taught, resolved.after_spending(time.perf_counter() - start), device)
             yield from record_run(self, steps, resolved, guard, judge, accept_worse, run_record,
-                                  {**details, **({"distillation": record} if record else {})})
+                                  {**details, **({} if record is None else {"distillation": record.to_dict()})})
         return round_()
 
     def _guard(self, validation, judged: list[TrainingImage], device, channel_axis) -> tuple[str, Callable]:

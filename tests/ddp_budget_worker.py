@@ -34,5 +34,5 @@ mask = np.ones(labels.shape, bool)  # 64² reviewed, patch 32: "auto" plans 100 
 for _ in seg.finetune([image], [labels], [mask], patch_size=32, batch_size=1, seed=0, auto_max_seconds=5.0,
                       accept_worse=True, device=device):
     pass
-steps = seg.versions[-1]["settings"]["steps"]
+steps = seg.versions[-1].settings["steps"]
 print(f"rank {ddp.rank()}: fit {fits} steps {steps} weights {ddp.state_digest(seg.net)}", file=sys.stderr)

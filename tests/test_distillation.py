@@ -1,5 +1,7 @@
 """Distillation from a pixel forest (issue 16): the forest's labels on unreviewed pixels, only while it is ahead."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -7,6 +9,7 @@ import torch
 from napari_segnet.data.synthetic import tissue_image
 from napari_segnet.segmenter import Segmenter
 from napari_segnet.training import distillation
+from napari_segnet.training.distillation import Distillation
 from napari_segnet.training.finetune_outcome import forest_note
 from napari_segnet.training.patches import TrainingImage
 from napari_segnet.training.pixel_forest import PixelForest, pixel_features
@@ -56,7 +59,7 @@ def test_forest_labels_fill_unreviewed_pixels_down_weighted_and_leave_reviewed_o
     item = _item(image, truth, reviewed, settings)
     before = (item.labels.copy(), item.weights.copy(), item.reviewed.copy())
     (taught,), record = distillation.distill([item], settings, 2, network_mean_iu=0.3)
-    assert record["distilled"] and record["forest_cv_mean_iu"] > 0.9 and record["network_mean_iu"] == 0.3
+    assert record.distilled and record.forest_cv_mean_iu > 0.9 and record.network_mean_iu == 0.3 and record.why is None
     for kept, now in zip(before, (item.labels, item.weights, item.reviewed)):  # the input is not modified
         np.testing.assert_array_equal(kept, now)
     np.testing.assert_array_equal(taught.labels[reviewed], item.labels[reviewed])
@@ -90,9 +93,10 @@ def test_no_forest_labels_once_the_network_is_ahead():
     settings = TrainSettings(loss="balanced_ce", distill=0.5)
     item = _item(image, truth, reviewed, settings)
     taught, record = distillation.distill([item], settings, 2, network_mean_iu=1.0)
-    assert taught == [item] and not record["distilled"]
+    assert taught == [item] and not record.distilled
     assert "network is ahead of the pixel forest" in forest_note(record) and forest_note(None) == ""
-    assert "too few reviewed pixels" in forest_note({**record, "forest_cv_mean_iu": float("nan")})
+    assert "too few reviewed pixels" in forest_note(replace(record, forest_cv_mean_iu=float("nan")))
+    assert Distillation.from_dict(record.to_dict()) == record  # as a saved version's metadata reads back
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan")])
@@ -142,10 +146,10 @@ def test_planes_beyond_the_pixel_budget_learn_from_their_reviewed_pixels_only(mo
     first, second = _item(image, truth, reviewed, settings), _item(image, truth, reviewed.copy(), settings)
     monkeypatch.setattr(distillation, "MAX_FOREST_PIXELS", 64 * 64 + 10)  # room for one 64² window
     (a, b), record = distillation.distill([first, second], settings, 2, network_mean_iu=0.3)
-    assert record["distilled"] and a.reviewed.sum() > reviewed.sum() and b is second
+    assert record.distilled and a.reviewed.sum() > reviewed.sum() and b is second
     monkeypatch.setattr(distillation, "MAX_FOREST_PIXELS", 100)
     taught, record = distillation.distill([first], settings, 2, network_mean_iu=0.3)
-    assert taught == [first] and not record["distilled"] and "too large" in record["why"]
+    assert taught == [first] and not record.distilled and "too large" in record.why
 
 
 def test_no_forest_labels_while_the_reviewed_pixels_show_one_class():
@@ -155,7 +159,8 @@ def test_no_forest_labels_while_the_reviewed_pixels_show_one_class():
     settings = TrainSettings(loss="balanced_ce", distill=0.25)
     item = _item(image, truth, reviewed, settings)
     taught, record = distillation.distill([item], settings, 2, network_mean_iu=0.0)
-    assert taught == [item] and not record["distilled"] and "one class" in record["why"]
-    assert forest_note(record) == f"; no pixel forest: {record['why']}"
+    assert taught == [item] and not record.distilled and "one class" in record.why
+    assert forest_note(record) == f"; no pixel forest: {record.why}"
+    assert record.to_dict() == {"distilled": False, "why": record.why}  # the JSON of versions saved before
     reviewed[0, 40] = True  # one pixel of the other class: the forest may teach
-    assert distillation.distill([_item(image, truth, reviewed, settings)], settings, 2, 0.0)[1]["distilled"]
+    assert distillation.distill([_item(image, truth, reviewed, settings)], settings, 2, 0.0)[1].distilled

@@ -83,7 +83,9 @@ def test_valid_unet_blocks_equal_whole_image(client, tmp_path):
                                   block=48, proba_output=tmp_path / "proba.zarr")
     labels = np.asarray(zarr.open_array(str(tmp_path / "labels.zarr"), mode="r"))
     whole = seg.predict(image, tile_shape=24)
-    assert len(reports) == 4 * 3 and {r["worker"] for r in reports} == set(client.scheduler_info()["workers"])
+    assert len(reports) == 4 * 3 and {r.worker for r in reports} == set(client.scheduler_info()["workers"])
+    assert len({(r.block.rows, r.block.cols) for r in reports}) == 12  # one report per block, each its own
+    assert all(r.seconds > 0 and r.torch_threads >= 1 and r.peak_rss_mb > 0 for r in reports)
     assert 0.05 < (whole == 1).mean() < 0.95
     np.testing.assert_array_equal(labels, whole)
     np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "proba.zarr"), mode="r"),

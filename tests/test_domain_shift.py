@@ -78,5 +78,5 @@ def test_default_model_segments_a_shifted_image_zero_shot():
     assert case.source == "held-out slice 10" and case.image.shape == (128, 128)
     pred = Segmenter.default().predict(case.image)
     assert segmentation_scores(pred, case.labels, 2)["iu"][1] >= ZERO_SHOT_IOU
-    f1 = object_scores(label_instances(pred), case.instances, (0.5,), true_is_semantic=False)[0]["f1"]
+    f1 = object_scores(label_instances(pred), case.instances, (0.5,), true_is_semantic=False)[0].f1
     assert f1 >= ZERO_SHOT_F1

@@ -87,8 +87,8 @@ def test_rollback_and_version_history():
     run(seg.finetune([image], [labels], **FAST))
     v1 = state(seg)
     run(seg.finetune([image], [labels], **FAST))
-    assert [v["version"] for v in seg.versions] == [0, 1, 2] and seg.versions[2]["parent"] == 1
-    assert seg.versions[2]["settings"]["loss"] == "border_ce" and seg.versions[2]["reviewed_pixels"] == 64 * 64
+    assert [v.version for v in seg.versions] == [0, 1, 2] and seg.versions[2].parent == 1
+    assert seg.versions[2].settings["loss"] == "border_ce" and seg.versions[2].reviewed_pixels == 64 * 64
     seg.rollback(0)
     assert same_state(v0, state(seg)) and seg.active_version == 0
     seg.rollback(1)
@@ -134,7 +134,7 @@ def test_saved_versions_survive_a_round_trip(tmp_path):
     image, labels = two_class_image()
     run(seg.finetune([image], [labels], **FAST))
     loaded = Segmenter.load(seg.save(tmp_path / "m"))
-    assert loaded.active_version == 1 and [v["version"] for v in loaded.versions] == [0, 1]
+    assert loaded.active_version == 1 and [v.version for v in loaded.versions] == [0, 1]
     np.testing.assert_array_equal(loaded.predict(image), seg.predict(image))
 
 
@@ -171,14 +171,14 @@ def test_without_validation_a_version_worse_on_the_held_out_pixels_stays_inactiv
     image, labels = (np.tile(a, (2, 2)) for a in two_class_image())  # 24 discs: a quarter of them held out
     _, done = run(seg.finetune([image], [labels], **{**FAST, "steps": 100, "lr": 1e-2}))
     assert done.accepted and done.guard == "held-out reviewed pixels" and done.scores_after["mean_iu"] > 0.85
-    assert seg.versions[1]["held_out_pixels"] == 128 * 128 // 4 and seg.versions[1]["reviewed_pixels"] == 128 * 128
+    assert seg.versions[1].details["held_out_pixels"] == 128 * 128 // 4 and seg.versions[1].reviewed_pixels == 128 * 128
     good = state(seg)
     _, done = run(seg.finetune([image], [labels], **{**FAST, "steps": 20, "lr": 1.0}))  # ruins it
     assert not done.accepted and done.scores_after["mean_iu"] < done.scores_before["mean_iu"] - 0.3
     assert "kept inactive" in done.message and "kept out of training" in done.message
     assert "rollback" not in done.message and "(" + "2 is kept)" in done.message
     assert seg.active_version == 1 and same_state(good, state(seg)) and seg.available_versions == [0, 1, 2]
-    assert seg.versions[2]["scores"]["mean_iu"] == pytest.approx(done.scores_after["mean_iu"])
+    assert seg.versions[2].scores["mean_iu"] == pytest.approx(done.scores_after["mean_iu"])
     seg.rollback(2)  # the user may still activate it
     assert seg.active_version == 2
 
@@ -198,3 +198,20 @@ def test_border_ce_dice_is_the_border_weighted_ce_plus_soft_dice():
     mask = torch.ones_like(target, dtype=torch.bool)
     expected = weighted_cross_entropy(logits, target, weight, mask=mask) + soft_dice_loss(logits, target, mask=mask)
     assert compute_loss("border_ce_dice", logits, target, weight, mask).item() == pytest.approx(expected.item())
+
+
+def test_one_function_commits_a_version_with_the_guards_verdict():
+    from napari_segnet.io.metadata import Version
+    from napari_segnet.training.finetune_outcome import commit_version
+
+    seg = tiny_segmenter()
+    parent = {k: v.clone() for k, v in seg.weights().items()}
+    changed = {k: v + 1 if v.is_floating_point() else v for k, v in parent.items()}
+    worse = lambda: ({"mean_iu": 0.9}, {"mean_iu": 0.5})  # noqa: E731 (the guard's scores: 0.4 below)
+    done = commit_version(seg, Version(1, 0, note="a"), changed, worse, "held-out reviewed pixels")
+    assert not done.accepted and seg.active_version == 0 and seg.metadata.version_ids == [0, 1]
+    assert same_state(parent, seg.weights()) and same_state(changed, seg.weights(1))  # kept, inactive
+    assert seg.versions[1].scores == {"mean_iu": 0.5} and seg.versions[1].details["parent_scores"] == {"mean_iu": 0.9}
+    assert "version 1 was kept inactive" in done.message
+    done = commit_version(seg, Version(2, 0), changed, lambda: (None, None), "held-out reviewed pixels", note="; x")
+    assert done.accepted and done.guard == "none" and seg.active_version == 2 and done.message.endswith("; x")

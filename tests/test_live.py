@@ -86,10 +86,10 @@ def test_a_session_is_one_version_whatever_the_number_of_bursts():
     refreshed = [i for i in items if isinstance(i, Refreshed)]
     assert {r.labels.shape for r in refreshed} == {(64, 64)}  # stale whole planes when idle
     assert live.finish() == 1 and live.finish() == 1
-    assert [v["version"] for v in seg.versions] == [0, 1]
+    assert [v.version for v in seg.versions] == [0, 1]
     record = seg.versions[1]
-    assert record["parent"] == 0 and record["live"]["bursts"] == 3 and record["reviewed_pixels"] == 64 * 64
-    assert record["note"].startswith(f"live session: {sum(b.accepted for b in bursts)} of 3 bursts kept")
+    assert record.parent == 0 and record.details["live"]["bursts"] == 3 and record.reviewed_pixels == 64 * 64
+    assert record.note.startswith(f"live session: {sum(b.accepted for b in bursts)} of 3 bursts kept")
 
 
 def test_bursts_the_guard_rejects_leave_the_model_and_make_no_version(monkeypatch):

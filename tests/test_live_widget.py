@@ -81,8 +81,8 @@ def test_rollback_after_a_live_session_saved_to_the_project(dock, qtbot, tmp_pat
     assert "wait for the running prediction" in errors[-1]
     widget.live_toggle.value = False
     seg = widget.segmenter
-    assert [v["version"] for v in seg.versions] == [0, 1] and seg.active_version == 1
-    assert seg.versions[1]["live"] == {"bursts": 3, "kept": 3, "strokes": 1} and seg.versions[1]["parent"] == 0
+    assert [v.version for v in seg.versions] == [0, 1] and seg.active_version == 1
+    assert seg.versions[1].details["live"] == {"bursts": 3, "kept": 3, "strokes": 1} and seg.versions[1].parent == 0
     assert widget.versions.choices == (0, 1)
     assert (tmp_path / "proj" / "models" / "v0001.safetensors").exists()
     assert (tmp_path / "proj" / "labels" / "cells.tif").exists()

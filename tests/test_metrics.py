@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from napari_segnet.numerics.metrics import (
+    ObjectScores,
     confusion_matrix,
+    evaluate,
     iou_pairs,
     looks_semantic,
     match_objects,
@@ -74,17 +76,17 @@ def square(shape, *boxes) -> np.ndarray:
 
 
 def at(scores, threshold):
-    return next(s for s in scores if s["threshold"] == threshold)
+    return next(s for s in scores if s.threshold == threshold)
 
 
 def check(s, tp, fp, fn, iou):
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
-    assert (s["tp"], s["fp"], s["fn"]) == (tp, fp, fn)
-    assert s["precision"] == pytest.approx(precision) and s["recall"] == pytest.approx(recall)
-    assert s["f1"] == pytest.approx(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
-    assert s["average_precision"] == pytest.approx(tp / (tp + fp + fn) if tp + fp + fn else 0.0)
-    assert s["mean_matched_iou"] == pytest.approx(iou)
+    assert (s.tp, s.fp, s.fn) == (tp, fp, fn)
+    assert s.precision == pytest.approx(precision) and s.recall == pytest.approx(recall)
+    assert s.f1 == pytest.approx(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
+    assert s.average_precision == pytest.approx(tp / (tp + fp + fn) if tp + fp + fn else 0.0)
+    assert s.mean_matched_iou == pytest.approx(iou)
 
 
 TWO = square((10, 12), (0, 4, 0, 4), (5, 10, 6, 12))  # 16 px and 30 px
@@ -92,17 +94,17 @@ TWO = square((10, 12), (0, 4, 0, 4), (5, 10, 6, 12))  # 16 px and 30 px
 
 def test_object_scores_perfect_match():
     scores = object_scores(TWO, TWO * 3)  # ids need not agree
-    assert [s["threshold"] for s in scores] == [0.5, 0.75, 0.9]
+    assert [s.threshold for s in scores] == [0.5, 0.75, 0.9]
     for s in scores:
         check(s, tp=2, fp=0, fn=0, iou=1.0)
-        assert (s["n_pred"], s["n_true"]) == (2, 2)
+        assert (s.n_pred, s.n_true) == (2, 2)
 
 
 def test_object_scores_split_into_two_halves():
     pred = square((10, 12), (0, 4, 0, 2), (0, 4, 2, 4), (5, 10, 6, 12))  # IoU 8/16 = 0.5 with each half
     scores = object_scores(pred, TWO, true_is_semantic=False)
     check(at(scores, 0.5), tp=2, fp=1, fn=0, iou=(0.5 + 1) / 2)  # P 2/3, R 1, F1 0.8, AP 2/3
-    assert at(scores, 0.5)["f1"] == pytest.approx(0.8)
+    assert at(scores, 0.5).f1 == pytest.approx(0.8)
     check(at(scores, 0.75), tp=1, fp=2, fn=1, iou=1.0)  # P 1/3, R 1/2, AP 1/4
 
 
@@ -133,7 +135,7 @@ def test_semantic_truth_becomes_its_connected_components():
     dumbbell[:, :10] = dumbbell[:, 20:] = 1
     dumbbell[4:6, 10:20] = 1  # one drawn object with a waist: not split, unlike label_instances' default
     dumbbell[0, 12] = 1  # and a second, separate object of the class
-    assert at(object_scores(dumbbell.astype(np.int32), dumbbell, true_is_semantic=True), 0.5)["n_true"] == 2
+    assert at(object_scores(dumbbell.astype(np.int32), dumbbell, true_is_semantic=True), 0.5).n_true == 2
     specks = TWO.copy()
     specks[9, 0] = 1  # a stray pixel of object 1 (1/16 of it) does not make the truth semantic
     assert not looks_semantic(specks)
@@ -142,9 +144,9 @@ def test_semantic_truth_becomes_its_connected_components():
 def test_stacks_are_scored_slice_by_slice_unless_told():
     truth = np.stack([TWO, TWO])  # ids span both slices, like 3-D nuclei
     pred = np.stack([TWO, TWO + 2 * (TWO > 0)])  # per-slice ids
-    assert at(object_scores(pred, truth), 0.9)["tp"] == 4
+    assert at(object_scores(pred, truth), 0.9).tp == 4
     s = at(object_scores(pred, truth, per_slice=False), 0.5)  # 3-D: each true object is half-covered
-    assert (s["n_pred"], s["n_true"], s["tp"]) == (4, 2, 2) and s["mean_matched_iou"] == pytest.approx(0.5)
+    assert (s.n_pred, s.n_true, s.tp) == (4, 2, 2) and s.mean_matched_iou == pytest.approx(0.5)
 
 
 def test_matching_is_optimal_not_greedy():
@@ -177,7 +179,28 @@ def test_object_score_rows_and_json():
     rows = object_score_rows(scores)
     assert rows[:3] == [("predicted objects", 2), ("true objects", 2), ("precision @ 0.5", 1.0)]
     assert [name for name, _ in rows[3:]] == ["recall @ 0.5", "F1 @ 0.5", "AP @ 0.5", "mean matched IoU @ 0.5"]
-    assert json.loads(json.dumps(scores)) == scores
+    as_json = [s.to_dict() for s in scores]
+    assert json.loads(json.dumps(as_json)) == as_json and as_json[0]["f1"] == 1.0
+
+
+def test_pooled_object_scores_sum_the_counts_of_images():
+    one = square((10, 12), (0, 4, 0, 4))  # one of TWO's squares: a miss on the second image
+    pooled = ObjectScores.pooled([object_scores(TWO, TWO, (0.5,))[0], object_scores(one, TWO, (0.5,))[0]])
+    check(pooled, tp=3, fp=0, fn=1, iou=1.0)  # F1 6/7, AP 3/4
+    assert (pooled.n_pred, pooled.n_true) == (3, 4) and pooled.f1 == pytest.approx(6 / 7)
+    with pytest.raises(ValueError, match="one IoU threshold"):
+        ObjectScores.pooled(object_scores(TWO, TWO, (0.5, 0.75)))
+
+
+def test_evaluate_scores_pixels_where_asked_and_objects_on_the_whole_image():
+    pred = TWO.copy()
+    pred[0, :2] = 0  # 2 of the first square's 16 px wrong
+    scored = np.ones(TWO.shape, bool)
+    scored[0] = False  # the painted row: left out of the pixel scores
+    result = evaluate(pred, TWO, 3, (0.5,), scored=scored)
+    assert result.pixels["pixel_accuracy"] == 1.0 and result.pixels["confusion"].sum() == TWO.size - 12
+    check(result.objects[0], tp=2, fp=0, fn=0, iou=(14 / 16 + 1) / 2)  # two objects, the first 14 of 16 px
+    assert evaluate(pred, TWO, 3, ()).objects == [] and evaluate(pred, TWO, 3).pixels["pixel_accuracy"] < 1
 
 
 @pytest.mark.parametrize("pred, truth, options, match", [

@@ -73,12 +73,16 @@ def test_dependencies_run_one_way():
     assert upward == []
 
 
-def _module_imports():
-    """{module: the package's modules it imports} for every module of the package, counting every import
-    statement (also those inside functions and under ``TYPE_CHECKING``)."""
+#: The benchmarks, a package beside napari_segnet (run as ``python -m benchmarks.<name>``).
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+
+
+def _module_imports(root: Path | None = None):
+    """{module: the modules of the package at ``root`` (default: napari_segnet) it imports} for every module of
+    it, counting every import statement (also those inside functions and under ``TYPE_CHECKING``)."""
     import ast
 
-    root = Path(napari_segnet.__file__).parent
+    root = root or Path(napari_segnet.__file__).parent
     names = {}
     for path in root.rglob("*.py"):
         parts = list(path.relative_to(root.parent).with_suffix("").parts)
@@ -88,7 +92,7 @@ def _module_imports():
     for name, (path, package) in names.items():
         found = set()
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if not isinstance(node, ast.ImportFrom) or not (node.level or (node.module or "").startswith("napari_")):
+            if not isinstance(node, ast.ImportFrom) or not (node.level or (node.module or "").startswith(root.name)):
                 continue
             base = package[: len(package) - node.level + 1] if node.level else []
             module = base + (node.module.split(".") if node.module else [])
@@ -97,9 +101,8 @@ def _module_imports():
     return graph
 
 
-def test_no_import_cycle():
-    graph = _module_imports()
-    assert "napari_segnet.training.settings" in graph["napari_segnet.training.patches"]  # the walk sees imports
+def _cycles(graph: dict) -> list[list[str]]:
+    """The import cycles of ``graph`` ({module: modules it imports}), each as a path that returns to its start."""
     done, cycles = set(), []
 
     def visit(module, path):
@@ -114,7 +117,20 @@ def test_no_import_cycle():
 
     for module in sorted(graph):
         visit(module, [])
-    assert cycles == []
+    return cycles
+
+
+def test_no_import_cycle():
+    graph = _module_imports()
+    assert "napari_segnet.training.settings" in graph["napari_segnet.training.patches"]  # the walk sees imports
+    assert _cycles(graph) == []
+
+
+def test_no_import_cycle_in_the_benchmarks():
+    graph = _module_imports(BENCHMARKS)
+    assert "benchmarks.simulated_user" in graph["benchmarks.hitl"]  # the walk sees relative imports
+    assert _cycles(graph) == []
+    assert _cycles({"a": {"b"}, "b": {"a"}}) == [["a", "b", "a"]]  # and it finds a cycle where there is one
 
 
 def test_modules_and_functions_stay_small():

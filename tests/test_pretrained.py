@@ -43,7 +43,7 @@ def test_the_checkpoint_records_where_a_model_started(tmp_path):
     loaded = Segmenter.load(seg.save(tmp_path / "p"))
     assert loaded.start["start"] == "pretrained" and loaded.start["encoder"] == "unet-d3-16"
     assert loaded.start["encoder_card"]["objective"] in ("features", "denoise", "both")
-    assert loaded.versions[0]["start"] == "pretrained"
+    assert loaded.versions[0].details["start"] == "pretrained"
     scratch = Segmenter.load(Segmenter.create("unet", 1, 3, start="scratch").save(tmp_path / "s"))
     assert scratch.start == {"start": "scratch"}
     assert not torch.equal(scratch.net.state_dict()["down.0.0.weight"], seg.net.state_dict()["down.0.0.weight"])

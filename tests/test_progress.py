@@ -8,7 +8,7 @@ from napari_segnet.inference.tiling import PredictionResult, TileProgress
 from napari_segnet.progress import Cancelled, Outcome, Progress, run
 from napari_segnet.segmenter import FinetuneFinished
 from napari_segnet.training.loop import TrainProgress
-from napari_segnet.training.training_set import training_planes
+from napari_segnet.training.training_set import merge_corrections, training_planes
 
 
 def test_predict_and_finetune_speak_the_same_protocol():
@@ -55,3 +55,16 @@ def test_training_planes_split_stacks_and_skip_unreviewed_slices():
     assert out[0].image is out[1].image  # one image: normalised over all its planes, as prediction does
     rgb_stack = np.repeat(stack[..., None], 3, axis=-1)
     assert [p.index for p in training_planes([rgb_stack], [labels], [reviewed], in_channels=3)] == [0, 2]
+
+
+def test_live_corrections_merge_into_an_images_training_labels():
+    labels, reviewed = np.zeros((2, 3, 4), np.uint8), np.zeros((2, 3, 4), bool)
+    labels[0, 0, 0], reviewed[0, 0, 0] = 2, True  # an earlier correction on plane 0
+    plane = np.zeros((3, 4), bool)
+    plane[1, :2] = True
+    merged, mask = merge_corrections((2, 3, 4), np.uint8, labels, reviewed, {1: (np.full((3, 4), 1), plane)})
+    assert merged[0, 0, 0] == 2 and mask[0, 0, 0] and merged[1].tolist()[1] == [1, 1, 0, 0]
+    assert mask.sum() == 3 and merged.sum() == 4 and not reviewed[1].any()  # the inputs are left as they were
+    fresh, fresh_mask = merge_corrections((3, 4), np.uint16, None, None, {0: (np.full((3, 4), 5), plane)})
+    assert fresh.dtype == np.uint16 and fresh.sum() == 10 and (fresh_mask == plane).all()
+

@@ -114,8 +114,8 @@ def test_a_stack_saved_by_the_dock_trains_through_the_project(tmp_path):
     project.save_correction("stack", labels, reviewed)
     seg = tiny_segmenter(num_classes=2)
     _, done = run(seg.finetune(*project.training_set(), **FAST))
-    assert done.version == 1 and seg.versions[1]["images"] == 2
-    assert seg.versions[1]["reviewed_pixels"] == 2 * 40 * 64
+    assert done.version == 1 and seg.versions[1].images == 2
+    assert seg.versions[1].reviewed_pixels == 2 * 40 * 64
 
 
 def test_a_second_process_is_refused_a_project_and_a_dead_holder_leaves_no_stale_lock(tmp_path):

@@ -79,7 +79,7 @@ def test_default_model_is_small_and_segments_held_out_nuclei():
     image, labels = nuclei()
     scores = seg.score([image[z] for z in HELD_OUT], [labels[z] for z in HELD_OUT])
     assert scores["iu"][1] >= 0.85
-    card = seg.versions[0]["training"]
+    card = seg.versions[0].details["training"]
     assert card["held_out_slices"] == list(HELD_OUT) and card["foreground_iou"] == pytest.approx(scores["iu"][1],
                                                                                                    abs=0.01)
 

@@ -78,5 +78,5 @@ def test_finetune_with_diameter_zooms_to_the_model_size_or_records_it():
     assert seg.object_diameter == 13.0  # a model without a size records the one it was trained on
     update = list(seg.finetune([image], [labels], steps=2, batch_size=1, patch_size=32, diameter=6.5, seed=0,
                                accept_worse=True))[-1]
-    assert update.accepted and seg.versions[-1]["reviewed_pixels"] == 128 * 128  # zoomed 2× before training
+    assert update.accepted and seg.versions[-1].reviewed_pixels == 128 * 128  # zoomed 2× before training
     assert seg.object_diameter == 13.0

@@ -34,7 +34,7 @@ def test_a_run_records_the_steps_auto_chose():
     mask = np.zeros(labels.shape, bool)
     mask[:48, :48] = True  # 2304 px reviewed, patch 32: 25 × 2.25 = 56 steps
     updates = list(seg.finetune([image], [labels], [mask], patch_size=32, batch_size=1, seed=0))
-    assert updates[-2].total == 56 and seg.versions[-1]["settings"]["steps"] == 56
+    assert updates[-2].total == 56 and seg.versions[-1].settings["steps"] == 56
 
 
 def test_a_new_model_gets_more_steps_per_reviewed_tile():
@@ -93,11 +93,11 @@ def test_a_time_budget_shortens_the_run_from_the_speed_of_its_first_steps():
     updates = list(seg.finetune([image], [labels], [mask], patch_size=32, batch_size=1, seed=0,
                                 auto_max_seconds=1e-6, accept_worse=True))
     assert updates[0].total == 100 and updates[-2].done == updates[-2].total == PROBE_STEPS  # shortened
-    assert seg.versions[-1]["settings"]["steps"] == PROBE_STEPS  # the version records what ran
-    assert seg.versions[-1]["settings"]["auto_max_seconds"] == 1e-6
+    assert seg.versions[-1].settings["steps"] == PROBE_STEPS  # the version records what ran
+    assert seg.versions[-1].settings["auto_max_seconds"] == 1e-6
     list(seg.finetune([image], [labels], [mask], patch_size=32, batch_size=1, seed=0, steps=12,
                       auto_max_seconds=1e-6, accept_worse=True))  # steps the user gave run in full
-    assert seg.versions[-1]["settings"]["steps"] == 12 and seg.versions[-1]["settings"]["auto_max_seconds"] is None
+    assert seg.versions[-1].settings["steps"] == 12 and seg.versions[-1].settings["auto_max_seconds"] is None
     for bad in (0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="auto_max_seconds"):
             TrainSettings(auto_max_seconds=bad)

@@ -61,7 +61,7 @@ def test_one_full_round(dock, errors):
     assert widget.table.item(2, 0).text() == "mean iu"
     rows = [widget.table.item(r, 0).text() for r in range(widget.table.rowCount())]
     assert rows[6:9] == ["predicted objects", "true objects", "precision @ 0.5"] and len(rows) == 6 + 2 + 2 * 5
-    assert widget.object_scores[0]["n_true"] == ndimage.label(truth)[1]  # semantic truth → its components
+    assert widget.object_scores[0].n_true == ndimage.label(truth)[1]  # semantic truth → its components
     assert widget.table.item(7, 1).text() == str(ndimage.label(truth)[1])  # counts shown as integers
 
 
@@ -145,7 +145,7 @@ def test_launcher_opens_sample_default_model_and_dock(qtbot):
         assert viewer.layers["nuclei"].visible and not viewer.layers["nuclei ground truth"].visible
         assert widget.image_layer.value is viewer.layers["nuclei"]
         assert widget.segmenter.class_names == ["background", "nucleus"]
-        assert widget.segmenter.versions[0]["note"].startswith("default model")
+        assert widget.segmenter.versions[0].note.startswith("default model")
     finally:
         viewer.close()
 
@@ -205,7 +205,7 @@ def test_corrections_of_several_images_accumulate(dock):
     planes = training_planes(*zip(*widget.training_set.values()))  # what the fine-tune learns from
     assert [p.image.shape for p in planes] == [(96, 96), (80, 80)]
     np.testing.assert_array_equal(planes[1].labels, other_truth)
-    assert widget.segmenter.versions[-1]["images"] == 2 and widget.segmenter.active_version == 2
+    assert widget.segmenter.versions[-1].images == 2 and widget.segmenter.active_version == 2
 
 
 def test_architecture_options_from_the_dock(dock, errors):
@@ -252,7 +252,7 @@ def test_a_version_the_guard_keeps_inactive_is_shown_with_both_scores_and_can_be
     assert widget.segmenter.active_version == 1 and sorted(widget.versions.choices) == [0, 1, 2]
     v2 = widget.segmenter.versions[2]
     label = dict((value, text) for text, value in widget.versions._widget._mgui_get_choices())[2]
-    assert f"score {v2['scores']['mean_iu']:.3f} (v1: {v2['parent_scores']['mean_iu']:.3f})" in label
+    assert f"score {v2.scores['mean_iu']:.3f} (v1: {v2.details['parent_scores']['mean_iu']:.3f})" in label
     status = widget.guard_status.value.replace("\n", " ")
     assert "version 2 was kept inactive" in status and "rollback" not in status and "(" not in status.split(":")[0]
     assert not widget.use_anyway_button.native.isHidden()

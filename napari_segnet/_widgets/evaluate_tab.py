@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 from qtpy.QtWidgets import QTableWidgetItem
 
-from ..numerics.instances import label_instances
-from ..numerics.metrics import object_score_rows, object_scores, pixel_score_rows, segmentation_scores
+from ..numerics.metrics import ObjectScores, evaluate, object_score_rows, pixel_score_rows
 from .layers import PAINTED, prediction_name
 from .review import reviewed_mask
 from .runner import guarded
@@ -35,9 +34,6 @@ class EvaluateTab:
         if pred.shape != target.shape:
             raise ValueError(f"the ground truth has shape {target.shape}, the prediction {pred.shape}")
         n = max(dock.model().num_classes, int(target.max()) + 1)
-        # object metrics: the prediction's instances against the truth's objects (its instance ids, or the
-        # components of its classes: object_scores tells them apart)
-        objects = object_scores(label_instances(pred), target, (0.5, 0.75))
         painted = layers[name].metadata.get(PAINTED)
         theirs = reviewed_mask(dock.viewer, image, pred.shape)
         if painted is not None and painted.shape == pred.shape:
@@ -48,13 +44,13 @@ class EvaluateTab:
                              "the model there")
         # pixel scores leave out the person's pixels (painted, or accepted in a reviewed region): they are the
         # person's labels, which re-prediction keeps, not the model's
-        model = ~theirs
-        self.show_scores(segmentation_scores(pred[model], target[model], n), objects)
-        dock.eval_note.value = (f"pixel scores on the {int(model.sum())} pixels the model predicted "
+        scored = evaluate(pred, target, n, (0.5, 0.75), scored=~theirs)
+        self.show_scores(scored.pixels, scored.objects)
+        dock.eval_note.value = (f"pixel scores on the {int((~theirs).sum())} pixels the model predicted "
                                 f"({int(theirs.sum())} painted or in reviewed regions left out); object scores on "
                                 f"the whole image")
 
-    def show_scores(self, scores: dict, objects: list[dict] | None = None) -> None:
+    def show_scores(self, scores: dict, objects: list[ObjectScores] | None = None) -> None:
         """Fill the metrics table with ``scores`` (as :func:`segmentation_scores` returns them), then the object
         metrics ``objects`` (as :func:`object_scores` returns them)."""
         dock = self.dock

@@ -13,7 +13,8 @@ from qtpy.QtCore import QEvent, QObject
 from ..inference.suggest import suggest_tiles, uncertainty
 from ..live import BurstDone, LiveSession, LiveSettings, Refreshed, Waiting
 from ..training.loop import TrainProgress
-from ..training.regions import Region, view_region
+from ..training.regions import Region, view_of, view_region
+from ..training.training_set import merge_corrections
 from .layers import mark_painted, merge_keeping_reviewed, prediction_name, track_paint
 from .review import add_regions, reviewed_layer, reviewed_mask
 from .runner import USER_ERRORS, notify
@@ -178,16 +179,10 @@ class LiveMode:
         """The session's corrected labels and reviewed pixels join the dock's training set (and project)."""
         dock, name = self.dock, self.image.name
         data = np.asarray(self.image.data)
-        shape = self.layer.data.shape
         _, labels, reviewed = dock.training_set.get(name, (data, None, None))
-        labels = np.zeros(shape, self.layer.data.dtype) if labels is None or labels.shape != shape else labels
-        reviewed = np.zeros(shape, bool) if reviewed is None or reviewed.shape != shape else reviewed.copy()
-        for (key, z), plane in session.planes.items():
-            if key != name:  # a plane of another image of the training set: it has its own entry
-                continue
-            index = (z,) if len(shape) == 3 else ()
-            labels[index] = np.where(plane.reviewed, plane.labels, labels[index])
-            reviewed[index] |= plane.reviewed
+        planes = {z: (plane.labels, plane.reviewed) for (key, z), plane in session.planes.items()
+                  if key == name}  # a plane of another image of the training set: it has its own entry
+        labels, reviewed = merge_corrections(self.layer.data.shape, self.layer.data.dtype, labels, reviewed, planes)
         if reviewed.any():
             dock.training_set[name] = (data, labels, reviewed)
             dock.project_tab.save_correction(self.image, data, labels, reviewed)
@@ -312,10 +307,9 @@ class LiveMode:
         else:
             self.viewer.add_shapes([rect], shape_type="rectangle", name=NEXT_LAYER, edge_color="yellow",
                                    face_color="transparent", edge_width=3, scale=scale, translate=translate)
-        center = translate + scale * rect.mean(axis=0)
+        center, zoom = view_of(rows, cols, self.viewer.canvas.size, scale, translate)
         self.viewer.scene.camera.center = (*self.viewer.scene.camera.center[:-2], *center)
-        side = max(rows.stop - rows.start, cols.stop - cols.start) * scale.max()
-        self.viewer.scene.camera.zoom = 0.6 * min(self.viewer.canvas.size) / side
+        self.viewer.scene.camera.zoom = zoom
         prediction = prediction_name(image)
         if prediction in self.viewer.layers:  # ready to paint there
             self.viewer.layers.selection.active = self.viewer.layers[prediction]

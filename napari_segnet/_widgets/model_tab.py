@@ -153,7 +153,7 @@ class ModelTab:
 
 def describe_model(seg: Segmenter) -> str:
     """The model in plain words, for the first message a person reads."""
-    first, classes = seg.versions[0], ", ".join(seg.class_names)
+    first, classes = seg.versions[0].details, ", ".join(seg.class_names)
     if "training" in first:
         return f"the shipped {seg.metadata.architecture} for {classes}, trained on nuclei images (version " \
                f"{seg.active_version})"

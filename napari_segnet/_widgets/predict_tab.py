@@ -7,6 +7,7 @@ from napari.layers import Image
 from napari.utils.notifications import show_info
 
 from ..inference.scale import estimate_diameter
+from ..inference.suggest import uncertainty
 from ..numerics.instances import label_instances
 from .layers import show_instances, show_prediction
 from .runner import Job, guarded, warn
@@ -95,12 +96,12 @@ class PredictTab:
         if dock.instances.value:
             show_instances(viewer, image, label_instances(np.asarray(layer.data)[region]), region)
         if proba is not None:
-            uncertainty = 1 - proba.max(axis=0)
+            shown = uncertainty(proba)  # 1 − max p, what Next ranks tiles by
             name = f"{image.name} uncertainty"
             if name in viewer.layers and not region:
-                viewer.layers[name].data = uncertainty
+                viewer.layers[name].data = shown
             else:
-                viewer.add_image(uncertainty, name=name, colormap="magma", blending="additive", opacity=0.6,
+                viewer.add_image(shown, name=name, colormap="magma", blending="additive", opacity=0.6,
                                  visible=True)
         viewer.layers.selection.active = layer  # ready to correct: a new layer would otherwise be the active one
     def diameter(self) -> float | None:

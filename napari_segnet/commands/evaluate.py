@@ -18,6 +18,7 @@ import numpy as np
 
 from ..io.fileio import atomic_write
 from ..io.imagefiles import find_images, pair_by_stem, read_image, stem
+from ..numerics.metrics import Evaluation, ObjectScores, evaluate, scores_from_confusion
 from .common import MAX_GUESSED_CLASSES, OK, UsageError, say
 
 COLUMNS = ("pixel_accuracy", "mean_accuracy", "mean_iu", "frequency_weighted_iu")
@@ -41,19 +42,18 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.iou <= 1:
         raise UsageError(f"--iou must be an IoU in (0, 1], got {args.iou:g}")
     pairs = _pairs(args.pred, args.gt)
-    rows, total_confusion, counts = [], 0, np.zeros(3, np.int64)
+    rows, scored = [], []
     arrays = [(_read(p, "PRED"), _read(g, "GT")) for p, g in pairs]
     classes = args.classes or max(2, max(int(max(a.max(), b.max())) for a, b in arrays) + 1)
     if not args.classes and classes > MAX_GUESSED_CLASSES:
         raise UsageError(f"the labels hold ids up to {classes - 1}, which as class ids would be {classes} classes "
                          "(instance ids?); give class ids, or --classes N if there are that many classes")
     for (pred_path, _), (pred, gt) in zip(pairs, arrays):
-        row, confusion, tp_fp_fn = _score(pred, gt, classes, args, pred_path.name)
+        row, scores = _score(pred, gt, classes, args, pred_path.name)
         rows.append(row)
-        total_confusion = total_confusion + confusion
-        counts += tp_fp_fn
+        scored.append(scores)
     if len(rows) > 1:
-        rows.append(_total(total_confusion, counts, args))
+        rows.append(_total(scored, args))
     table = _table(rows)
     print(table)
     if args.csv:
@@ -83,37 +83,28 @@ def _read(path: Path, what: str) -> np.ndarray:
     return array
 
 
-def _score(pred, gt, classes: int, args, name: str):
-    from ..numerics.metrics import segmentation_scores
-
+def _score(pred, gt, classes: int, args, name: str) -> tuple[dict, Evaluation]:
+    """One file's table row and its scores (:func:`~napari_segnet.numerics.metrics.evaluate`, as the dock's)."""
     if pred.shape != gt.shape:
         raise UsageError(f"{name}: the prediction's shape {pred.shape} differs from the ground truth's {gt.shape}")
     try:
-        scores = segmentation_scores(pred, gt, classes)
+        scored = evaluate(pred, gt, classes, () if args.no_objects else (args.iou,))
     except ValueError as e:
         raise UsageError(f"{name}: {e} (give --classes)") from e
-    row = {"file": name, **{k: scores[k] for k in COLUMNS}, **{f"iu_{i}": v for i, v in enumerate(scores["iu"])}}
-    counts = np.zeros(3, np.int64)
-    if not args.no_objects:
-        from ..numerics.instances import label_instances
-        from ..numerics.metrics import object_scores
-
-        objects = object_scores(label_instances(pred), gt, thresholds=(args.iou,))[0]
-        row.update({f"{k}@{args.iou:g}": objects[k] for k in OBJECT_COLUMNS})
-        counts[:] = objects["tp"], objects["fp"], objects["fn"]
-    return row, scores["confusion"], counts
+    return _row(name, scored.pixels, scored.objects, args), scored
 
 
-def _total(confusion, counts, args) -> dict:
-    from ..numerics.metrics import scores_from_confusion
+def _total(scored: list[Evaluation], args) -> dict:
+    """The total row: confusion matrices and object counts summed over the files."""
+    pixels = scores_from_confusion(sum(s.pixels["confusion"] for s in scored))
+    objects = [] if args.no_objects else [ObjectScores.pooled([s.objects[0] for s in scored])]
+    return _row("total", pixels, objects, args)
 
-    scores = scores_from_confusion(confusion)
-    row = {"file": "total", **{k: scores[k] for k in COLUMNS}, **{f"iu_{i}": v for i, v in enumerate(scores["iu"])}}
-    if not args.no_objects:
-        tp, fp, fn = (int(c) for c in counts)
-        ratios = (tp / (tp + fp) if tp + fp else 0.0, tp / (tp + fn) if tp + fn else 0.0,
-                  2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0, tp / (tp + fp + fn) if tp + fp + fn else 0.0)
-        row.update({f"{k}@{args.iou:g}": v for k, v in zip(OBJECT_COLUMNS, ratios)})
+
+def _row(name: str, pixels: dict, objects: list[ObjectScores], args) -> dict:
+    row = {"file": name, **{k: pixels[k] for k in COLUMNS}, **{f"iu_{i}": v for i, v in enumerate(pixels["iu"])}}
+    for s in objects:
+        row.update({f"{k}@{args.iou:g}": getattr(s, k) for k in OBJECT_COLUMNS})
     return row
 
 

@@ -92,9 +92,10 @@ def spatial_shape(image, in_channels: int = 1, channel_axis: int | None = None) 
     return ((planes.n_planes,) if planes.plane_axis is not None else ()) + planes.shape
 
 
-def recorded_diameter(versions: list[dict]) -> float | None:
-    """The latest ``object_diameter`` in version records (or their ``training`` card), else None."""
-    for record in reversed(versions):
+def recorded_diameter(details: list[dict]) -> float | None:
+    """The latest ``object_diameter`` in the ``details`` of version records, oldest first (or in their ``training``
+    card), else None."""
+    for record in reversed(details):
         size = record.get("object_diameter", (record.get("training") or {}).get("object_diameter"))
         if size is not None:
             return float(size)

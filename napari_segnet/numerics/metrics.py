@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy import ndimage
@@ -36,6 +37,12 @@ def scores_from_confusion(n: np.ndarray) -> dict[str, object]:
     t_i = Σ_j n_ij (true pixels of class i); IU_i = n_ii / (t_i + Σ_j n_ji − n_ii).
     Classes absent from both truth and prediction have IU = NaN and are left out of the means; a class
     predicted but absent from the truth has IU 0 (it counts) and no accuracy (it is left out of mean accuracy).
+
+    Returns a dict: ``pixel_accuracy``, ``mean_accuracy``, ``mean_iu``, ``frequency_weighted_iu`` (floats),
+    ``iu`` (float (C,)) and ``confusion`` (int64 (C, C)). Pixel scores stay a dict on purpose (object scores are
+    a record, :class:`ObjectScores`): every saved model's version history stores them as this JSON object
+    (``Version.scores``, ``parent_scores``) and the guard (:mod:`napari_segnet.training.guard`) extends them
+    with its own keys, so the one shape serves memory, files and the guard.
     """
     n = np.asarray(n, dtype=np.float64)
     diag, t, predicted = np.diag(n), n.sum(axis=1), n.sum(axis=0)
@@ -136,8 +143,54 @@ def match_objects(true_index, pred_index, iou, threshold: float) -> np.ndarray:
     return np.concatenate(matched)
 
 
+@dataclass(frozen=True)
+class ObjectScores:
+    """Object detection scores at one IoU ``threshold``, from a one-to-one matching (:func:`object_scores`).
+
+    Counts are objects: n_pred, n_true, tp (matched pairs), fp = n_pred − tp, fn = n_true − tp. Ratios in [0, 1]:
+    precision tp/(tp+fp), recall tp/(tp+fn), f1 2tp/(2tp+fp+fn), average_precision tp/(tp+fp+fn) (the 2018 Data
+    Science Bowl's AP at one threshold), mean_matched_iou (mean IoU of the matched pairs); a ratio whose
+    denominator is 0 is 0, as in stardist. ``to_dict()`` is its JSON form.
+    """
+
+    threshold: float
+    n_pred: int
+    n_true: int
+    tp: int
+    fp: int
+    fn: int
+    precision: float
+    recall: float
+    f1: float
+    average_precision: float
+    mean_matched_iou: float
+
+    @classmethod
+    def of(cls, threshold: float, n_pred: int, n_true: int, tp: int, matched_iou_sum: float) -> ObjectScores:
+        """The scores of ``tp`` matches among ``n_pred`` predicted and ``n_true`` true objects whose IoUs sum to
+        ``matched_iou_sum``."""
+        fp, fn = n_pred - tp, n_true - tp
+        return cls(float(threshold), int(n_pred), int(n_true), int(tp), int(fp), int(fn), _ratio(tp, tp + fp),
+                   _ratio(tp, tp + fn), _ratio(2 * tp, 2 * tp + fp + fn), _ratio(tp, tp + fp + fn),
+                   _ratio(matched_iou_sum, tp))
+
+    @classmethod
+    def pooled(cls, scores: Sequence[ObjectScores]) -> ObjectScores:
+        """The scores of several images together (counts summed, matched IoU averaged over all matches); all at
+        the same threshold."""
+        thresholds = {s.threshold for s in scores}
+        if len(thresholds) != 1:
+            raise ValueError(f"pool scores of one IoU threshold, got {sorted(thresholds)}")
+        return cls.of(thresholds.pop(), sum(s.n_pred for s in scores), sum(s.n_true for s in scores),
+                      sum(s.tp for s in scores), sum(s.mean_matched_iou * s.tp for s in scores))
+
+    def to_dict(self) -> dict[str, float | int]:
+        """The JSON form: a dict of the fields."""
+        return asdict(self)
+
+
 def object_scores(pred_instances, true_instances, thresholds=THRESHOLDS, *, true_is_semantic: bool | None = None,
-                  per_slice: bool = True) -> list[dict[str, float | int]]:
+                  per_slice: bool = True) -> list[ObjectScores]:
     """Object detection scores at each IoU threshold, from a one-to-one matching of objects by IoU.
 
     pred_instances: instance ids (Y, X) or (Z, Y, X), 0 = background (e.g. ``label_instances(pred)``).
@@ -150,11 +203,7 @@ def object_scores(pred_instances, true_instances, thresholds=THRESHOLDS, *, true
     object per slice) with counts pooled over the stack; ``False`` scores 3-D objects.
 
     Matching: stardist's ``matching`` — of the pairs with IoU ≥ t, the most pairs one-to-one, then the highest
-    total IoU. Returns one JSON-ready dict per threshold, in order, with keys ``threshold``, ``n_pred``,
-    ``n_true``, ``tp``, ``fp`` (= n_pred − tp), ``fn`` (= n_true − tp), ``precision`` tp/(tp+fp), ``recall``
-    tp/(tp+fn), ``f1`` 2tp/(2tp+fp+fn), ``average_precision`` tp/(tp+fp+fn) (the 2018 Data Science Bowl's AP at
-    one threshold) and ``mean_matched_iou`` (mean IoU of the matched pairs). A ratio whose denominator is 0
-    (no predictions, no true objects, no match) is 0, as in stardist.
+    total IoU. Returns one :class:`ObjectScores` per threshold, in order.
     """
     pred = check_labels(pred_instances, "pred_instances", ndim=(2, 3))
     true = check_labels(true_instances, "true_instances", ndim=(2, 3))
@@ -169,7 +218,8 @@ def object_scores(pred_instances, true_instances, thresholds=THRESHOLDS, *, true
     if per_slice:
         pred = unique_per_slice(pred)
     ti, pi, iou, n_true, n_pred = iou_pairs(pred, true)
-    return [_scores_at(match_objects(ti, pi, iou, t), t, n_pred, n_true) for t in thresholds]
+    matches = [match_objects(ti, pi, iou, t) for t in thresholds]
+    return [ObjectScores.of(t, n_pred, n_true, m.size, float(m.sum())) for t, m in zip(thresholds, matches)]
 
 
 def _check_thresholds(thresholds) -> tuple[float, ...]:
@@ -181,16 +231,6 @@ def _check_thresholds(thresholds) -> tuple[float, ...]:
 
 def _ratio(a: float, b: float) -> float:
     return float(a / b) if b else 0.0
-
-
-def _scores_at(matched: np.ndarray, threshold: float, n_pred: int, n_true: int) -> dict[str, float | int]:
-    tp = int(matched.size)
-    fp, fn = n_pred - tp, n_true - tp
-    return {
-        "threshold": threshold, "n_pred": n_pred, "n_true": n_true, "tp": tp, "fp": fp, "fn": fn,
-        "precision": _ratio(tp, tp + fp), "recall": _ratio(tp, tp + fn), "f1": _ratio(2 * tp, 2 * tp + fp + fn),
-        "average_precision": _ratio(tp, tp + fp + fn), "mean_matched_iou": _ratio(matched.sum(), tp),
-    }
 
 
 def looks_semantic(labels: np.ndarray, per_slice: bool = True, ratio: float = 0.1) -> bool:
@@ -215,17 +255,17 @@ def looks_semantic(labels: np.ndarray, per_slice: bool = True, ratio: float = 0.
     return bool((sizes[second] >= ratio * sizes[largest[second]]).any())
 
 
-def object_score_rows(scores: list[dict[str, float | int]]) -> list[tuple[str, float | int]]:
+def object_score_rows(scores: Sequence[ObjectScores]) -> list[tuple[str, float | int]]:
     """``object_scores`` as a flat (name, value) table: object counts, then per threshold t precision, recall,
     F1, AP and mean matched IoU, named like ``"F1 @ 0.5"``."""
     if not scores:
         return []
-    rows: list[tuple[str, float | int]] = [("predicted objects", scores[0]["n_pred"]),
-                                           ("true objects", scores[0]["n_true"])]
+    rows: list[tuple[str, float | int]] = [("predicted objects", scores[0].n_pred),
+                                           ("true objects", scores[0].n_true)]
     names = (("precision", "precision"), ("recall", "recall"), ("F1", "f1"), ("AP", "average_precision"),
              ("mean matched IoU", "mean_matched_iou"))
     for s in scores:
-        rows += [(f"{name} @ {s['threshold']:g}", s[key]) for name, key in names]
+        rows += [(f"{name} @ {s.threshold:g}", getattr(s, key)) for name, key in names]
     return rows
 
 
@@ -235,3 +275,27 @@ def pixel_score_rows(scores: dict, class_names: Sequence[str] = ()) -> list[tupl
     rows = [(k.replace("_", " "), scores[k]) for k in
             ("pixel_accuracy", "mean_accuracy", "mean_iu", "frequency_weighted_iu")]
     return rows + [(f"IU {class_names[i] if i < len(class_names) else i}", v) for i, v in enumerate(scores["iu"])]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A prediction scored against ground truth: ``pixels`` as :func:`segmentation_scores` returns them, ``objects``
+    one :class:`ObjectScores` per IoU threshold asked for (none: pixel scores only)."""
+
+    pixels: dict
+    objects: list[ObjectScores]
+
+
+def evaluate(pred: np.ndarray, truth: np.ndarray, num_classes: int, thresholds: Sequence[float] = (0.5,),
+             scored: np.ndarray | None = None) -> Evaluation:
+    """Score class ids ``pred`` against ``truth`` (both (Y, X) or (Z, Y, X)), as the dock's Evaluate and
+    ``napari-segnet evaluate`` do: FCN pixel scores over ``num_classes`` on the ``scored`` pixels (bool, same
+    shape; None: all), and object scores of the prediction's instances (``label_instances(pred)``) against the
+    truth's objects (its instance ids, or the components of its classes) at each IoU in ``thresholds``, over the
+    whole image. Raises ``ValueError`` for shapes that differ."""
+    pred, truth = np.asarray(pred), np.asarray(truth)
+    check_same_shape(pred, truth, "prediction", "ground truth")
+    keep = (slice(None),) if scored is None else (np.asarray(scored, bool),)
+    pixels = segmentation_scores(pred[keep], truth[keep], num_classes)
+    objects = object_scores(label_instances(pred), truth, tuple(thresholds)) if len(thresholds) else []
+    return Evaluation(pixels, objects)

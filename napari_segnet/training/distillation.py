@@ -8,7 +8,7 @@ and exported: nothing of the forest is kept.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -35,8 +35,37 @@ MAX_FOREST_PIXELS = 2 * 1024 * 1024
 CV_BLOCK = 32
 
 
+@dataclass(frozen=True)
+class Distillation:
+    """What distillation decided in one fine-tune; a version keeps it as ``details["distillation"]``
+    (:meth:`to_dict`, JSON).
+
+    distilled: whether the network also learnt forest labels on unreviewed pixels. why: the reason no forest was
+    fitted at all (None when one was). forest_cv_mean_iu: the forest's two-fold cross-validated mean IU on the
+    reviewed pixels (:func:`forest_cv_mean_iu`; NaN: too few pixels to score; None: no forest fitted).
+    network_mean_iu: the network's mean IU on the same pixels before the run (None: no forest fitted).
+    """
+
+    distilled: bool
+    why: str | None = None
+    forest_cv_mean_iu: float | None = None
+    network_mean_iu: float | None = None
+
+    def to_dict(self) -> dict:
+        """The JSON form: the fields that are set (a version's metadata stores it)."""
+        return {k: v for k, v in (("forest_cv_mean_iu", self.forest_cv_mean_iu),
+                                  ("network_mean_iu", self.network_mean_iu), ("distilled", self.distilled),
+                                  ("why", self.why)) if v is not None}
+
+    @classmethod
+    def from_dict(cls, record: dict) -> Distillation:
+        """The record of :meth:`to_dict` (as read back from a saved model's metadata)."""
+        return cls(bool(record["distilled"]), record.get("why"), record.get("forest_cv_mean_iu"),
+                   record.get("network_mean_iu"))
+
+
 def distill(items: list[TrainingImage], settings: TrainSettings, num_classes: int, network_mean_iu: float
-            ) -> tuple[list[TrainingImage], dict]:
+            ) -> tuple[list[TrainingImage], Distillation]:
     """The training planes to learn from, and what was decided (for the version's record).
 
     A forest that has seen one class only would label every pixel with it: no forest labels then. While the
@@ -48,18 +77,19 @@ def distill(items: list[TrainingImage], settings: TrainSettings, num_classes: in
     windows = _windows(items)
     used = [(it, w) for it, w in zip(items, windows) if w]
     if not used:
-        return items, {"distilled": False, "why": "the planes are too large for the pixel forest"}
+        return items, Distillation(False, "the planes are too large for the pixel forest")
     features, labels, reviewed = _forest_inputs(used)
     if len(np.unique(np.concatenate([lb[r] for lb, r in zip(labels, reviewed)]))) < 2:
-        return items, {"distilled": False, "why": "the reviewed pixels show one class: nothing to tell apart"}
+        return items, Distillation(False, "the reviewed pixels show one class: nothing to tell apart")
     seed = settings.seed or 0
     forest_iu = _cv_mean_iu(features, labels, reviewed, num_classes, seed)
-    record = {"forest_cv_mean_iu": round(forest_iu, 4), "network_mean_iu": round(float(network_mean_iu), 4)}
+    record = Distillation(False, forest_cv_mean_iu=round(forest_iu, 4),
+                          network_mean_iu=round(float(network_mean_iu), 4))
     if not forest_iu > network_mean_iu and not np.isnan(network_mean_iu):
-        return items, {**record, "distilled": False}
+        return items, record
     forest = PixelForest(features, labels, reviewed, num_classes, seed)
     taught = {id(it): _taught(it, w, forest.probabilities(f), settings) for (it, w), f in zip(used, features)}
-    return [taught.get(id(it), it) for it in items], {**record, "distilled": True}
+    return [taught.get(id(it), it) for it in items], replace(record, distilled=True)
 
 
 def forest_cv_mean_iu(items: list[TrainingImage], num_classes: int, seed: int = 0) -> float:

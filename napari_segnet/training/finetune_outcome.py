@@ -10,6 +10,7 @@ import numpy as np
 from ..io.metadata import Version
 from ..progress import Outcome
 from . import ddp
+from .distillation import Distillation
 from .guard import accepts, verdict
 from .loop import TrainResult
 from .settings import TrainSettings
@@ -32,18 +33,18 @@ class FinetuneFinished(Outcome):
     guard: str = "held-out reviewed pixels"
 
 
-def forest_note(record: dict | None) -> str:
-    """What the message adds about the pixel forest (``details["distillation"]`` of the version), "" without
-    one."""
-    if not record:
+def forest_note(record: Distillation | None) -> str:
+    """What the message adds about the pixel forest (a version's ``details["distillation"]``, read with
+    :meth:`Distillation.from_dict`), "" without one."""
+    if record is None:
         return ""
-    if "why" in record:
-        return f"; no pixel forest: {record['why']}"
-    if np.isnan(record["forest_cv_mean_iu"]):
+    if record.why is not None:
+        return f"; no pixel forest: {record.why}"
+    if np.isnan(record.forest_cv_mean_iu):
         return "; too few reviewed pixels to score the pixel forest, so it learnt from the reviewed pixels only"
-    scores = f"(mean IU on the reviewed pixels: forest {record['forest_cv_mean_iu']:.3f}, network " \
-             f"{record['network_mean_iu']:.3f} before this run)"
-    if record.get("distilled"):
+    scores = f"(mean IU on the reviewed pixels: forest {record.forest_cv_mean_iu:.3f}, network " \
+             f"{record.network_mean_iu:.3f} before this run)"
+    if record.distilled:
         return f"; it also learnt the pixel forest's labels on unreviewed pixels {scores}"
     return f"; the network is ahead of the pixel forest, so it learnt from the reviewed pixels only {scores}"
 
@@ -71,19 +72,34 @@ def record_run(model, steps: Iterator, config: TrainSettings, guard: str, judge:
             result = update
         else:
             yield update
-    version = model.metadata.next_version()
     config = replace(config, steps=result.steps)  # what ran: ``auto_max_seconds`` may have shortened the run
-    model.metadata = model.metadata.with_version(Version(
-        version, parent, settings=asdict(config), final_loss=result.final_loss, seconds=round(result.seconds, 2),
-        details={"guard": guard, **ddp.world_record(), **details}, **run))
-    model.add_weights(version, result.state_dict)
-    model.rollback(version)
-    after = judge()
+    record = Version(model.metadata.next_version(), parent, settings=asdict(config), final_loss=result.final_loss,
+                     seconds=round(result.seconds, 2), details={"guard": guard, **ddp.world_record(), **details},
+                     **run)
+    note = forest_note(Distillation.from_dict(details["distillation"]) if "distillation" in details else None)
+    yield commit_version(model, record, result.state_dict, lambda: (before, judge()), guard, accept_worse, note)
+
+
+def commit_version(model, record: Version, weights: dict, judge: Callable[[], tuple[dict | None, dict | None]],
+                   guard: str, accept_worse: bool = False, note: str = "") -> FinetuneFinished:
+    """Commit a new version of ``model`` (a :class:`~napari_segnet.segmenter.Segmenter`) — the one way a fine-tune,
+    a live session or the CLI adds one: add ``record`` (numbered ``model.metadata.next_version()``, its
+    ``parent`` the version it was trained from) with ``weights`` (its state dict), make it active, then
+    ``judge()`` → (the parent's scores, the new version's scores) on the guard set (``guard`` names it; None,
+    None: no guard set, then "none"); store both scores in the record; keep it active unless the guard rejects it
+    (:func:`~napari_segnet.training.guard.accepts`, overridden by ``accept_worse``), else make the parent active
+    again. Returns its :class:`FinetuneFinished`, whose message is the guard's verdict followed by ``note``."""
+    number = record.version
+    model.metadata = model.metadata.with_version(record)
+    model.add_weights(number, weights)
+    model.rollback(number)
+    before, after = judge()
     if after is not None:
-        model.annotate(version, parent_scores=plain_scores(before))
-        model.metadata = model.metadata.with_changes(version, scores=plain_scores(after))
-    accepted = accept_worse or after is None or accepts(before, after)
+        model.annotate(number, parent_scores=plain_scores(before))
+        model.metadata = model.metadata.with_changes(number, scores=plain_scores(after))
+    guard = guard if after is not None else "none"
+    accepted = accept_worse or before is None or after is None or accepts(before, after)
     if not accepted:
-        model.rollback(parent)
-    message = verdict(version, parent, accepted, before, after, guard) + forest_note(details.get("distillation"))
-    yield FinetuneFinished(version, accepted, before, after, message, guard)
+        model.rollback(record.parent)
+    message = verdict(number, record.parent, accepted, before, after, guard) + note
+    return FinetuneFinished(number, accepted, before, after, message, guard)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from skimage.feature import multiscale_basic_features
 
 #: scikit-image's feature set as ilastik uses it: smoothed intensity, edges and texture at σ = 1, 2, 4, 8, 16.
 FEATURES = {"intensity": True, "edges": True, "texture": True, "sigma_min": 1, "sigma_max": 16}
@@ -24,6 +23,8 @@ MAX_TRAINING_PIXELS = 100_000
 
 def pixel_features(image: np.ndarray) -> np.ndarray:
     """float32 (Y, X, F) features of a normalised plane ``image`` (C, Y, X)."""
+    from skimage.feature import multiscale_basic_features  # only when a forest is asked for
+
     if image.ndim != 3:
         raise ValueError(f"expected a (C, Y, X) plane, got shape {image.shape}")
     plane = image[0] if image.shape[0] == 1 else image

@@ -102,3 +102,15 @@ def view_region(center, canvas_size, zoom: float, scale, translate, shape: tuple
     lo = np.floor((center - half - translate) / scale + 0.5).astype(int)
     hi = np.ceil((center + half - translate) / scale + 0.5).astype(int)
     return Region(plane, int(lo[0]), int(lo[1]), int(hi[0]), int(hi[1])).clipped(shape)
+
+
+def view_of(rows: slice, cols: slice, canvas_size, scale, translate, fill: float = 0.6
+            ) -> tuple[np.ndarray, float]:
+    """The camera that shows the tile ``rows`` × ``cols`` of a layer (its ``scale`` and ``translate`` (y, x))
+    centred and filling ``fill`` of the canvas (height, width in screen pixels) along its longer side: (world
+    centre (y, x), zoom in screen pixels per world unit). The inverse of :func:`view_region`, which gives the
+    tile back (with the margin around it)."""
+    scale, translate = np.asarray(scale, float)[-2:], np.asarray(translate, float)[-2:]
+    center = translate + scale * np.array([(rows.start + rows.stop) / 2, (cols.start + cols.stop) / 2])
+    side = max(rows.stop - rows.start, cols.stop - cols.start) * scale.max()
+    return center, fill * min(canvas_size) / side

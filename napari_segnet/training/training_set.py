@@ -107,6 +107,22 @@ def training_planes(images: Sequence, labels: Sequence, masks: Sequence | None =
     return planes
 
 
+def merge_corrections(shape: tuple[int, ...], dtype, labels: np.ndarray | None, reviewed: np.ndarray | None,
+                      planes: dict[int, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """An image's corrected labels and reviewed mask (both ``shape``: (Y, X) or (Z, Y, X)) with the corrections
+    of ``planes`` merged in: {plane index z (0 for a 2-D image): (labels (Y, X), reviewed (Y, X) bool)}; a
+    plane's reviewed pixels take its labels and become reviewed, the rest stay as they were. ``labels`` /
+    ``reviewed``: what the image had (None, or another shape: nothing yet; labels then ``dtype`` zeros).
+    Returns new arrays; the inputs are not changed."""
+    labels = np.zeros(shape, dtype) if labels is None or labels.shape != shape else labels.copy()
+    reviewed = np.zeros(shape, bool) if reviewed is None or reviewed.shape != shape else reviewed.copy()
+    for z, (plane_labels, plane_reviewed) in planes.items():
+        index = (z,) if len(shape) == 3 else ()
+        labels[index] = np.where(plane_reviewed, plane_labels, labels[index])
+        reviewed[index] |= plane_reviewed
+    return labels, reviewed
+
+
 def check_validation(validation, *, in_channels: int, num_classes: int, channel_axis: int | None = None) -> None:
     """``ValueError`` ("validation: …") unless ``validation`` is an (images, labels) pair that
     :func:`training_planes` accepts: the guard set gets the training set's checks when a run is asked for."""

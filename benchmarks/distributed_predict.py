@@ -9,7 +9,7 @@ REPEAT times, interleaved (1, 2, 1, 2, …: this VM's speed drifts by up to ±15
 run is reported. Memory: the peak RSS (VmHWM) of each worker process (from the block reports) and of the
 baseline process.
 
-Run: python benchmarks/distributed.py [--size 8192] [--tile 512] [--block 2048] [--workers 1 2] [--repeat 5]
+Run: python -m benchmarks.distributed_predict [--size 8192] [--tile 512] [--block 2048] [--workers 1 2] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-# this file is named like the dask package it uses: keep its folder off the import path
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_image(path: Path, size: int) -> None:
@@ -59,8 +58,8 @@ def baseline(path: str, tile: int) -> dict:
 
 def run_baseline(path: Path, tile: int, threads: int) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    out = subprocess.run([sys.executable, __file__, "--baseline", str(path), "--tile", str(tile)], env=env,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-m", __spec__.name, "--baseline", str(path), "--tile", str(tile)],
+                         env=env, capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -91,9 +90,9 @@ def run_cluster(path: Path, folder: Path, workers: int, tile: int, block: int) -
         seconds = time.perf_counter() - start
     per_worker = {}
     for r in reports:
-        per_worker[r["worker"]] = max(per_worker.get(r["worker"], 0), r["peak_rss_mb"])
+        per_worker[r.worker] = max(per_worker.get(r.worker, 0), r.peak_rss_mb)
     return {"workers": workers, "seconds": seconds, "startup": startup, "blocks": len(reports),
-            "threads": sorted({r["torch_threads"] for r in reports}), "peak_rss_mb": sorted(per_worker.values())}
+            "threads": sorted({r.torch_threads for r in reports}), "peak_rss_mb": sorted(per_worker.values())}
 
 
 def main() -> None:

@@ -1,0 +1,43 @@
+"""The one peer of the human-in-the-loop benchmarks: the product's own pixel forest (ilastik's method).
+
+:class:`napari_segnet.training.pixel_forest.PixelForest` — the forest distillation uses — trained on exactly the
+pixels the simulated user reviewed for the network, predicting whole images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from napari_segnet.training.pixel_forest import PixelForest, pixel_features
+
+
+def features(image: np.ndarray) -> np.ndarray:
+    """float32 (Y, X, F) forest features of a 2-D ``image`` (Y, X), normalised as the product's default does
+    (percentiles 1 → 0, 99.8 → 1)."""
+    lo, hi = np.percentile(image, [1, 99.8])
+    return pixel_features(((image.astype(np.float32) - lo) / max(hi - lo, 1e-6))[None])
+
+
+class ForestPeer:
+    """The pixel forest of a set of working images (each (Y, X)): features computed once, a forest fitted per round.
+
+    ``num_classes``: classes of the labels (0 … num_classes − 1).
+    """
+
+    def __init__(self, images: Sequence[np.ndarray], num_classes: int):
+        self.num_classes = num_classes
+        self.train_features = [features(im) for im in images]
+
+    def fit_predict(self, truths: Sequence[np.ndarray], reviewed: Sequence[np.ndarray],
+                    test_images: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Fit on the ``reviewed`` ((Y, X) bool) pixels of ``truths`` ((Y, X) class ids) of the working images;
+        (class ids of every working image, class ids of every test image), each (Y, X)."""
+        forest = PixelForest(self.train_features, truths, reviewed, self.num_classes)
+
+        def predict(f):
+            return forest.probabilities(f).argmax(-1).astype(np.uint8)
+
+        return ([predict(f) for f in self.train_features],
+                [predict(features(im)) for im in test_images])

@@ -1,0 +1,235 @@
+"""The docs' benchmark numbers, generated from the stored records so that they never drift from what was measured.
+
+Every Markdown file of the repository (README.md, docs/*.md) may hold blocks
+
+    <!-- generated: NAME -->
+    …
+    <!-- end generated -->
+
+whose body is :data:`RENDERERS`\\ [NAME] applied to the records in ``benchmarks/results/``. ``python -m
+benchmarks.tables`` rewrites every block; ``--check`` only says which files differ (exit status 1), as the test
+of the docs does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from . import records
+from .dock_loop import TIES, WORKING, guard_right
+
+ROOT = Path(__file__).resolve().parents[1]
+BLOCK = re.compile(r"(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end generated -->)", re.S)
+#: What each dock_loop record shows in the summary: (case, mode) → the row's label.
+LOOP_CASES = {("nuclei", "finetune"): "shipped default, images from another microscope",
+              ("nuclei", "live"): "same, live mode instead of Fine-tune",
+              ("scratch", "finetune"): "new 3-class U-Net, real scratch-assay frames"}
+
+
+def markdown_files() -> list[Path]:
+    """README.md and every Markdown file in docs/."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def _machine(record: dict) -> str:
+    m = record["machine"]
+    return f"{m['cpu']} × {m['cores']} cores, torch {m['torch']}"
+
+
+def _spread(values: list[float]) -> str:
+    v = np.array(values)
+    return f"{v.mean():.3f} ± {v.std():.3f}" if len(v) > 1 else f"{v[0]:.3f}"
+
+
+def loop_table(record: dict) -> str:
+    """A Markdown table of one dock_loop record: per round, the held-out scores (mean ± spread over the seeds), the
+    pixel forest's on the same pixels (new models), the seconds per round, how often the new version became active
+    and how often the guard was right; then a summary."""
+    runs = [r["rows"] for r in record["runs"]]
+    keys = [k for k in ("iou", "f1", "mean_iu") if k in runs[0][0]]
+    forest = "forest" in runs[0][-1]
+    head = ["round", *[f"held-out {k.replace('_', ' ')}" for k in keys], *(["forest, same pixels"] if forest else []),
+            "s per round (max)", "new version active", f"guard right (ties ±{TIES[0]} / ±{TIES[1]})"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in range(len(runs[0])):
+        rows = [run[r] for run in runs]
+        cells = [str(r), *(_spread([row[k] for row in rows]) for k in keys)]
+        if forest:
+            cells.append(_spread([row["forest"]["mean_iu"] for row in rows]) if r else "—")
+        if r == 0:
+            cells += ["—", "—", "—"]
+        else:
+            secs = [row["seconds"] for row in rows]
+            cells += [f"{np.mean(secs):.1f} ({max(secs):.1f})", f"{sum(row['accepted'] for row in rows)} of "
+                      f"{len(rows)}", f"{right(rows, TIES[0])} / {right(rows, TIES[1])} of {len(rows)}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    load = record["machine"].get("load")
+    return (f"**{record['case']}**, {record['mode']}, region: {record['region']} — {len(runs)} seeds, "
+            f"{record['date'][:10]}, {_machine(record)}" + ("" if load is None else f", load {load} at the end")
+            + "\n\n" + "\n".join(lines) + "\n\n" + _loop_totals(runs, keys[0]) + "\n")
+
+
+def right(rows: list[dict], tie: float, key: str = "delta_new_minus_old") -> int:
+    """How many of ``rows`` (rounds) the guard was right in, differences ≤ ``tie`` counting as ties."""
+    return sum(guard_right(row["accepted"], row[key], tie) for row in rows if key in row)
+
+
+def _loop_totals(runs: list[list[dict]], key: str) -> str:
+    """How often the guard was right (held-out images; the person's own working images outside the reviewed
+    regions), the largest drop from one round to the next and the gain after round 3."""
+    decisions = [row for run in runs for row in run[1:]]
+    n = len(decisions)
+    text = "Guard right against the held-out images in " + " and ".join(
+        f"{right(decisions, tie)} of {n} rounds ({100 * right(decisions, tie) / n:.0f} %) with ties ≤ {tie}"
+        for tie in TIES)
+    mine = [row for row in decisions if WORKING in row]
+    if mine:
+        text += "; against the person's own working images outside the reviewed regions (mean IU) in " + " and ".join(
+            f"{right(mine, tie, WORKING)} of {len(mine)} ({100 * right(mine, tie, WORKING) / len(mine):.0f} %) "
+            f"with ties ≤ {tie}" for tie in TIES)
+    drops = [run[i][key] - run[i + 1][key] for run in runs for i in range(len(run) - 1)]
+    gains = [run[min(3, len(run) - 1)][key] - run[0][key] for run in runs]
+    return (text + f". Largest drop of held-out {key.replace('_', ' ')} from one round to the next "
+            f"{max(drops):.3f}; gain after round {min(3, len(runs[0]) - 1)}: {np.mean(gains):+.3f} (runs: "
+            f"{', '.join(f'{g:+.3f}' for g in gains)}).")
+
+
+def loop_tables() -> str:
+    """docs/loop.md's tables: one per stored dock_loop record."""
+    return "\n".join(loop_table(r) for r in records.read("dock_loop_*.json"))
+
+
+def _mean_at(runs: list[list[dict]], key: str, r: int) -> float:
+    return float(np.mean([run[min(r, len(run) - 1)][key] for run in runs]))
+
+
+def loop_summary() -> str:
+    """The README's table of the loop: per dock_loop record, the held-out headline score at rounds 0, 1, 3 (and
+    the last), object F1 at rounds 0 and 3, the range of seconds per round and the guard's record."""
+    found = records.read("dock_loop_*.json")
+    lines = ["| case | held-out score, round 0 → 1 → 3 | object F1, round 0 → 3 | s per round | guard right: "
+             f"held-out images (ties ±{TIES[0]} / ±{TIES[1]}) | guard right: your own images (±{TIES[0]}) |",
+             "|---|---|---|---|---|---|"]
+    for record in found:
+        runs = [r["rows"] for r in record["runs"]]
+        key, name = ("iou", "nucleus IoU") if "iou" in runs[0][0] else ("mean_iu", "mean IU")
+        last = len(runs[0]) - 1
+        score = " → ".join(f"{_mean_at(runs, key, r):.3f}" for r in (0, 1, 3))
+        if last > 3:
+            score += f" ({_mean_at(runs, key, last):.3f} at round {last})"
+        f1 = f"{_mean_at(runs, 'f1', 0):.3f} → {_mean_at(runs, 'f1', 3):.3f}" if "f1" in runs[0][0] else "—"
+        secs = [row["seconds"] for run in runs for row in run[1:]]
+        decisions = [row for run in runs for row in run[1:]]
+        mine = [row for row in decisions if WORKING in row]
+        own = f"{right(mine, TIES[0], WORKING)} of {len(mine)}" if mine else "—"
+        label = LOOP_CASES.get((record["case"], record["mode"]), f"{record['case']}, {record['mode']}")
+        lines.append(f"| {label} | {name} {score} | {f1} | {min(secs):.1f}–{max(secs):.1f} | "
+                     f"{right(decisions, TIES[0])} / {right(decisions, TIES[1])} of {len(decisions)} | {own} |")
+    dates = sorted({r["date"][:10] for r in found})
+    seeds = sorted({len(r["runs"]) for r in found})
+    return (f"From the stored records (`benchmarks/results/dock_loop_*.json`): {' / '.join(map(str, seeds))} "
+            f"seeds, {', '.join(dates)}, {_machine(found[0])}.\n\n" + "\n".join(lines) + "\n")
+
+
+def views_table() -> str:
+    """docs/python-api.md's table of slice-wise against three-view prediction (views_cells3d.json)."""
+    record = records.read("views_cells3d.json")[0]
+    lines = ["| views | held-out slices: nucleus IoU | all 36 slices: nucleus IoU | seconds |", "|---|---|---|---|"]
+    for row in record["rows"]:
+        views = "1 (slice by slice)" if row["views"] == 1 else str(row["views"])
+        if row["spacing"]:
+            views += ", voxel size " + " × ".join(f"{s:g}" for s in row["spacing"]) + " µm"
+        lines.append(f"| {views} | {row['held_out_iou']:.3f} | {row['all_slices_iou']:.3f} | {row['seconds']:.1f} |")
+    return (f"Measured {record['date'][:10]} (`python -m benchmarks.views`, shipped default, cells3d nuclei "
+            f"(36, 256, 256), torch {record['torch']}, {record['threads']} threads):\n\n" + "\n".join(lines) + "\n")
+
+
+def _domain_rows(keep: Callable[[dict], bool], with_size: bool) -> list[str]:
+    """Markdown rows of domain_shift.json's rows that ``keep`` accepts; the shipped default as is in bold."""
+    record = records.read("domain_shift.json")[0]
+    head = ["model", *(["object size"] if with_size else []), "data", "objects", "pixel IoU", "object F1@0.5",
+            "AP@0.5"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in filter(keep, record["rows"]):
+        strong = row["model"] == "shipped default" and row["object_size"] == "as is"
+        scores = [f"{row[k]:.3f}" for k in ("iou", "f1", "ap")]
+        if strong and row["data"] == "all":
+            scores = [f"**{s}**" for s in scores]
+        cells = [f"**{row['model']}**" if strong else row["model"], *([row["object_size"]] if with_size else []),
+                 row["data"], str(row["objects"]), *scores]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def domain_shift_table() -> str:
+    """docs/benchmarks.md's zero-shot table: every row of domain_shift.json (seconds left out: a busy machine's)."""
+    record = records.read("domain_shift.json")[0]
+    return (f"Measured {record['date'][:10]} on {_machine(record)} (`benchmarks/results/domain_shift.json`):\n\n"
+            + "\n".join(_domain_rows(lambda row: True, with_size=True)) + "\n")
+
+
+def domain_shift_summary() -> str:
+    """The README's zero-shot table: the previous default on all images, the shipped default per subset, as is."""
+    def keep(row):
+        return row["object_size"] == "as is" and (row["model"] == "shipped default" or row["data"] == "all")
+
+    return "\n".join(_domain_rows(keep, with_size=False)) + "\n"
+
+
+def model_scores() -> str:
+    """The README model card's scores of the shipped default: same microscope (views_cells3d.json, slice by slice)
+    and zero-shot on the domain-shift set (domain_shift.json)."""
+    views = next(r for r in records.read("views_cells3d.json")[0]["rows"] if r["views"] == 1)
+    shift = {r["data"]: r for r in records.read("domain_shift.json")[0]["rows"]
+             if r["model"] == "shipped default" and r["object_size"] == "as is"}
+    everything, cells = shift["all"], shift["cells3d shifted"]
+    return (f"Scores of the shipped default, from the stored records: on the held-out cells3d slices (same "
+            f"microscope) mean IU {views['held_out_mean_iu']:.3f}, nucleus IoU **{views['held_out_iou']:.3f}**; "
+            f"zero-shot on the domain-shift set (below) object F1@0.5 **{everything['f1']:.3f}** (goal ≥ 0.80), "
+            f"AP@0.5 {everything['ap']:.3f}, nucleus IoU {everything['iou']:.3f}; its shifted cells3d slices alone: "
+            f"F1 {cells['f1']:.3f}, IoU {cells['iou']:.3f}.\n")
+
+
+RENDERERS: dict[str, Callable[[], str]] = {
+    "loop": loop_tables, "loop-summary": loop_summary, "views": views_table, "domain-shift": domain_shift_table,
+    "domain-shift-summary": domain_shift_summary, "model-scores": model_scores,
+}
+
+
+def generate(text: str) -> str:
+    """``text`` with the body of every generated block replaced by its renderer's output; an unknown name raises
+    ``KeyError`` with the known ones."""
+    def body(match: re.Match) -> str:
+        name = match["name"]
+        if name not in RENDERERS:
+            raise KeyError(f"no renderer {name!r}; known: {', '.join(RENDERERS)}")
+        return match[1] + RENDERERS[name]() + match[4]
+
+    return BLOCK.sub(body, text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only report the files that differ (exit status 1)")
+    args = parser.parse_args(argv)
+    stale = []
+    for path in markdown_files():
+        text = path.read_text(encoding="utf-8")
+        new = generate(text)
+        if new != text:
+            stale.append(path)
+            if not args.check:
+                path.write_text(new, encoding="utf-8")
+    verb = "differ from the records" if args.check else "rewritten"
+    print(f"{verb}: {', '.join(str(p.relative_to(ROOT)) for p in stale) or 'none'}")
+    return 1 if args.check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
