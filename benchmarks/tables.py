@@ -113,9 +113,10 @@ def loop_summary() -> str:
     """The README's table of the loop: per dock_loop record, the held-out headline score at rounds 0, 1, 3 (and
     the last), object F1 at rounds 0 and 3, the range of seconds per round and the guard's record."""
     found = records.read("dock_loop_*.json")
-    lines = ["| case | held-out score, round 0 → 1 → 3 | object F1, round 0 → 3 | s per round | guard right: "
-             f"held-out images (ties ±{TIES[0]} / ±{TIES[1]}) | guard right: your own images (±{TIES[0]}) |",
-             "|---|---|---|---|---|---|"]
+    head = ["case", "held-out score, round 0 → 1 → 3", "pixel forest, same pixels, round 1 → 3",
+            "object F1, round 0 → 3", "s per round", f"guard right: held-out images (ties ±{TIES[0]} / ±{TIES[1]})",
+            f"guard right: your own images (±{TIES[0]})"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for record in found:
         runs = [r["rows"] for r in record["runs"]]
         key, name = ("iou", "nucleus IoU") if "iou" in runs[0][0] else ("mean_iu", "mean IU")
@@ -124,12 +125,17 @@ def loop_summary() -> str:
         if last > 3:
             score += f" ({_mean_at(runs, key, last):.3f} at round {last})"
         f1 = f"{_mean_at(runs, 'f1', 0):.3f} → {_mean_at(runs, 'f1', 3):.3f}" if "f1" in runs[0][0] else "—"
+        forest = "—"
+        if "forest" in runs[0][-1]:
+            forest = " → ".join(f"{np.mean([run[r]['forest']['mean_iu'] for run in runs]):.3f}" for r in (1, 3))
+            forest += f" ({np.mean([run[last]['forest']['mean_iu'] for run in runs]):.3f} at round {last})" \
+                if last > 3 else ""
         secs = [row["seconds"] for run in runs for row in run[1:]]
         decisions = [row for run in runs for row in run[1:]]
         mine = [row for row in decisions if WORKING in row]
         own = f"{right(mine, TIES[0], WORKING)} of {len(mine)}" if mine else "—"
         label = LOOP_CASES.get((record["case"], record["mode"]), f"{record['case']}, {record['mode']}")
-        lines.append(f"| {label} | {name} {score} | {f1} | {min(secs):.1f}–{max(secs):.1f} | "
+        lines.append(f"| {label} | {name} {score} | {forest} | {f1} | {min(secs):.1f}–{max(secs):.1f} | "
                      f"{right(decisions, TIES[0])} / {right(decisions, TIES[1])} of {len(decisions)} | {own} |")
     dates = sorted({r["date"][:10] for r in found})
     seeds = sorted({len(r["runs"]) for r in found})
