@@ -36,15 +36,13 @@ from pathlib import Path
 import numpy as np
 
 from . import records
+from .guard_judgement import TIES, guard_right
 from .simulated_user import worst_tile, wrong_patches
 
 #: The brush (px) the person paints with.
 BRUSH = 3
-#: Held-out scores this close count as a tie when judging the guard.
-TIE = 0.005
-#: The ties the tables judge the guard with: the guard's own tolerance, and the loop's "no drop > 0.01".
-TIES = (TIE, 0.01)
-WORKING = "working_delta_new_minus_old"
+#: Held-out scores this close count as a tie when judging the guard (the tables count with both of ``TIES``).
+TIE = TIES[0]
 
 
 @dataclass
@@ -288,16 +286,6 @@ def run(case: Case, rounds: int, seed: int, region: str, live: bool = False, vie
     if own:
         viewer.close()
     return {"seed": seed, "rows": rows}
-
-
-def guard_right(accepted: bool, delta: float, tie: float) -> bool:
-    """Whether the guard kept the better version: ``delta`` = held-out score of the new version − its parent's;
-    differences of at most ``tie`` count as right either way."""
-    return bool((accepted and delta >= -tie) or (not accepted and delta <= tie))
-
-
-def _right(rows: list, tie: float, key: str = "delta_new_minus_old") -> int:
-    return sum(guard_right(row["accepted"], row[key], tie) for row in rows if key in row)
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import records
-from .dock_loop import TIES, WORKING, guard_right
+from .guard_judgement import TIES, WORKING, guard_right
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end generated -->)", re.S)
