@@ -118,3 +118,10 @@ def test_ranks_agree_on_the_length_a_time_budget_gives():
     assert (ranks["0"][0], ranks["1"][0]) == ("40", "80")
     assert ranks["0"][1] == ranks["1"][1] == 60
     assert ranks["0"][2] == ranks["1"][2]  # and ended on the same weights
+
+
+def test_a_round_budget_counts_what_preparing_the_round_spent():
+    assert TrainSettings(auto_max_seconds=15.0).after_spending(4.0).auto_max_seconds == 11.0
+    assert TrainSettings(auto_max_seconds=15.0).after_spending(20.0).auto_max_seconds == 1.0  # 1 s still trains
+    assert TrainSettings(auto_max_seconds=0.5).after_spending(3.0).auto_max_seconds == 0.5  # never more than given
+    assert TrainSettings().after_spending(99.0).auto_max_seconds is None  # no budget: nothing to shorten

@@ -98,10 +98,11 @@ class TrainSettings:
     def after_spending(self, seconds: float) -> TrainSettings:
         """A copy whose ``auto_max_seconds`` (if any) is ``seconds`` shorter, for a round that already spent them
         preparing (planes, the pixel forest): the budget bounds the round, not only its training. At least 1 s
-        is left (and a run never stops before its speed is measured)."""
+        (or the whole budget, if shorter) is left, and a run never stops before its speed is measured."""
         if self.auto_max_seconds is None:
             return self
-        return replace(self, auto_max_seconds=max(self.auto_max_seconds - seconds, 1.0))
+        budget = self.auto_max_seconds
+        return replace(self, auto_max_seconds=max(budget - seconds, min(budget, 1.0)))
 
     def weight_map_args(self) -> dict:
         """w0, sigma and class weights of the per-pixel weights this loss uses."""
