@@ -11,19 +11,22 @@ from scipy import ndimage
 from .._validation import check_labels
 from ..numerics.images import ImagePlanes
 from . import guard
+from .regions import as_view_bits, reviewed_on
 
 
 @dataclass(frozen=True)
 class TrainingPlane:
     """One 2-D plane to learn from: the part ``box`` (rows, cols) of plane ``index`` of ``image`` (the whole
     image, so normalisation sees all of its planes, as prediction does), its labels (h, w) and reviewed mask (h, w)
-    bool. ``box`` None: the whole plane."""
+    bool. ``box`` None: the whole plane. ``axis``: the axis of a stack the plane is cut along (0: a (Y, X) plane;
+    1: (Z, X); 2: (Z, Y)); ``image`` reads its planes along that axis (``ImagePlanes.along``)."""
 
     image: ImagePlanes
     index: int
     labels: np.ndarray
     reviewed: np.ndarray
     box: tuple[slice, slice] | None = None
+    axis: int = 0
 
     @property
     def origin(self) -> tuple[int, int]:
@@ -91,9 +94,11 @@ def training_planes(images: Sequence, labels: Sequence, masks: Sequence | None =
     the dock, the project folder and Python alike).
 
     images: 2-D images or stacks (see ``ImagePlanes`` for axes); labels: (Y, X) for a 2-D image, (Z|T, Y, X)
-    for a stack; masks: bool arrays of the labels' shape, True where reviewed (None, or a None entry: every
-    pixel). A stack contributes each plane that has a reviewed pixel. Raises ``ValueError`` saying what does
-    not match; at least one reviewed pixel overall is required.
+    for a stack; masks: of the labels' shape, bool True where reviewed, or (stacks) uint8 view bits
+    (:mod:`napari_segnet.training.regions`: 1 reviewed on a (Y, X) plane, 2 on a (Z, X) plane, 4 on a (Z, Y)
+    plane); None, or a None entry: every pixel, on (Y, X) planes. A stack contributes each plane of each view that
+    has a reviewed pixel, in that view's orientation. Raises ``ValueError`` saying what does not match; at least
+    one reviewed pixel overall is required.
     """
     images, labels = list(images), list(labels)
     masks = [None] * len(images) if masks is None else list(masks)
@@ -127,9 +132,16 @@ def _planes_of(image: ImagePlanes, labels, mask, num_classes: int | None) -> lis
     labels = check_labels(labels, "labels", num_classes, ndim=(3,) if stacked else (2,))
     if labels.shape != expected:
         raise ValueError(f"labels of shape {labels.shape} do not match the image's {expected}")
-    reviewed = np.ones(labels.shape, bool) if mask is None else np.asarray(mask, bool)
-    if reviewed.shape != labels.shape:
-        raise ValueError(f"mask of shape {reviewed.shape} does not match the labels' {labels.shape}")
+    bits = np.ones(labels.shape, np.uint8) if mask is None else as_view_bits(mask)
+    if bits.shape != labels.shape:
+        raise ValueError(f"mask of shape {bits.shape} does not match the labels' {labels.shape}")
     if not stacked:
-        return [TrainingPlane(image, 0, labels, reviewed)] if reviewed.any() else []
-    return [TrainingPlane(image, z, labels[z], reviewed[z]) for z in range(image.n_planes) if reviewed[z].any()]
+        return [TrainingPlane(image, 0, labels, bits > 0)] if bits.any() else []
+    planes = []
+    for axis in (0, 1, 2):
+        reviewed = np.moveaxis(reviewed_on(bits, axis), axis, 0)  # (planes, rows, cols) of this view
+        if reviewed.any():
+            cut, lb = image.along(axis), np.moveaxis(labels, axis, 0)
+            planes += [TrainingPlane(cut, i, lb[i], reviewed[i], axis=axis) for i in range(len(reviewed))
+                       if reviewed[i].any()]
+    return planes
