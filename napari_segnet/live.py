@@ -123,10 +123,11 @@ class LiveSession:
 
     # ---- strokes (GUI thread) -----------------------------------------------------------------------------
     def add_plane(self, key, image, labels: np.ndarray, reviewed: np.ndarray | None = None, plane: int = 0,
-                  channel_axis: int | None = None) -> None:
-        """Register plane ``plane`` of ``image`` (any layout ``Segmenter.predict`` takes) with its current
-        labels (Y, X) and reviewed mask (Y, X) bool (None: nothing reviewed yet). Normalised once, here."""
-        planes = ImagePlanes(image, self.segmenter.in_channels, channel_axis)
+                  channel_axis: int | None = None, axis: int = 0) -> None:
+        """Register plane ``plane`` of ``image`` (any layout ``Segmenter.predict`` takes) cut along ``axis`` (a
+        stack's 0: (Y, X) planes, 1: (Z, X), 2: (Z, Y)) with its current labels (rows, cols) and reviewed mask
+        (rows, cols) bool (None: nothing reviewed yet). Normalised once, here, as the whole image."""
+        planes = ImagePlanes(image, self.segmenter.in_channels, channel_axis).along(axis)
         offset, scale = self.segmenter.normalization.parameters(planes)
         raw = planes.block(plane, slice(None), slice(None)).astype(np.float32)
         labels = np.array(labels, copy=True)

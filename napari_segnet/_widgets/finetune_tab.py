@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import textwrap
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 from napari.layers import Image
@@ -13,10 +13,10 @@ from ..segmenter import FinetuneFinished
 from ..session import Session
 from ..training.loop import TrainProgress
 from ..training.recommend import DISTILL_WEIGHT
-from ..training.regions import view_region
+from ..training.regions import plane_shape, view_region
 from ..training.settings import TrainSettings
 from .layers import prediction_name
-from .review import add_regions, reviewed_layer, reviewed_mask, reviewed_name
+from .review import add_regions, reviewed_layer, reviewed_mask, reviewed_name, sliced_axis
 from .runner import Job, guarded, notify
 from .sections import REVIEW
 
@@ -104,10 +104,13 @@ class FinetuneTab:
         viewer = self.dock.viewer
         image = self.dock.current_image()
         layer = self.prediction_layer(image)
-        z = int(viewer.dims.current_step[0]) if layer.data.ndim == 3 else 0
+        axis = sliced_axis(viewer, layer)
+        shown = [a for a in range(layer.data.ndim) if layer.data.ndim == 2 or a != axis]  # (rows, cols) axes
+        plane = int(viewer.dims.current_step[axis]) if layer.data.ndim == 3 else 0
         cam = viewer.camera
-        region = view_region(cam.center, viewer.window._qt_viewer.canvas.size, cam.zoom, layer.scale,
-                             layer.translate, layer.data.shape[-2:], z)
+        region = view_region(cam.center, viewer.window._qt_viewer.canvas.size, cam.zoom, layer.scale[shown],
+                             layer.translate[shown], plane_shape(layer.data.shape, axis), plane)
+        region = None if region is None else replace(region, axis=axis)
         if region is None:
             raise ValueError(f"'{image.name}' is out of view: move it into view first")
         add_regions(reviewed_layer(viewer, image, layer.data.ndim), [region])

@@ -13,9 +13,18 @@ from qtpy.QtCore import QEvent, QObject
 from ..inference.suggest import suggest_tiles, uncertainty
 from ..live import BurstDone, LiveSession, LiveSettings, Refreshed, Waiting
 from ..training.loop import TrainProgress
-from ..training.regions import Region, view_region
+from ..training.regions import (
+    Region,
+    as_view_bits,
+    plane_index,
+    plane_shape,
+    reviewed_on,
+    reviewed_planes,
+    view_bit,
+    view_region,
+)
 from .layers import mark_painted, prediction_name, track_paint
-from .review import add_regions, reviewed_layer, reviewed_mask
+from .review import add_regions, reviewed_layer, reviewed_mask, sliced_axis
 from .runner import USER_ERRORS, notify
 
 #: Seconds the worker sleeps when there is nothing to do (how soon a new stroke starts a burst).
@@ -100,7 +109,7 @@ class LiveMode:
                                 refresh_s=self.ui.refresh_s.value, loss=dock.loss.value)
         self.session = LiveSession(dock.model(), settings)
         self._add_training_set(image.name)
-        self._add_plane(self._slice())
+        self._add_plane(*self._slice())
         track_paint(self.layer)
         self.layer.events.paint.connect(self._painted)
         self.viewer.scene.camera.events.center.connect(self._update_view)
@@ -117,23 +126,23 @@ class LiveMode:
         for name, (data, labels, reviewed) in self.dock.session.learnable().items():
             if name == current:
                 continue
-            planes = range(labels.shape[0]) if labels.ndim == 3 else [None]
-            for z in planes:
-                index = () if z is None else (z,)
-                if reviewed[index].any():
-                    self.session.add_plane((name, z or 0), data, labels[index], reviewed[index], plane=z or 0,
-                                           channel_axis=self.dock.predict_tab.channel_axis())
+            for axis, z in reviewed_planes(reviewed):
+                index = plane_index(labels.ndim, axis, z)
+                self.session.add_plane((name, axis, z), data, labels[index], reviewed_on(reviewed, axis)[index],
+                                       plane=z, axis=axis, channel_axis=self.dock.predict_tab.channel_axis())
 
-    def _slice(self) -> int:
-        """The plane live mode starts on: the current slice of a stack, 0 for a 2-D image."""
-        return int(self.viewer.dims.current_step[0]) if self.layer.data.ndim == 3 else 0
+    def _slice(self) -> tuple[int, int]:
+        """(axis, plane) of the plane in view: the current slice of a stack along the axis the viewer slices
+        (dims transposed: a (Z, X) or (Z, Y) plane), (0, 0) for a 2-D image."""
+        axis = sliced_axis(self.viewer, self.layer)
+        return axis, int(self.viewer.dims.current_step[axis]) if self.layer.data.ndim == 3 else 0
 
-    def _add_plane(self, z: int) -> None:
-        stack = self.layer.data.ndim == 3
+    def _add_plane(self, axis: int, z: int) -> None:
         regions = reviewed_mask(self.viewer, self.image, self.layer.data.shape)
-        labels, reviewed = (self.layer.data[z], regions[z]) if stack else (self.layer.data, regions)
-        self.session.add_plane((self.image.name, z), np.asarray(self.image.data), np.asarray(labels), reviewed,
-                               plane=z, channel_axis=self.dock.predict_tab.channel_axis())
+        index = plane_index(self.layer.data.ndim, axis, z)
+        self.session.add_plane((self.image.name, axis, z), np.asarray(self.image.data),
+                               np.asarray(self.layer.data[index]), reviewed_on(regions, axis)[index], plane=z,
+                               axis=axis, channel_axis=self.dock.predict_tab.channel_axis())
 
     def _start_worker(self) -> None:
         from napari.qt.threading import create_worker
@@ -181,13 +190,16 @@ class LiveMode:
         shape = self.layer.data.shape
         _, labels, reviewed = dock.training_set.get(name, (data, None, None))
         labels = np.zeros(shape, self.layer.data.dtype) if labels is None or labels.shape != shape else labels
-        reviewed = np.zeros(shape, bool) if reviewed is None or reviewed.shape != shape else reviewed.copy()
-        for (key, z), plane in session.planes.items():
+        stack = len(shape) == 3
+        if reviewed is None or reviewed.shape != shape:
+            reviewed = np.zeros(shape, np.uint8 if stack else bool)
+        reviewed = as_view_bits(reviewed) if stack else reviewed.copy()
+        for (key, axis, z), plane in session.planes.items():
             if key != name:  # a plane of another image of the training set: it has its own entry
                 continue
-            index = (z,) if len(shape) == 3 else ()
+            index = plane_index(len(shape), axis, z)
             labels[index] = np.where(plane.reviewed, plane.labels, labels[index])
-            reviewed[index] |= plane.reviewed
+            reviewed[index] |= (plane.reviewed * view_bit(axis)).astype(reviewed.dtype) if stack else plane.reviewed
         if reviewed.any():
             dock.training_set[name] = (data, labels, reviewed)
             dock.project_tab.save_correction(self.image, data, labels, reviewed)
@@ -201,12 +213,14 @@ class LiveMode:
         """A stroke on the prediction layer: its pixels and new labels go to the session (napari may emit the
         event before it writes the data, so the labels come from the stroke's history atoms)."""
         stroke, values = _stroke(self.layer.data.shape, self.layer.data.dtype, event.value)
-        planes = np.nonzero(stroke.reshape(len(stroke), -1).any(axis=1))[0] if stroke.ndim == 3 else [0]
+        axis = sliced_axis(self.viewer, self.layer)  # a stroke lies in the planes the viewer shows
+        others = tuple(a for a in range(stroke.ndim) if a != axis)
+        planes = np.nonzero(stroke.any(axis=others))[0] if stroke.ndim == 3 else [0]
         for z in planes:
-            key = (self.image.name, int(z))
+            key = (self.image.name, axis, int(z))
             if key not in self.session.planes:
-                self._add_plane(int(z))
-            index = (int(z),) if stroke.ndim == 3 else ()
+                self._add_plane(axis, int(z))
+            index = plane_index(stroke.ndim, axis, int(z))
             self.session.paint(key, stroke[index], values[index])
 
     def _update_view(self, *_) -> None:
@@ -214,9 +228,11 @@ class LiveMode:
         if self.session is None:
             return
         cam = self.viewer.scene.camera
-        region = view_region(cam.center, self.viewer.canvas.size, cam.zoom, self.layer.scale, self.layer.translate,
-                             self.layer.data.shape[-2:])
-        self.session.view = None if region is None else ((self.image.name, self._slice()), region.slices)
+        axis, z = self._slice()
+        shown = [a for a in range(self.layer.ndim) if self.layer.ndim == 2 or a != axis]
+        region = view_region(cam.center, self.viewer.canvas.size, cam.zoom, self.layer.scale[shown],
+                             self.layer.translate[shown], plane_shape(self.layer.data.shape, axis))
+        self.session.view = None if region is None else ((self.image.name, axis, z), region.slices)
 
     def _received(self, item) -> None:
         if self.session is None:  # live mode has ended: a late update must not overwrite its last word
@@ -232,8 +248,8 @@ class LiveMode:
 
     def _show(self, refreshed: Refreshed) -> None:
         """Write a refreshed region into the prediction layer, keeping every painted pixel."""
-        z = refreshed.key[1]
-        index = ((z,) if self.layer.data.ndim == 3 else ()) + tuple(refreshed.region)
+        _, axis, z = refreshed.key
+        index = plane_index(self.layer.data.ndim, axis, z, refreshed.region)
         painted = track_paint(self.layer)[index]
         self.layer.data[index] = np.where(painted, self.layer.data[index], refreshed.labels)
         self.layer.refresh()
@@ -293,7 +309,7 @@ class LiveMode:
     def _uncertainty(self, image, z: int | None) -> np.ndarray:
         """1 − max p (Y, X) of the current model on the image (or slice ``z``): the live model while live, else
         the '<image> uncertainty' layer when it fits, else predicted now."""
-        key = (image.name, z or 0)
+        key = (image.name, 0, z or 0)
         if self.session is not None and key in self.session.planes:
             return self.session.uncertainty(key)
         layer_name = f"{image.name} uncertainty"

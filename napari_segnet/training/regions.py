@@ -63,11 +63,7 @@ class Region:
 
     def index(self, ndim: int) -> tuple:
         """Where the box lies in an array of ``ndim`` 2 (Y, X) or 3 (Z|T, Y, X)."""
-        if ndim == 2:
-            return self.slices
-        index = list(self.slices)
-        index.insert(self.axis, self.plane)
-        return tuple(index)
+        return plane_index(ndim, self.axis, self.plane, self.slices)
 
     @property
     def slices(self) -> tuple[slice, slice]:
@@ -112,6 +108,30 @@ def plane_shape(shape: tuple[int, ...], axis: int = 0) -> tuple[int, int]:
         return tuple(shape)
     rest = [n for a, n in enumerate(shape) if a != axis]
     return rest[0], rest[1]
+
+
+def plane_index(ndim: int, axis: int, plane: int, region: tuple[slice, slice] = (slice(None), slice(None))
+                ) -> tuple:
+    """Where ``region`` (rows, cols) of plane ``plane`` cut along ``axis`` lies in an array of ``ndim`` 2 (Y, X: the
+    region itself) or 3 (Z|T, Y, X)."""
+    if ndim == 2:
+        return tuple(region)
+    index = list(region)
+    index.insert(axis, plane)
+    return tuple(index)
+
+
+def reviewed_planes(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(axis, plane) of every plane of every view with a reviewed pixel in ``mask`` (bool or view bits; a 2-D
+    mask: [(0, 0)] when any pixel is reviewed)."""
+    mask = np.asarray(mask)
+    if mask.ndim == 2:
+        return [(0, 0)] if mask.any() else []
+    found = []
+    for axis in (0, 1, 2):
+        on = reviewed_on(mask, axis)
+        found += [(axis, int(i)) for i in np.nonzero(on.any(axis=tuple(a for a in range(3) if a != axis)))[0]]
+    return found
 
 
 def stroke_box(atoms, axis: int = 0) -> tuple[int, tuple[int, int], tuple[int, int]] | None:
