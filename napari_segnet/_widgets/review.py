@@ -109,5 +109,5 @@ def _corners(r: Region, ndim: int) -> np.ndarray:
     """The rectangle's four corners on the pixels' outer edges, with the plane index inserted at the region's axis
     for a stack (napari completes two corners only in the displayed plane)."""
     y0, x0, y1, x1 = r.y0 - 0.5, r.x0 - 0.5, r.y1 - 0.5, r.x1 - 0.5
-    corners = np.array([[y0, x0], [y0, x1], [y1, x1], [y1, x0]])
+    corners = np.array([[y0, x0], [y1, x0], [y1, x1], [y0, x1]])  # napari's own order
     return np.insert(corners, r.axis, r.plane, axis=1) if ndim == 3 else corners
