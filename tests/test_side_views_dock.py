@@ -1,5 +1,6 @@
 """Corrections on any view in the dock: strokes on a volume shown as (Z, X) planes (dims transposed) mark (Z, X)
-regions, train on (Z, X) planes, survive the project folder and join live mode in that orientation."""
+regions, train on (Z, X) planes, survive the project folder and join live mode in that orientation (which
+refreshes from three views when the Predict tab asks for them)."""
 
 import numpy as np
 import pytest
@@ -56,12 +57,14 @@ def test_a_stroke_on_a_zx_plane_trains_on_zx_planes_and_the_project_keeps_it(mak
 def test_live_mode_learns_from_the_plane_in_view_and_mark_what_i_see_marks_it(make_napari_viewer, monkeypatch,
                                                                               tmp_path, errors):
     viewer, widget, layer, volume, truth = volume_dock(make_napari_viewer, monkeypatch, tmp_path)
+    widget.views.value = True  # live mode refreshes from the three views, as Predict would
     widget.live_toggle.value = True
     session = widget.live_mode.session
     layer.brush_size = 5
     layer.paint((30, 2, 20), 1 - int(layer.data[30, 2, 20]))
     assert list(session.planes) == [("vol", 1, 2)] and session.planes[("vol", 1, 2)].labels.shape == (64, 64)
     assert session.planes[("vol", 1, 2)].reviewed.all()
+    assert session.views == 3 and session.planes[("vol", 1, 2)].volume.shape == volume.shape
     widget.live_toggle.value = False
     assert not errors, errors
     mask = widget.training_set["vol"][2]

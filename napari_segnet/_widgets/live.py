@@ -107,7 +107,9 @@ class LiveMode:
         self.image, self.layer = image, self.viewer.layers[name]
         settings = LiveSettings(burst_steps=self.ui.burst_steps.value, lr=self.ui.live_lr.value,
                                 refresh_s=self.ui.refresh_s.value, loss=dock.loss.value)
-        self.session = LiveSession(dock.model(), settings)
+        volume = dock.views.value and not image.rgb and image.data.ndim == 3  # as Predict: from 3 views
+        self.session = LiveSession(dock.model(), settings, views=3 if volume else 1,
+                                   spacing=tuple(image.scale[-3:]) if volume else None)
         self._add_training_set(image.name)
         self._add_plane(*self._slice())
         track_paint(self.layer)
