@@ -54,7 +54,7 @@ def test_a_stroke_on_a_zx_plane_trains_on_zx_planes_and_the_project_keeps_it(mak
     np.testing.assert_array_equal(restored.training_set["vol"][2], expected)
 
 
-def test_live_mode_learns_from_the_plane_in_view_and_mark_what_i_see_marks_it(make_napari_viewer, monkeypatch,
+def test_live_mode_mark_what_i_see_and_next_work_on_the_plane_in_view(make_napari_viewer, monkeypatch,
                                                                               tmp_path, errors):
     viewer, widget, layer, volume, truth = volume_dock(make_napari_viewer, monkeypatch, tmp_path)
     widget.views.value = True  # live mode refreshes from the three views, as Predict would
@@ -72,3 +72,11 @@ def test_live_mode_learns_from_the_plane_in_view_and_mark_what_i_see_marks_it(ma
     viewer.dims.set_current_step(1, 3)
     widget.finetune_tab.mark_view()
     assert Region(3, 0, 0, 64, 64, axis=1) in layer_regions(viewer.layers["vol reviewed"])
+    viewer.dims.set_current_step(1, 1)
+    widget.live_mode.next_region()  # Next points into the (Z, X) plane in view
+    assert not errors, errors
+    assert widget.live_mode.suggested[:3] == ("vol", 1, 1)
+    outline = np.asarray(viewer.layers["next region"].data[0])
+    assert outline.shape == (4, 3) and (outline[:, 1] == 1).all()
+    widget.live_mode.accept_shown_tile(viewer.layers["vol"])
+    assert Region(1, 0, 0, 64, 64, axis=1) in layer_regions(viewer.layers["vol reviewed"])

@@ -280,22 +280,23 @@ class LiveMode:
 
     def _next(self) -> None:
         image = self.dock.current_image()
-        z = int(self.viewer.dims.current_step[0]) if _is_stack(image) else None
-        u = self._uncertainty(image, z)
+        axis = sliced_axis(self.viewer, image) if _is_stack(image) else 0  # the plane in view, in any view
+        z = int(self.viewer.dims.current_step[axis]) if _is_stack(image) else None
+        u = self._uncertainty(image, z, axis)
         name = prediction_name(image)
         reviewed = None
-        if name in self.viewer.layers and self.viewer.layers[name].data.shape[-2:] == u.shape:
+        if name in self.viewer.layers and plane_shape(self.viewer.layers[name].data.shape, axis) == u.shape:
             painted = track_paint(self.viewer.layers[name])
-            reviewed = painted[z] if z is not None else painted
-        visited = self.visited.setdefault((image.name, z), set())
+            reviewed = painted[plane_index(painted.ndim, axis, z)] if z is not None else painted
+        visited = self.visited.setdefault((image.name, axis, z), set())
         tiles = suggest_tiles(u, reviewed, TILE, skip=visited)
         if not tiles:
             visited.clear()
             raise ValueError("every region of this image was visited or reviewed; pressing Next again starts over")
         rows, cols = tiles[0]
         visited.add((rows.start, cols.start))
-        self._outline(image, rows, cols)
-        self.suggested = (image.name, z or 0, rows, cols)
+        self._outline(image, rows, cols, axis, z)
+        self.suggested = (image.name, axis, z or 0, rows, cols)
 
     def accept_shown_tile(self, image) -> None:
         """The tile Next shows on ``image`` becomes a reviewed region (the person looked at it and fixed what was
@@ -303,34 +304,43 @@ class LiveMode:
         shown = getattr(self, "suggested", None)
         if shown is None or shown[0] != image.name or prediction_name(image) not in self.viewer.layers:
             return
-        _, z, rows, cols = shown
+        _, axis, z, rows, cols = shown
         ndim = self.viewer.layers[prediction_name(image)].data.ndim
         add_regions(reviewed_layer(self.viewer, image, ndim), [Region(z, rows.start, cols.start, rows.stop,
-                                                                      cols.stop)])
+                                                                      cols.stop, axis)])
 
-    def _uncertainty(self, image, z: int | None) -> np.ndarray:
-        """1 − max p (Y, X) of the current model on the image (or slice ``z``): the live model while live, else
-        the '<image> uncertainty' layer when it fits, else predicted now."""
-        key = (image.name, 0, z or 0)
+    def _uncertainty(self, image, z: int | None, axis: int = 0) -> np.ndarray:
+        """1 − max p (rows, cols) of the current model on the image (or its plane ``z`` cut along ``axis``): the
+        live model while live, else the '<image> uncertainty' layer when it fits, else predicted now."""
+        key = (image.name, axis, z or 0)
         if self.session is not None and key in self.session.planes:
             return self.session.uncertainty(key)
         layer_name = f"{image.name} uncertainty"
-        data = np.asarray(image.data[z] if z is not None else image.data)
+        data = np.asarray(image.data if z is None else np.take(image.data, z, axis=axis))
         spatial = data.shape[:2] if image.rgb else data.shape[-2:]
-        if layer_name in self.viewer.layers and self.viewer.layers[layer_name].data.shape == spatial:
+        if axis == 0 and layer_name in self.viewer.layers and self.viewer.layers[layer_name].data.shape == spatial:
             return np.asarray(self.viewer.layers[layer_name].data)
         return uncertainty(self.dock.model().predict_proba(data, channel_axis=self.dock.predict_tab.channel_axis()))
 
-    def _outline(self, image, rows: slice, cols: slice) -> None:
-        """Outline the tile in the 'next region' layer and centre the view on it, zoomed to fill ~60 % of it."""
+    def _outline(self, image, rows: slice, cols: slice, axis: int = 0, z: int | None = None) -> None:
+        """Outline the tile in the 'next region' layer and centre the view on it, zoomed to fill ~60 % of it (a
+        tile of a (Z, X) or (Z, Y) plane: a 3-D outline in that plane)."""
         rect = np.array([[rows.start, cols.start], [rows.stop, cols.stop]], float)
-        scale, translate = np.asarray(image.scale[-2:]), np.asarray(image.translate[-2:])
+        spatial = image.ndim if axis else 2  # side views: the outline lies in the plane, in 3-D
+        shown = [a for a in range(spatial) if spatial == 2 or a != axis]
+        scale, translate = np.asarray(image.scale[-spatial:]), np.asarray(image.translate[-spatial:])
+        (r0, c0), (r1, c1) = rect
+        corners = np.array([[r0, c0], [r1, c0], [r1, c1], [r0, c1]])  # napari completes 2 only in the (Y, X) plane
+        data = rect if spatial == 2 else np.insert(corners, axis, z, axis=1)
+        if NEXT_LAYER in self.viewer.layers and self.viewer.layers[NEXT_LAYER].ndim != spatial:
+            self.viewer.layers.remove(NEXT_LAYER)
         if NEXT_LAYER in self.viewer.layers:
-            self.viewer.layers[NEXT_LAYER].data = [rect]
+            self.viewer.layers[NEXT_LAYER].data = [data]
             self.viewer.layers[NEXT_LAYER].shape_type = ["rectangle"]
         else:
-            self.viewer.add_shapes([rect], shape_type="rectangle", name=NEXT_LAYER, edge_color="yellow",
+            self.viewer.add_shapes([data], shape_type="rectangle", name=NEXT_LAYER, edge_color="yellow",
                                    face_color="transparent", edge_width=3, scale=scale, translate=translate)
+        scale, translate = scale[shown], translate[shown]
         center = translate + scale * rect.mean(axis=0)
         self.viewer.scene.camera.center = (*self.viewer.scene.camera.center[:-2], *center)
         side = max(rows.stop - rows.start, cols.stop - cols.start) * scale.max()
