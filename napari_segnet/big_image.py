@@ -29,6 +29,8 @@ from .progress import Outcome, Progress, run
 BLOCK = 512
 #: Chunk side (px) of the zarr stores made here.
 CHUNK = 512
+#: Pixels of image kept around each reviewed region of a big image when it joins the training set.
+CONTEXT = 64
 
 
 @dataclass(frozen=True)
@@ -46,9 +48,10 @@ class BigPredictionDone(Outcome):
     labels: object = field(repr=False)
 
 
-def full_resolution(data):
-    """The full-resolution array of a napari layer's data: level 0 of a multiscale list, else the data itself."""
-    return data[0] if isinstance(data, (list, tuple)) else data
+def full_resolution(data, multiscale: bool = False):
+    """The full-resolution array of a napari layer's data: level 0 of a multiscale one (a list of levels), else
+    the data itself."""
+    return data[0] if multiscale or isinstance(data, (list, tuple)) else data
 
 
 def is_big(data, multiscale: bool = False) -> bool:
@@ -146,3 +149,35 @@ def visible_first(blocks: list[Region], first: tuple | None) -> list[Region]:
         return (not meets, abs(b.planes[0] - plane), float(np.hypot(*(mid - centre))))
 
     return sorted(blocks, key=key)
+
+
+def reviewed_crops(image, labels, regions, in_channels: int = 1, channel_axis: int | None = None,
+                   margin: int = CONTEXT) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """The corrections of a big image as small training-set entries: for each group of reviewed ``regions``
+    (``training.regions.Region`` of its (Y, X) planes; overlapping boxes grown by ``margin`` px are merged) a
+    tuple (name, image crop, labels crop (h, w), reviewed mask crop (h, w) bool). Only the crops are read. The
+    crops keep the image's layout without its stack axis (a plane of (Z, Y, X) is (Y, X)); each is normalised on
+    its own when it trains (``margin`` px of context give its percentiles the surroundings)."""
+    planes = ImagePlanes(image, in_channels, channel_axis)
+    if any(r.axis != 0 for r in regions):
+        raise ValueError("big images are corrected on their (Y, X) planes: reviewed boxes of other views of a "
+                         "big stack are not learnt from yet")
+    from .training.training_set import merge_boxes
+
+    found = []
+    for plane in sorted({r.plane for r in regions}):
+        mine = [c for r in regions if r.plane == plane and (c := r.clipped(planes.shape)) is not None]
+        for rows, cols in merge_boxes([r.slices for r in mine], planes.shape, margin):
+            index: list = [slice(None)] * np.ndim(image)
+            if planes.plane_axis is not None:
+                index[planes.plane_axis] = plane
+            index[planes.y_axis], index[planes.x_axis] = rows, cols
+            reviewed = np.zeros((rows.stop - rows.start, cols.stop - cols.start), bool)
+            for r in mine:
+                reviewed[max(r.y0 - rows.start, 0):max(r.y1 - rows.start, 0),
+                         max(r.x0 - cols.start, 0):max(r.x1 - cols.start, 0)] = True
+            label_index = ((plane,) if planes.plane_axis is not None else ()) + (rows, cols)
+            name = (f"p{plane} " if planes.plane_axis is not None else "") + \
+                f"y{rows.start}-{rows.stop} x{cols.start}-{cols.stop}"
+            found.append((name, np.asarray(image[tuple(index)]), np.asarray(labels[label_index]), reviewed))
+    return found

@@ -9,6 +9,7 @@ import numpy as np
 from napari.layers import Image
 from napari.utils.notifications import show_info
 
+from ..big_image import full_resolution, is_big, reviewed_crops
 from ..segmenter import FinetuneFinished
 from ..session import Session
 from ..training.loop import TrainProgress
@@ -16,7 +17,7 @@ from ..training.recommend import DISTILL_WEIGHT
 from ..training.regions import plane_shape, view_region
 from ..training.settings import TrainSettings
 from .layers import prediction_name
-from .review import add_regions, reviewed_layer, reviewed_mask, reviewed_name, sliced_axis
+from .review import add_regions, layer_regions, reviewed_layer, reviewed_mask, reviewed_name, sliced_axis
 from .runner import Job, guarded, notify
 from .sections import REVIEW
 
@@ -68,6 +69,27 @@ class FinetuneTab:
                              f"{dock.model().num_classes - 1}; paint only with those label values")
         return np.asarray(image.data), labels, reviewed
 
+    def big_corrections(self, image: Image) -> list[tuple]:
+        """(name, image crop, labels crop, reviewed crop) for each group of reviewed regions of a big image (read
+        crop by crop: :func:`napari_segnet.big_image.reviewed_crops`)."""
+        dock, layers = self.dock, self.dock.viewer.layers
+        layer = self.prediction_layer(image)
+        if dock.review.value == REVIEW[1]:
+            raise ValueError(f"'{image.name}' is too big to learn from as a whole: choose 'learn from: regions I "
+                             "reviewed' and mark the regions you corrected")
+        name = reviewed_name(image)
+        regions = layer_regions(layers[name]) if name in layers else []
+        if not regions:
+            raise ValueError(f"no region of '{image.name}' is marked as reviewed yet: paint your corrections (each "
+                             f"stroke marks the 128-pixel square around it) or press 'Mark what I see as reviewed'")
+        crops = reviewed_crops(full_resolution(image.data, image.multiscale), layer.data, regions,
+                               dock.model().in_channels, dock.predict_tab.channel_axis())
+        top = max(int(c[2].max()) for c in crops)
+        if top >= dock.model().num_classes:
+            raise ValueError(f"'{layer.name}' holds class {top}, but the model has classes 0…"
+                             f"{dock.model().num_classes - 1}; paint only with those label values")
+        return [(f"{image.name} {n}", *rest) for n, *rest in crops]
+
     def settings(self) -> TrainSettings:
         """The fine-tune settings of the Fine-tune section over the active model's recommendation (which gives those
         the section does not show); the forest box switches distillation on at the recommended weight."""
@@ -84,9 +106,10 @@ class FinetuneTab:
         dock = self.dock
         image = dock.current_image()
         dock.live_mode.accept_shown_tile(image)  # the tile Next shows was looked at: it counts as reviewed
-        data, labels, reviewed = self.corrections(image)
-        dock.session.training_set[image.name] = (data, labels, reviewed)
-        dock.project_tab.save_correction(image, data, labels, reviewed)
+        big = is_big(image.data, image.multiscale)
+        for name, data, labels, reviewed in self.big_corrections(image) if big else [(None, *self.corrections(image))]:
+            dock.session.training_set[name or image.name] = (data, labels, reviewed)
+            dock.project_tab.save_correction(image, data, labels, reviewed, name)
         images, labels, masks = (list(t) for t in zip(*dock.session.learnable().values()))
         gen = dock.model().finetune(images, labels, masks, channel_axis=dock.predict_tab.channel_axis(),
                                     diameter=dock.predict_tab.diameter(), **asdict(self.settings()))

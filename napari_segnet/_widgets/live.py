@@ -10,6 +10,7 @@ from magicgui.widgets import CheckBox, Container, FloatSpinBox, Label, PushButto
 from napari.utils.notifications import show_info
 from qtpy.QtCore import QEvent, QObject
 
+from ..big_image import is_big
 from ..inference.suggest import suggest_tiles, uncertainty
 from ..live import BurstDone, LiveSession, LiveSettings, Refreshed, Waiting
 from ..training.loop import TrainProgress
@@ -102,6 +103,9 @@ class LiveMode:
             raise ValueError("wait for the running prediction or fine-tune to finish, or press Stop")
         image = dock.current_image()
         name = prediction_name(image)
+        if is_big(image.data, image.multiscale):
+            raise ValueError(f"live mode learns on images held in memory; '{image.name}' is predicted block by "
+                             "block: correct it and press Fine-tune")
         if name not in self.viewer.layers:
             raise ValueError(f"predict '{image.name}' first, then turn live mode on and paint on '{name}'")
         self.image, self.layer = image, self.viewer.layers[name]
@@ -280,6 +284,9 @@ class LiveMode:
 
     def _next(self) -> None:
         image = self.dock.current_image()
+        if is_big(image.data, image.multiscale):
+            raise ValueError(f"Next ranks the tiles of images held in memory; '{image.name}' is predicted block by "
+                             "block: move to a region and correct it there")
         axis = sliced_axis(self.viewer, image) if _is_stack(image) else 0  # the plane in view, in any view
         z = int(self.viewer.dims.current_step[axis]) if _is_stack(image) else None
         u = self._uncertainty(image, z, axis)

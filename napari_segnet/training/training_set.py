@@ -69,9 +69,13 @@ def split_held_out(planes: Sequence[TrainingPlane]) -> tuple[list[TrainingPlane]
 def _reviewed_boxes(reviewed: np.ndarray, margin: int) -> list[tuple[slice, slice]]:
     """Boxes (rows, cols) around the connected groups of ``reviewed`` (Y, X), grown by ``margin`` and clipped,
     merged until none overlap."""
-    shape = reviewed.shape
+    return merge_boxes(ndimage.find_objects(ndimage.label(reviewed)[0]), reviewed.shape, margin)
+
+
+def merge_boxes(boxes, shape: tuple[int, int], margin: int) -> list[tuple[slice, slice]]:
+    """(rows, cols) boxes grown by ``margin``, clipped to ``shape`` (Y, X) and merged until none overlap."""
     boxes = [[max(r.start - margin, 0), min(r.stop + margin, shape[0]), max(c.start - margin, 0),
-              min(c.stop + margin, shape[1])] for r, c in ndimage.find_objects(ndimage.label(reviewed)[0])]
+              min(c.stop + margin, shape[1])] for r, c in boxes]
     merged = True
     while merged:
         merged = False
