@@ -6,7 +6,7 @@ import numpy as np
 from napari.layers import Image
 from napari.utils.notifications import show_info
 
-from ..big_image import full_resolution, is_big, predict_blocks
+from ..big_image import BLOCK, full_resolution, is_big, predict_blocks
 from ..inference.scale import estimate_diameter
 from ..numerics.instances import label_instances
 from ..training.regions import view_region
@@ -91,8 +91,8 @@ class PredictTab:
         data = full_resolution(image.data, image.multiscale)
         layer = big_prediction_layer(dock.viewer, image, data, seg, dock.session.project)
         first = self.visible(image, layer)
-        steps = predict_blocks(seg, data, layer.data, first=first, painted=track_paint(layer),
-                               channel_axis=self.channel_axis())
+        steps = predict_blocks(seg, data, layer.data, first=first, painted=track_paint(layer), tile_shape=BLOCK,
+                               block=BLOCK, channel_axis=self.channel_axis())  # blocks of one tile: the view soon
         dock.model_tab.update_legend(layer)
         dock.viewer.layers.selection.active = layer
         dock.predict_button.enabled = False
