@@ -174,7 +174,7 @@ class Project:
         if not self._path("labels", name).exists():
             return None
         labels, mask = tifffile.imread(self._path("labels", name)), tifffile.imread(self._path("masks", name))
-        return labels, (mask > 0 if mask.ndim == 2 else as_view_bits(np.where(mask > 7, 1, mask)))
+        return labels, (mask > 0 if mask.ndim == 2 else as_view_bits(mask))
 
     def regions(self, name: str) -> list[Region]:
         """The reviewed regions saved with image ``name``'s correction ([] if none were saved)."""

@@ -65,10 +65,10 @@ def test_a_model_trained_only_on_zx_corrections_improves_its_zx_predictions():
 
 def test_bad_view_masks_and_axes_are_refused():
     volume, labels = zx_volume()
-    with pytest.raises(ValueError, match="view bits 0…7"):
-        training_planes([volume], [labels], [np.full(labels.shape, 9, np.uint8)])
-    with pytest.raises(ValueError, match="view bits 0…7"):
-        training_planes([volume], [labels], [np.ones(labels.shape, np.float32)])
+    for old_style in (np.full(labels.shape, 255, np.uint8), np.ones(labels.shape, np.float32)):  # 0/255, 0./1.
+        assert {p.axis for p in training_planes([volume], [labels], [old_style])} == {0}  # (Y, X) planes, as before
+    with pytest.raises(ValueError, match="mask of shape"):
+        training_planes([volume], [labels], [np.ones((2, 2), bool)])
     with pytest.raises(ValueError, match="side views need a stack"):
         ImagePlanes(volume[:, 0, :], 1).along(1)
     with pytest.raises(ValueError, match="axis must be 0"):

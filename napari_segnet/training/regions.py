@@ -39,14 +39,14 @@ def reviewed_on(mask: np.ndarray, axis: int = 0) -> np.ndarray:
 
 
 def as_view_bits(mask) -> np.ndarray:
-    """A reviewed mask (bool, or view bits) as uint8 view bits; ``ValueError`` for values no view sets."""
+    """A reviewed mask as uint8 view bits: integers 0…7 are view bits already; any other mask (bool, float, or
+    integers beyond 7 such as a 0/255 image) means its non-zero pixels, reviewed on (Y, X) planes (bit 1), as masks
+    meant before views existed."""
     mask = np.asarray(mask)
-    if mask.dtype == bool:
+    if np.issubdtype(mask.dtype, np.integer) and mask.dtype != bool and (mask.size == 0 or 0 <= mask.min()
+                                                                         and mask.max() <= 7):
         return mask.astype(np.uint8)
-    if not np.issubdtype(mask.dtype, np.integer) or (mask.size and (mask.min() < 0 or mask.max() > 7)):
-        raise ValueError(f"a reviewed mask is bool or view bits 0…7 (1: (Y, X) planes, 2: (Z, X), 4: (Z, Y)), "
-                         f"got dtype {mask.dtype}" + (f" with values {mask.min()}…{mask.max()}" if mask.size else ""))
-    return mask.astype(np.uint8)
+    return (mask != 0).astype(np.uint8)
 
 
 @dataclass(frozen=True)
