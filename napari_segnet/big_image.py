@@ -95,16 +95,17 @@ def _store(shape, dtype, folder, filename):
     return zarr.open_array(str(path), mode="w", shape=shape, chunks=chunks, dtype=dtype, fill_value=0)
 
 
-def predict_blocks(seg, image, out, *, first: tuple | None = None, painted=None, block: int = BLOCK,
-                   tile_shape=None, device=None, channel_axis: int | None = None,
+def predict_blocks(seg, image, out, *, first: tuple | None = None, painted=None, reviewed: list = (),
+                   block: int = BLOCK, tile_shape=None, device=None, channel_axis: int | None = None,
                    max_context: int = DEFAULT_MAX_CONTEXT) -> Iterator[BlockWritten | BigPredictionDone]:
     """Check the inputs, then return a generator that predicts ``image`` (any lazily read array ``predict``
     takes; 2-D or a stack) into ``out`` (a zarr or NumPy array of its spatial shape, (Y, X) or (Z|T, Y, X)) block
     by block, yielding :class:`BlockWritten` after each block and :class:`BigPredictionDone` last.
 
     ``first``: (plane, (r0, r1), (c0, c1)), the visible region, whose blocks go first (nearest its centre
-    first); ``painted``: bool array of ``out``'s shape, True where a person painted (kept); ``block``: output px
-    per block side (rounded to whole tiles)."""
+    first); ``painted``: bool array of ``out``'s shape, True where a person painted, and ``reviewed``: regions
+    (``training.regions.Region`` of (Y, X) planes) they accepted — both keep their labels; ``block``: output px per
+    block side (rounded to whole tiles)."""
     planes = ImagePlanes(image, seg.in_channels, channel_axis)
     spatial = ((planes.n_planes,) if planes.plane_axis is not None else ()) + planes.shape
     if tuple(out.shape) != spatial:
@@ -117,10 +118,32 @@ def predict_blocks(seg, image, out, *, first: tuple | None = None, painted=None,
     step = tile_step(seg.net, tile_shape, planes.shape, pick_device(device))
     steps = tuple(explicit_plan(seg.net, n, k, max_context).step for n, k in zip(planes.shape, step))
     blocks = visible_first(plan_blocks(planes.n_planes, planes.shape, steps, block), first)
-    return _blocks(seg, image, out, blocks, painted, steps, norm, device, channel_axis, max_context)
+    kept = _Kept(painted, [r for r in reviewed if r.axis == 0], out.ndim == 3)
+    return _blocks(seg, image, out, blocks, kept, steps, norm, device, channel_axis, max_context)
 
 
-def _blocks(seg, image, out, blocks, painted, steps, norm, device, channel_axis, max_context):
+class _Kept:
+    """Pixels a prediction must not change, read block by block: painted ones and those of reviewed regions."""
+
+    def __init__(self, painted, regions: list, stacked: bool):
+        self.painted, self.regions, self.stacked = painted, regions, stacked
+
+    def __getitem__(self, index: tuple) -> np.ndarray:
+        """bool of the block at ``index`` ((planes,) rows, cols slices)."""
+        shape = tuple(s.stop - s.start for s in index)
+        keep = np.zeros(shape, bool) if self.painted is None else np.array(self.painted[index], bool)
+        planes = index[0] if self.stacked else slice(0, 1)
+        rows, cols = index[-2:]
+        for r in self.regions:
+            if planes.start <= r.plane < planes.stop:
+                at = ((r.plane - planes.start,) if self.stacked else ()) + (
+                    slice(max(r.y0 - rows.start, 0), max(r.y1 - rows.start, 0)),
+                    slice(max(r.x0 - cols.start, 0), max(r.x1 - cols.start, 0)))
+                keep[at] = True
+        return keep
+
+
+def _blocks(seg, image, out, blocks, kept, steps, norm, device, channel_axis, max_context):
     stacked = out.ndim == 3
     for i, region in enumerate(blocks):
         window = block_input(seg, image, region, steps, channel_axis, max_context)
@@ -128,10 +151,9 @@ def _blocks(seg, image, out, blocks, painted, steps, norm, device, channel_axis,
                                        norm_parameters=norm, region=region))
         index = ((slice(*region.planes),) if stacked else ()) + (slice(*region.rows), slice(*region.cols))
         labels = result.labels.reshape(tuple(s.stop - s.start for s in index)).astype(out.dtype)
-        if painted is not None:
-            keep = np.asarray(painted[index])
-            if keep.any():
-                labels = np.where(keep, np.asarray(out[index]), labels)
+        keep = kept[index]
+        if keep.any():
+            labels = np.where(keep, np.asarray(out[index]), labels)
         out[index] = labels
         yield BlockWritten(i + 1, len(blocks), region)
     yield BigPredictionDone(out)

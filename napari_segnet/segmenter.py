@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
@@ -28,8 +29,8 @@ from .numerics.metrics import confusion_matrix, scores_from_confusion
 from .numerics.normalization import Normalization
 from .progress import run
 from .training.finetune_outcome import FinetuneFinished, record_run
-from .training.guard import guard_scores, square_confusions, square_keys
-from .training.loop import TrainProgress, finetune_net, patch_sizes
+from .training.guard import guard_scores
+from .training.loop import TrainProgress, finetune_net, patch_sizes, usable_items
 from .training.patches import TrainingImage, prepare_planes
 from .training.recommend import NEW_MODEL, TrainRecommendation
 from .training.settings import TrainSettings
@@ -215,12 +216,15 @@ class Segmenter:
 
         The model changes only when the run completes; closing the generator (Stop) or a diverging loss
         (``TrainingAborted``) leaves it exactly as it was. A completed run becomes a new version, made active
-        only if it scores at least the active version's mean IU on the guard set: ``validation`` =
-        (images, labels) when given, else the reviewed pixels it was trained on. ``accept_worse`` activates it
+        only if it is not worse than the active version on the guard set (:mod:`napari_segnet.training.guard`):
+        ``validation`` = (images, labels) when given, else a held-out quarter of the reviewed pixels that it is not
+        trained on. The pixel forest (settings that distil), the training and the guard run in the generator (a
+        GUI's worker); ``auto_max_seconds`` counts from this call. ``accept_worse`` activates it
         regardless; otherwise :meth:`rollback` to it later. ``diameter``: the size (px) of the objects in these
         images; they are zoomed to the model's :attr:`object_diameter` first (a model that records none is
         trained as is and records ``diameter``).
         """
+        start = time.perf_counter()
         config = TrainRecommendation.from_dict(self.metadata.recommendation).with_given(**settings)
         zoom = (self.object_diameter, self.in_channels, channel_axis)
         images, labels, masks, size = zoom_training_set(images, labels, masks, diameter, *zoom)
@@ -236,26 +240,34 @@ class Segmenter:
         else:
             train, held = split_held_out(planes)
         items, judged = (prepare_planes(part, self.normalization, config) for part in (train, held))
-        taught, record = items, {}
-        if config.distill:
-            from .training.distillation import distill  # scikit-learn only when asked for
-
-            network = self._reviewed_scores(items, device)
-            taught, record = distill(items, config, self.num_classes, network["mean_iu"])
+        usable_items(items)  # ValueError now, not in the worker, when nothing is left to learn from
         reviewed = int(sum(p.reviewed.sum() for p in planes))  # what the person reviewed, held-out pixels too
-        config = config.resolved(reviewed, bool(record.get("distilled")))
-        steps = finetune_net(self.net, taught, config, device)
-        if validation is not None:
-            guard, judge = "validation", lambda: self.score(*validation, device=device, channel_axis=channel_axis)
-        elif judged:
-            guard, judge = "held-out reviewed pixels", lambda: self._reviewed_scores(judged, device, held_out=True)
-        else:
-            guard, judge = "none", lambda: None
-        details = {"held_out_pixels": reviewed - int(sum(it.reviewed.sum() for it in items)),
-                   **({} if size is None else {"object_diameter": size}),
-                   **({"distillation": record} if record else {})}
         run_record = {"images": len({(id(p.image), p.index) for p in planes}), "reviewed_pixels": reviewed}
-        return record_run(self, steps, config, guard, judge, accept_worse, run_record, details)
+        guard, judge = self._guard(validation, judged, device, channel_axis)
+        details = {"held_out_pixels": reviewed - int(sum(it.reviewed.sum() for it in items)),
+                   **({} if size is None else {"object_diameter": size})}
+
+        def round_() -> Iterator[TrainProgress | FinetuneFinished]:  # the slow part, in the caller's worker
+            taught, record = items, {}
+            if config.distill:
+                from .training.distillation import distill  # scikit-learn only when asked for
+
+                network = self._reviewed_scores(items, device)
+                taught, record = distill(items, config, self.num_classes, network["mean_iu"])
+            resolved = config.resolved(reviewed, bool(record.get("distilled")))  # recorded as recommended
+            steps = finetune_net(self.net, taught, resolved.after_spending(time.perf_counter() - start), device)
+            yield from record_run(self, steps, resolved, guard, judge, accept_worse, run_record,
+                                  {**details, **({"distillation": record} if record else {})})
+        return round_()
+
+    def _guard(self, validation, judged: list[TrainingImage], device, channel_axis) -> tuple[str, Callable]:
+        """(name, judge) of a fine-tune's guard: ``judge()`` gives the active version's scores on the guard set
+        (``validation`` images, else the held-out reviewed pixels ``judged``; None without either)."""
+        if validation is not None:
+            return "validation", lambda: self.score(*validation, device=device, channel_axis=channel_axis)
+        if judged:
+            return "held-out reviewed pixels", lambda: self._reviewed_scores(judged, device, held_out=True)
+        return "none", lambda: None
 
     def _context(self, config: TrainSettings) -> int:
         """Pixels of image kept around the reviewed ones when a round crops to them: half a training patch (so
@@ -267,19 +279,13 @@ class Segmenter:
     def _reviewed_scores(self, items: Sequence[TrainingImage], device=None, held_out: bool = False) -> dict:
         """FCN metrics of the active model on the reviewed pixels of prepared training planes (``held_out``: the
         guard's scores, means over the classes present in the labels)."""
-        n, judged = 0, []
-        for i, it in enumerate(items):
+        n = 0
+        for it in items:
             planes = ImagePlanes(it.image, self.in_channels, channel_axis=0)  # already normalised
             outcome = run(predict_tiled(self._inference_net(pick_device(device)), planes, lambda t: t,
                                         pick_device(device)))
-            pred, truth = outcome.labels[it.reviewed], it.labels[it.reviewed]
-            n = n + confusion_matrix(pred, truth, self.num_classes)
-            judged.append((pred, truth, square_keys(it.labels.shape, it.origin, i)[it.reviewed]))
-        if not held_out:
-            return scores_from_confusion(n)
-        pred, truth, keys = (np.concatenate(a) for a in zip(*judged))
-        return guard_scores(n, square_confusions(pred.astype(np.int64), truth.astype(np.int64), keys,
-                                                 self.num_classes))
+            n = n + confusion_matrix(outcome.labels[it.reviewed], it.labels[it.reviewed], self.num_classes)
+        return guard_scores(n) if held_out else scores_from_confusion(n)
 
     def held_out_scores(self, images: Sequence, labels: Sequence, masks: Sequence, device=None,
                         channel_axis: int | None = None) -> dict | None:

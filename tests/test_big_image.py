@@ -15,6 +15,7 @@ from napari_segnet.big_image import (
     predict_blocks,
 )
 from napari_segnet.progress import run
+from napari_segnet.training.regions import Region
 
 da = pytest.importorskip("dask.array")
 
@@ -51,17 +52,20 @@ def test_a_big_image_is_predicted_block_by_block_into_zarr_visible_region_first(
     assert not image.whole and image.largest <= (512 + 2 * 128) ** 2  # a block and its halo, never the image
 
 
-def test_painted_pixels_keep_their_labels_and_the_store_is_reopened(tmp_path):
+def test_painted_pixels_and_reviewed_regions_keep_their_labels_and_the_store_is_reopened(tmp_path):
     seg = tiny_segmenter(num_classes=2)
     image = da.from_array(smooth_image((300, 400)), chunks=128)
     out = labels_store(image.shape, 2, tmp_path, "img")
     painted = painted_store(out)
     out[10:20, 10:20], painted[10:20, 10:20] = 1, True  # a person's stroke, before the prediction
     out[30:40, 30:40] = 1  # a prediction nobody painted over: replaced
-    run(predict_blocks(seg, image, out, painted=painted, tile_shape=64, block=128))
+    out[100:110, 120:140] = 1  # labels a person accepted in a reviewed region (across a block border): kept
+    run(predict_blocks(seg, image, out, painted=painted, reviewed=[Region(0, 100, 120, 110, 140)], tile_shape=64,
+                       block=128))
     whole = seg.predict(np.asarray(image), tile_shape=64)
-    assert (out[10:20, 10:20] == 1).all()
+    assert (out[10:20, 10:20] == 1).all() and (out[100:110, 120:140] == 1).all()
     keep = np.asarray(painted[:])
+    keep[100:110, 120:140] = True
     np.testing.assert_array_equal(out[:][~keep], whole[~keep])
     again = labels_store(image.shape, 2, tmp_path, "img")
     assert (again[10:20, 10:20] == 1).all() and (painted_store(again)[10:20, 10:20]).all()

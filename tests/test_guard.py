@@ -37,7 +37,7 @@ def test_the_mean_iu_of_the_guard_counts_only_classes_in_the_labels():
     assert scores["mean_iu"] == pytest.approx(0.9)  # not (0.9 + 0) / 2: class 1 is nowhere in the labels
     assert guard.accepts({"mean_iu": 0.900}, {"mean_iu": 0.896}) and not guard.accepts({"mean_iu": 0.9},
                                                                                         {"mean_iu": 0.894})
-    assert guard.accepts({"mean_iu": float("nan")}, {"mean_iu": 0.5})
+    assert guard.accepts({"mean_iu": float("nan")}, {"mean_iu": 0.5}) is True  # a bool: logged as JSON
 
 
 def corrected_by_a_person(pred, truth, box, min_area=12):
@@ -84,25 +84,3 @@ def test_a_better_version_is_activated_and_a_worse_one_is_not(shifted, mode):
     assert not done.accepted and seg.active_version == 1
     seg.rollback(2)
     assert held_out_iou(seg, held) < better - 0.05  # it was worse against the truth too
-
-
-def test_a_difference_within_the_noise_of_the_squares_does_not_keep_a_version_inactive():
-    rng = np.random.default_rng(1)
-
-    def squares(errors):
-        """(S, 2, 2) confusions of 32² squares, half background, half object, ``errors`` wrong object pixels."""
-        n = np.zeros((len(errors), 2, 2), np.int64)
-        n[:, 0, 0], n[:, 1, 1], n[:, 1, 0] = 512, 512 - errors, errors
-        return n
-
-    def scores(sq):
-        return guard.guard_scores(sq.sum(axis=0), sq)
-
-    base = rng.integers(0, 200, 20)
-    noisy = np.clip(base + rng.integers(-150, 170, 20), 0, 512)  # worse on average, but square by square both ways
-    before, after = scores(squares(base)), scores(squares(noisy))
-    assert after["mean_iu"] < before["mean_iu"] - guard.TOLERANCE  # worse by more than the tolerance …
-    assert guard.accepts(before, after) is True  # … yet within the noise of 20 squares (a bool: logged as JSON)
-    worse = scores(squares(base + 60))  # 60 more wrong pixels in every square: worse for sure
-    assert not guard.accepts(before, worse)
-    assert not guard.accepts({"mean_iu": 0.9}, {"mean_iu": 0.89})  # without squares: the tolerance alone

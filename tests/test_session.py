@@ -63,13 +63,14 @@ def test_closing_and_reopening_the_dock_keeps_model_versions_and_corrections(mak
     assert set(reopened.training_set) == {"cells"} and reopened.legend.names == ["background", "cell", "edge"]
     reopened.reset_choices()
     reopened.image_layer.value = viewer.layers["cells"]
-    viewer.layers["cells prediction"].data = np.zeros_like(before)  # Predict must bring the same labels back …
-    viewer.layers["cells prediction"].metadata["segnet_painted"][:] = False  # … everywhere
-    reopened.predict_button.native.click()
-    np.testing.assert_array_equal(viewer.layers["cells prediction"].data, seg.predict(image))
     saved = list(autosave_home.iterdir())  # no project folder was chosen: the session saved itself
     assert len(saved) == 1 and Project(saved[0]).load_model().metadata.version_ids == [0, 1]
     assert Project(saved[0]).correction("cells")[1].all()  # the 96² image is one reviewed 128² tile
+    viewer.layers["cells prediction"].data = np.zeros_like(before)  # Predict must bring the same labels back …
+    viewer.layers["cells prediction"].metadata["segnet_painted"][:] = False  # … everywhere: nothing painted …
+    viewer.layers["cells reviewed"].data = []  # … nor reviewed (re-prediction keeps both)
+    reopened.predict_button.native.click()
+    np.testing.assert_array_equal(viewer.layers["cells prediction"].data, seg.predict(image))
 
 
 @pytest.mark.slow

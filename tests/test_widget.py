@@ -34,21 +34,29 @@ def test_one_full_round(dock, errors):
     assert viewer.layers["cells reviewed"].data[0].tolist() == [[-0.5, -0.5], [95.5, -0.5], [95.5, 95.5],
                                                                  [-0.5, 95.5]]
 
+    reviewed = layer.data.copy()
     widget.finetune()
     assert not errors, errors
     assert widget.segmenter.active_version == 1 and widget.versions.value == 1
     assert len(widget.loss_plot.values) == 60
     assert [layer.name for layer in viewer.layers].count("cells prediction") == 1  # reused, not a new layer
+    new = widget.segmenter.predict(viewer.layers["cells"].data)
+    assert (new != reviewed).sum() > 20  # the new version predicts otherwise in places …
+    np.testing.assert_array_equal(layer.data, reviewed)  # … but the reviewed tile is the person's: kept as is
+    widget.truth_layer.value = viewer.layers["truth"]
+    widget.evaluate()  # every pixel is the person's: nothing of the model's to score
+    assert "reviewed region" in errors.pop()
+
+    widget.unmark_button.native.click()  # the person removes the reviewed box and predicts again
+    widget.predict()
     refreshed = viewer.layers["cells prediction"].data
     assert (refreshed[stroke] == 1).all()  # painted pixels survive re-prediction
-    new = widget.segmenter.predict(viewer.layers["cells"].data)
     np.testing.assert_array_equal(refreshed[~stroke], new[~stroke])  # the rest is the new version's prediction
-    widget.truth_layer.value = viewer.layers["truth"]
     widget.evaluate()
     unpainted = ~viewer.layers["cells prediction"].metadata["segnet_painted"]  # painted pixels are right anyway
     assert widget.scores["mean_iu"] == pytest.approx(segmentation_scores(refreshed[unpainted], truth[unpainted],
                                                                          2)["mean_iu"])
-    assert widget.eval_note.value.startswith(f"pixel scores on the {unpainted.sum()} pixels you did not paint")
+    assert widget.eval_note.value.startswith(f"pixel scores on the {unpainted.sum()} pixels the model predicted")
     assert widget.scores["mean_iu"] > max(first, 0.6)
     assert widget.table.item(2, 0).text() == "mean iu"
     rows = [widget.table.item(r, 0).text() for r in range(widget.table.rowCount())]

@@ -8,6 +8,7 @@ from qtpy.QtWidgets import QTableWidgetItem
 from ..numerics.instances import label_instances
 from ..numerics.metrics import object_score_rows, object_scores, pixel_score_rows, segmentation_scores
 from .layers import PAINTED, prediction_name
+from .review import reviewed_mask
 from .runner import guarded
 
 
@@ -38,11 +39,20 @@ class EvaluateTab:
         # components of its classes: object_scores tells them apart)
         objects = object_scores(label_instances(pred), target, (0.5, 0.75))
         painted = layers[name].metadata.get(PAINTED)
-        unpainted = np.ones(pred.shape, bool) if painted is None or painted.shape != pred.shape else ~painted
-        # pixel scores leave out the pixels the person painted: they are right by construction
-        self.show_scores(segmentation_scores(pred[unpainted], target[unpainted], n), objects)
-        dock.eval_note.value = (f"pixel scores on the {int(unpainted.sum())} pixels you did not paint "
-                                f"({int((~unpainted).sum())} painted); object scores on the whole image")
+        theirs = reviewed_mask(dock.viewer, image, pred.shape)
+        if painted is not None and painted.shape == pred.shape:
+            theirs |= painted
+        if theirs.all():
+            raise ValueError("every pixel of the prediction was painted or lies in a reviewed region: those are your "
+                             "labels, not the model's prediction; remove reviewed boxes and predict again to score "
+                             "the model there")
+        # pixel scores leave out the person's pixels (painted, or accepted in a reviewed region): they are the
+        # person's labels, which re-prediction keeps, not the model's
+        model = ~theirs
+        self.show_scores(segmentation_scores(pred[model], target[model], n), objects)
+        dock.eval_note.value = (f"pixel scores on the {int(model.sum())} pixels the model predicted "
+                                f"({int(theirs.sum())} painted or in reviewed regions left out); object scores on "
+                                f"the whole image")
 
     def show_scores(self, scores: dict, objects: list[dict] | None = None) -> None:
         """Fill the metrics table with ``scores`` (as :func:`segmentation_scores` returns them), then the object

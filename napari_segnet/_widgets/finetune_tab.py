@@ -17,7 +17,7 @@ from ..training.recommend import DISTILL_WEIGHT
 from ..training.regions import plane_shape, view_region
 from ..training.settings import TrainSettings
 from .layers import prediction_name
-from .review import add_regions, layer_regions, reviewed_layer, reviewed_mask, reviewed_name, sliced_axis
+from .review import add_regions, layer_regions, reviewed_bits, reviewed_layer, reviewed_name, sliced_axis
 from .runner import Job, guarded, notify
 from .sections import REVIEW
 
@@ -59,7 +59,7 @@ class FinetuneTab:
         if dock.review.value == REVIEW[1]:
             reviewed = np.ones(labels.shape, bool)
         else:
-            reviewed = reviewed_mask(dock.viewer, image, labels.shape)
+            reviewed = reviewed_bits(dock.viewer, image, labels.shape)
         if not reviewed.any():
             raise ValueError(f"no region of '{image.name}' is marked as reviewed yet: paint your corrections (each "
                              f"stroke marks the 128-pixel square around it), press 'Mark what I see as reviewed', "
@@ -179,7 +179,7 @@ class FinetuneTab:
     def on_end(self) -> None:
         """The run ended (completed, stopped or failed): the buttons are back."""
         self.dock.train_button.enabled, self.dock.stop_button.enabled = True, False
-        if self.predict_after:  # refresh the prediction, keeping painted pixels
+        if self.predict_after:  # refresh the prediction, keeping painted pixels and reviewed regions
             self.predict_after = False
             self.dock.predict()
 

@@ -8,7 +8,7 @@ from napari.utils.colormaps import DirectLabelColormap
 
 from ..io.metadata import is_background_name
 from ..project import Project
-from .review import reviewed_layer, watch_strokes
+from .review import reviewed_layer, reviewed_mask, watch_strokes
 
 PAINTED = "segnet_painted"  # layer.metadata key: bool mask of pixels the user painted
 COLOURED_FOR = "segnet_classes"  # layer.metadata key: the class names the layer's colours were set for
@@ -48,10 +48,14 @@ def track_paint(layer: Labels):
     return layer.metadata[PAINTED]
 
 
-def merge_keeping_painted(layer: Labels, prediction: np.ndarray, region: tuple = ()) -> np.ndarray:
-    """``prediction`` with the user's painted pixels of ``layer`` (within ``region``) kept as they are."""
-    painted = track_paint(layer)[region]
-    return np.where(painted, np.asarray(layer.data)[region], prediction)
+def merge_keeping_reviewed(viewer, image: Image, layer: Labels, prediction: np.ndarray, region: tuple = ()
+                           ) -> np.ndarray:
+    """``prediction`` for ``layer`` (the image's prediction layer) at ``region``, keeping what the person made there:
+    every painted pixel, and every pixel of the image's reviewed regions — there they accepted the labels as shown
+    (they are the training set; a new version re-predicting them would make its own prediction the labels it is
+    judged on). Remove a reviewed box to let predictions in again."""
+    kept = track_paint(layer)[region] | reviewed_mask(viewer, image, layer.data.shape, region)
+    return np.where(kept, np.asarray(layer.data)[region], prediction)
 
 
 def colour_classes(layer: Labels, class_names: list[str]) -> None:
@@ -74,7 +78,8 @@ def colour_classes(layer: Labels, class_names: list[str]) -> None:
 
 def show_prediction(viewer, image: Image, labels: np.ndarray, class_names: list[str],
                     region: tuple = ()) -> Labels:
-    """Write ``labels`` into the image's prediction layer (created once, then reused), keeping painted pixels.
+    """Write ``labels`` into the image's prediction layer (created once, then reused), keeping painted pixels and
+    reviewed regions (:func:`merge_keeping_reviewed`).
 
     ``region`` indexes a part of the layer (e.g. the current slice of a stack); () means all of it.
     """
@@ -82,7 +87,7 @@ def show_prediction(viewer, image: Image, labels: np.ndarray, class_names: list[
     if name in viewer.layers and isinstance(viewer.layers[name], Labels) \
             and viewer.layers[name].data.shape == layer_shape(image, labels, region):
         layer = viewer.layers[name]
-        merged = merge_keeping_painted(layer, labels, region)
+        merged = merge_keeping_reviewed(viewer, image, layer, labels, region)
         if region:
             layer.data[region] = merged
         else:

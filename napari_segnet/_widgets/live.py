@@ -24,8 +24,8 @@ from ..training.regions import (
     view_bit,
     view_region,
 )
-from .layers import mark_painted, prediction_name, track_paint
-from .review import add_regions, reviewed_layer, reviewed_mask, sliced_axis
+from .layers import mark_painted, merge_keeping_reviewed, prediction_name, track_paint
+from .review import add_regions, reviewed_bits, reviewed_layer, reviewed_mask, sliced_axis
 from .runner import USER_ERRORS, notify
 
 #: Seconds the worker sleeps when there is nothing to do (how soon a new stroke starts a burst).
@@ -144,7 +144,7 @@ class LiveMode:
         return axis, int(self.viewer.dims.current_step[axis]) if self.layer.data.ndim == 3 else 0
 
     def _add_plane(self, axis: int, z: int) -> None:
-        regions = reviewed_mask(self.viewer, self.image, self.layer.data.shape)
+        regions = reviewed_bits(self.viewer, self.image, self.layer.data.shape)
         index = plane_index(self.layer.data.ndim, axis, z)
         self.session.add_plane((self.image.name, axis, z), np.asarray(self.image.data),
                                np.asarray(self.layer.data[index]), reviewed_on(regions, axis)[index], plane=z,
@@ -253,11 +253,10 @@ class LiveMode:
             self._show(item)
 
     def _show(self, refreshed: Refreshed) -> None:
-        """Write a refreshed region into the prediction layer, keeping every painted pixel."""
+        """Write a refreshed region into the prediction layer, keeping every painted pixel and reviewed region."""
         _, axis, z = refreshed.key
         index = plane_index(self.layer.data.ndim, axis, z, refreshed.region)
-        painted = track_paint(self.layer)[index]
-        self.layer.data[index] = np.where(painted, self.layer.data[index], refreshed.labels)
+        self.layer.data[index] = merge_keeping_reviewed(self.viewer, self.image, self.layer, refreshed.labels, index)
         self.layer.refresh()
 
     def _status(self, text: str) -> None:
@@ -293,8 +292,9 @@ class LiveMode:
         name = prediction_name(image)
         reviewed = None
         if name in self.viewer.layers and plane_shape(self.viewer.layers[name].data.shape, axis) == u.shape:
-            painted = track_paint(self.viewer.layers[name])
-            reviewed = painted[plane_index(painted.ndim, axis, z)] if z is not None else painted
+            layer = self.viewer.layers[name]
+            index = () if z is None else plane_index(layer.data.ndim, axis, z)
+            reviewed = track_paint(layer)[index] | reviewed_mask(self.viewer, image, layer.data.shape, index)
         visited = self.visited.setdefault((image.name, axis, z), set())
         tiles = suggest_tiles(u, reviewed, TILE, skip=visited)
         if not tiles:

@@ -11,6 +11,7 @@ from ..inference.scale import estimate_diameter
 from ..numerics.instances import label_instances
 from ..training.regions import view_region
 from .layers import big_prediction_layer, show_instances, show_prediction, track_paint
+from .review import layer_regions, reviewed_name
 from .runner import Job, guarded, warn
 
 
@@ -52,7 +53,8 @@ class PredictTab:
 
     @guarded
     def predict(self, *_) -> None:
-        """Predict the image (or its current slice) into its prediction layer, keeping painted pixels."""
+        """Predict the image (or its current slice) into its prediction layer, keeping painted pixels and
+        reviewed regions."""
         dock = self.dock
         image, seg = self.current_image(), dock.model()
         if image.rgb and seg.in_channels == 1:
@@ -91,8 +93,10 @@ class PredictTab:
         data = full_resolution(image.data, image.multiscale)
         layer = big_prediction_layer(dock.viewer, image, data, seg, dock.session.project)
         first = self.visible(image, layer)
-        steps = predict_blocks(seg, data, layer.data, first=first, painted=track_paint(layer), tile_shape=BLOCK,
-                               block=BLOCK, channel_axis=self.channel_axis())  # blocks of one tile: the view soon
+        name = reviewed_name(image)
+        reviewed = layer_regions(dock.viewer.layers[name]) if name in dock.viewer.layers else []
+        steps = predict_blocks(seg, data, layer.data, first=first, painted=track_paint(layer), reviewed=reviewed,
+                               tile_shape=BLOCK, block=BLOCK, channel_axis=self.channel_axis())  # a block: 1 tile
         dock.model_tab.update_legend(layer)
         dock.viewer.layers.selection.active = layer
         dock.predict_button.enabled = False
@@ -122,7 +126,8 @@ class PredictTab:
         return gray
 
     def show(self, image: Image, region: tuple, labels, proba) -> None:
-        """Show a prediction: its labels (painted pixels kept), instances and uncertainty when asked for."""
+        """Show a prediction: its labels (painted pixels and reviewed regions kept), instances and uncertainty when
+        asked for."""
         dock, viewer = self.dock, self.dock.viewer
         layer = show_prediction(viewer, image, labels, dock.segmenter.class_names, region)
         dock.model_tab.update_legend(layer)

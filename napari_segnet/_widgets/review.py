@@ -62,14 +62,30 @@ def layer_regions(layer: Shapes) -> list[Region]:
     return regions
 
 
-def reviewed_mask(viewer, image: Image, shape: tuple[int, ...]) -> np.ndarray:
-    """bool of the prediction layer's ``shape``: True inside the image's reviewed regions (none: all False)."""
+def reviewed_mask(viewer, image: Image, shape: tuple[int, ...], index: tuple = ()) -> np.ndarray:
+    """bool of the prediction layer's ``shape``, indexed by ``index`` (as the layer's data is: e.g. (z,) or
+    (z, rows, cols) of a stack, (rows, cols) of an image): True inside the image's reviewed regions, in any view
+    (none: all False). Indexing one slice of a stack whose regions all lie in (Y, X) planes builds that plane's
+    mask only."""
+    regions = _regions(viewer, image, shape)
+    if len(shape) == 3 and index and isinstance(index[0], (int, np.integer)) and all(r.axis == 0 for r in regions):
+        return regions_mask(shape[-2:], [r for r in regions if r.plane == index[0]])[index[1:]]
+    return regions_mask(shape, regions)[index] > 0
+
+
+def reviewed_bits(viewer, image: Image, shape: tuple[int, ...]) -> np.ndarray:
+    """The image's reviewed regions as the training set takes them (:func:`~napari_segnet.training.regions.
+    regions_mask`): bool of a 2-D prediction layer's ``shape``, view bits (uint8) of a stack's."""
+    return regions_mask(shape, _regions(viewer, image, shape))
+
+
+def _regions(viewer, image: Image, shape: tuple[int, ...]) -> list[Region]:
+    """The boxes of the image's reviewed layer, each clipped to its plane of an array of ``shape``."""
     name = reviewed_name(image)
     if name not in viewer.layers:
-        return np.zeros(shape, bool)
+        return []
     clipped = (r.clipped(plane_shape(shape, r.axis)) for r in layer_regions(viewer.layers[name]))
-    regions = [c for c in clipped if c is not None]
-    return regions_mask(shape, regions)
+    return [c for c in clipped if c is not None]
 
 
 def watch_strokes(viewer, image: Image, labels: Labels) -> None:

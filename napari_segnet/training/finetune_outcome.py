@@ -54,7 +54,7 @@ def plain_scores(scores: dict) -> dict:
         arr = np.asarray(v, dtype=float)
         return [None if np.isnan(x) else float(x) for x in arr.ravel()] if arr.ndim else (
             None if np.isnan(arr) else float(arr))
-    return {k: conv(v) for k, v in scores.items() if k not in ("confusion", "squares")}
+    return {k: conv(v) for k, v in scores.items() if k != "confusion"}
 
 
 def record_run(model, steps: Iterator, config: TrainSettings, guard: str, judge: Callable[[], dict | None],

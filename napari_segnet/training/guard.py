@@ -32,14 +32,13 @@ BAND = 2
 #: Fewer held-out pixels than this cannot judge a version: the run trains on every reviewed pixel and is accepted
 #: (its message says so).
 MIN_HELD_OUT = 256
-#: A version is kept inactive only if its mean IU on the held-out pixels is more than this below the active one's,
-#: and more than :data:`Z` standard errors of that difference: differences at the level of noise never keep a person
-#: stuck on an old version.
+#: A version is kept inactive only if its mean IU on the held-out pixels is more than this below the active one's:
+#: differences at the level of noise never keep a person stuck on an old version. One number, no test of
+#: significance: an earlier rule also asked for the drop to exceed 2 bootstrap standard errors over the held-out
+#: squares, and in the dock-level benchmark (benchmarks/dock_loop.py, a new 3-class model, 15 rounds) it activated
+#: 4 versions the squares showed worse by 0.011–0.040, all of them worse on the held-out frames too; of the 9 rounds
+#: whose squares showed a drop > 0.005, none was better on the held-out frames by more than 0.006.
 TOLERANCE = 0.005
-#: Standard errors (of the difference in mean IU, by a bootstrap over the held-out squares, :data:`RESAMPLES` times:
-#: pixels of one square are not independent, squares nearly are) a version must be worse by to be kept inactive.
-Z = 2.0
-RESAMPLES = 200
 
 
 def held_out(shape: tuple[int, int], origin: tuple[int, int] = (0, 0)) -> np.ndarray:
@@ -62,32 +61,12 @@ def without_boundaries(labels: np.ndarray, judged: np.ndarray) -> np.ndarray:
     return judged & ~near
 
 
-def square_confusions(pred: np.ndarray, truth: np.ndarray, squares: np.ndarray, num_classes: int) -> np.ndarray:
-    """(S, C, C) int64: one confusion matrix (truth, prediction) per held-out square, from flat arrays of the judged
-    pixels' predictions, labels and square keys (any integers; the S distinct keys in sorted order)."""
-    _, index = np.unique(squares, return_inverse=True)
-    flat = (index.astype(np.int64) * num_classes + truth) * num_classes + pred
-    size = (int(index.max()) + 1 if len(index) else 0) * num_classes * num_classes
-    return np.bincount(flat, minlength=size).reshape(-1, num_classes, num_classes)
-
-
-def square_keys(shape: tuple[int, int], origin: tuple[int, int], item: int) -> np.ndarray:
-    """int64 (Y, X): the key of the held-out square of each pixel of item ``item`` whose first pixel sits at
-    ``origin`` of its image (items are told apart: squares of different planes never merge)."""
-    rows = (np.arange(shape[0]) + origin[0]) // BLOCK
-    cols = (np.arange(shape[1]) + origin[1]) // BLOCK
-    return (item * 2**20 + rows[:, None]) * 2**20 + cols[None, :]
-
-
-def guard_scores(confusion: np.ndarray, squares: np.ndarray | None = None) -> dict:
+def guard_scores(confusion: np.ndarray) -> dict:
     """FCN scores of a confusion matrix (C, C) of held-out pixels, the means taken over the classes present in their
     labels only: a class nobody reviewed here does not swing the mean IU from 1 to ½ on a few false pixels (they
-    still cost the IU of the class they belong to). ``squares`` (S, C, C), the same per held-out square, is kept
-    for :func:`accepts`."""
+    still cost the IU of the class they belong to)."""
     scores = scores_from_confusion(confusion)
     scores["mean_iu"] = _present_mean_iu(np.asarray(confusion))
-    if squares is not None:
-        scores["squares"] = squares
     return scores
 
 
@@ -102,18 +81,8 @@ def _present_mean_iu(n: np.ndarray) -> float:
 
 def accepts(before: dict, after: dict, tolerance: float = TOLERANCE) -> bool:
     """Whether the new version (``after``) may become active: its mean IU is at most ``tolerance`` below the active
-    version's (``before``), or less than :data:`Z` standard errors below it when both carry per-square confusions
-    (paired bootstrap over the squares); with nothing to compare (NaN) it is accepted."""
-    difference = after["mean_iu"] - before["mean_iu"]
-    if not difference < -tolerance:
-        return True
-    a, b = before.get("squares"), after.get("squares")
-    if a is None or b is None or a.shape != b.shape or len(a) < 2:
-        return False
-    rng = np.random.default_rng(0)
-    picks = rng.integers(0, len(a), size=(RESAMPLES, len(a)))
-    spread = np.std([_present_mean_iu(b[p].sum(axis=0)) - _present_mean_iu(a[p].sum(axis=0)) for p in picks])
-    return bool(difference >= -Z * spread)
+    version's (``before``); with nothing to compare (NaN) it is accepted. A Python bool (it is logged as JSON)."""
+    return bool(not after["mean_iu"] - before["mean_iu"] < -tolerance)
 
 
 def verdict(version: int, parent: int, accepted: bool, before: dict | None, after: dict | None, guard: str) -> str:

@@ -87,11 +87,17 @@ def finetune_net(net: SegmentationNet, items: Sequence[TrainingImage], settings:
     The generator raises :class:`TrainingAborted` if the loss becomes NaN/inf or explodes
     (:data:`DIVERGENCE_FACTOR`), or the trained weights are not finite.
     """
+    usable = usable_items(items)
+    settings = settings.resolved(int(sum(it.reviewed.sum() for it in usable)))
+    return _train(net, usable, settings, pick_device(device))
+
+
+def usable_items(items: Sequence[TrainingImage]) -> list[TrainingImage]:
+    """The items with reviewed pixels; ``ValueError`` when none has any."""
     usable = [it for it in items if it.reviewed.any()]
     if not usable:
         raise ValueError("no reviewed pixels to learn from: mark at least part of an image as reviewed")
-    settings = settings.resolved(int(sum(it.reviewed.sum() for it in usable)))
-    return _train(net, usable, settings, pick_device(device))
+    return usable
 
 
 def warm_up_in_background() -> threading.Thread:

@@ -45,7 +45,8 @@ class TrainSettings:
     auto_min_steps: int = AUTO_MIN_STEPS  # … and at least this many
     auto_per_patch_distilled: float | None = None  # … in a round that learns forest labels too (None: the same)
     body_lr_scale: float = 1.0  # lr of every parameter outside the classifier head (``net.head``) = lr × this
-    auto_max_seconds: float | None = None  # … within this many seconds of training (None: no limit; resolved())
+    auto_max_seconds: float | None = None  # … the round's preparation and training within this many seconds
+    #                                        (None: no limit; resolved(), after_spending())
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -93,6 +94,14 @@ class TrainSettings:
             return self
         rate = self.auto_per_patch_distilled if distilled and self.auto_per_patch_distilled else self.auto_per_patch
         return replace(self, steps=auto_steps(reviewed_pixels, self.patch_size, rate, self.auto_min_steps))
+
+    def after_spending(self, seconds: float) -> TrainSettings:
+        """A copy whose ``auto_max_seconds`` (if any) is ``seconds`` shorter, for a round that already spent them
+        preparing (planes, the pixel forest): the budget bounds the round, not only its training. At least 1 s
+        is left (and a run never stops before its speed is measured)."""
+        if self.auto_max_seconds is None:
+            return self
+        return replace(self, auto_max_seconds=max(self.auto_max_seconds - seconds, 1.0))
 
     def weight_map_args(self) -> dict:
         """w0, sigma and class weights of the per-pixel weights this loss uses."""
