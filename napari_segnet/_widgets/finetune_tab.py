@@ -130,7 +130,7 @@ class FinetuneTab:
         axis = sliced_axis(viewer, layer)
         shown = [a for a in range(layer.data.ndim) if layer.data.ndim == 2 or a != axis]  # (rows, cols) axes
         plane = int(viewer.dims.current_step[axis]) if layer.data.ndim == 3 else 0
-        cam = viewer.camera
+        cam = viewer.scene.camera
         region = view_region(cam.center, viewer.window._qt_viewer.canvas.size, cam.zoom, layer.scale[shown],
                              layer.translate[shown], plane_shape(layer.data.shape, axis), plane)
         region = None if region is None else replace(region, axis=axis)
