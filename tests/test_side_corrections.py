@@ -100,3 +100,24 @@ def test_the_project_folder_keeps_the_view_of_every_reviewed_region(tmp_path):
     planes = training_planes(*again.training_set())
     assert sorted((p.axis, p.index) for p in planes) == [(0, 0), (1, 2)]
     assert again.events[-1]["reviewed_pixels"] == 48 * 48 + 6 * 48 - 48  # the voxels both views share count once
+
+
+def test_side_planes_of_an_anisotropic_volume_are_resampled_as_three_views_see_them():
+    from skimage.transform import resize
+
+    volume, labels = zx_volume()
+    thin, thin_labels = volume[::2], labels[::2]  # slices 2 px apart: (24, 6, 48)
+    mask = np.zeros(thin_labels.shape, np.uint8)
+    mask[:, 1, :] = view_bit(1)
+    (plane,) = training_planes([thin], [thin_labels], [mask], spacing=[(2.0, 1.0, 1.0)])
+    assert plane.axis == 1 and plane.labels.shape == (48, 48) and plane.reviewed.all()
+    side = resize(thin, (48, 6, 48), order=1, preserve_range=True, anti_aliasing=False)  # as three_views does
+    np.testing.assert_allclose(plane.raw()[0], side[:, 1, :], rtol=1e-5)
+    np.testing.assert_array_equal(plane.image.sample(), ImagePlanes(thin, 1).sample())  # the volume's normalisation
+    assert (plane.labels == labels[:, 1, :]).mean() > 0.9  # nearest neighbour of the thinned labels
+    (stored,) = training_planes([thin], [thin_labels], [mask])  # no voxel size: as stored
+    assert stored.labels.shape == (24, 48)
+    with pytest.raises(ValueError, match="voxel sizes"):
+        training_planes([thin], [thin_labels], [mask], spacing=[(2.0, 1.0, 1.0), None])
+    with pytest.raises(ValueError, match="three positive voxel sizes"):
+        training_planes([thin], [thin_labels], [mask], spacing=[(0.0, 1.0, 1.0)])

@@ -13,13 +13,13 @@ from napari_segnet.training.regions import Region, view_bit
 pytestmark = pytest.mark.gui
 
 
-def volume_dock(make_napari_viewer, monkeypatch, tmp_path):
-    """The dock on a (Z, Y, X) volume "vol" whose (Z, X) planes are two-class images, predicted, with the dims
-    transposed to show the (Z, X) plane of row y = 2."""
+def volume_dock(make_napari_viewer, monkeypatch, tmp_path, scale=(1.0, 1.0, 1.0)):
+    """The dock on a (Z, Y, X) volume "vol" (voxel size ``scale``) whose (Z, X) planes are two-class images,
+    predicted, with the dims transposed to show the (Z, X) plane of row y = 2."""
     viewer, widget, _ = open_dock(make_napari_viewer, monkeypatch)
     pairs = [two_class_image(seed=y, size=64) for y in range(4)]
     volume, truth = (np.stack([p[i] for p in pairs], axis=1) for i in (0, 1))
-    viewer.add_image(volume, name="vol")
+    viewer.add_image(volume, name="vol", scale=scale)
     widget.reset_choices()
     widget.image_layer.value = viewer.layers["vol"]
     widget.project_dir.value = tmp_path / "proj"
@@ -33,7 +33,8 @@ def volume_dock(make_napari_viewer, monkeypatch, tmp_path):
 
 def test_a_stroke_on_a_zx_plane_trains_on_zx_planes_and_the_project_keeps_it(make_napari_viewer, monkeypatch,
                                                                             tmp_path, errors):
-    viewer, widget, layer, volume, truth = volume_dock(make_napari_viewer, monkeypatch, tmp_path)
+    # slices 2 µm apart, pixels 1 µm: the (Z, X) plane trains resampled to 128 × 64, as 3 views predict it
+    viewer, widget, layer, volume, truth = volume_dock(make_napari_viewer, monkeypatch, tmp_path, (2.0, 1.0, 1.0))
     layer.brush_size = 5
     label = 1 - int(layer.data[30, 2, 20])
     layer.paint((30, 2, 20), label)
@@ -45,7 +46,7 @@ def test_a_stroke_on_a_zx_plane_trains_on_zx_planes_and_the_project_keeps_it(mak
     expected = np.zeros(volume.shape, np.uint8)
     expected[:, 2, :] = view_bit(1)
     np.testing.assert_array_equal(mask, expected)
-    assert labels[30, 2, 20] == label and widget.segmenter.versions[-1]["reviewed_pixels"] == 64 * 64
+    assert labels[30, 2, 20] == label and widget.segmenter.versions[-1]["reviewed_pixels"] == 128 * 64
     again = make_napari_viewer()
     restored = SegNetWidget(again)
     again.window.add_dock_widget(restored)

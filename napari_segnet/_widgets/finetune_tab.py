@@ -69,6 +69,13 @@ class FinetuneTab:
                              f"{dock.model().num_classes - 1}; paint only with those label values")
         return np.asarray(image.data), labels, reviewed
 
+    def voxel_sizes(self, entries: dict) -> list:
+        """The voxel size (z, y, x) of each training-set entry that is a one-channel volume open in the viewer (its
+        layer's ``scale``: side-view corrections train as 3 views predict), else None."""
+        layers = self.dock.viewer.layers
+        return [tuple(layers[n].scale[-3:]) if n in layers and isinstance(layers[n], Image) and not layers[n].rgb
+                and np.ndim(entry[0]) == 3 else None for n, entry in entries.items()]
+
     def big_corrections(self, image: Image) -> list[tuple]:
         """(name, image crop, labels crop, reviewed crop) for each group of reviewed regions of a big image (read
         crop by crop: :func:`napari_segnet.big_image.reviewed_crops`)."""
@@ -110,9 +117,11 @@ class FinetuneTab:
         for name, data, labels, reviewed in self.big_corrections(image) if big else [(None, *self.corrections(image))]:
             dock.session.training_set[name or image.name] = (data, labels, reviewed)
             dock.project_tab.save_correction(image, data, labels, reviewed, name)
-        images, labels, masks = (list(t) for t in zip(*dock.session.learnable().values()))
+        learnable = dock.session.learnable()
+        images, labels, masks = (list(t) for t in zip(*learnable.values()))
         gen = dock.model().finetune(images, labels, masks, channel_axis=dock.predict_tab.channel_axis(),
-                                    diameter=dock.predict_tab.diameter(), **asdict(self.settings()))
+                                    diameter=dock.predict_tab.diameter(), spacing=self.voxel_sizes(learnable),
+                                    **asdict(self.settings()))
         dock.loss_plot.clear()
         dock.train_button.enabled, dock.stop_button.enabled = False, True
         self.show_guard(None)

@@ -7,8 +7,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
+from skimage.transform import resize
 
 from .._validation import check_labels
+from ..inference.scale import zoom_labels
+from ..inference.views import check_views, side_depth
 from ..numerics.images import ImagePlanes
 from . import guard
 from .regions import as_view_bits, reviewed_on
@@ -93,7 +96,8 @@ def merge_boxes(boxes, shape: tuple[int, int], margin: int) -> list[tuple[slice,
 
 
 def training_planes(images: Sequence, labels: Sequence, masks: Sequence | None = None, *, in_channels: int = 1,
-                    num_classes: int | None = None, channel_axis: int | None = None) -> list[TrainingPlane]:
+                    num_classes: int | None = None, channel_axis: int | None = None,
+                    spacing: Sequence | None = None) -> list[TrainingPlane]:
     """The one conversion of user corrections into training planes, used by ``Segmenter.finetune`` (and so by
     the dock, the project folder and Python alike).
 
@@ -102,15 +106,18 @@ def training_planes(images: Sequence, labels: Sequence, masks: Sequence | None =
     (:mod:`napari_segnet.training.regions`: 1 reviewed on a (Y, X) plane, 2 on a (Z, X) plane, 4 on a (Z, Y)
     plane); None, or a None entry: every pixel, on (Y, X) planes. A stack contributes each plane of each view that
     has a reviewed pixel, in that view's orientation. Raises ``ValueError`` saying what does not match; at least
-    one reviewed pixel overall is required.
+    one reviewed pixel overall is required. ``spacing``: one voxel size (z, y, x) or None per image; the (Z, X)
+    and (Z, Y) planes of a volume with one are resampled along Z to its Y/X voxel size (linear; labels and mask by
+    nearest neighbour), as ``predict(views=3, spacing=…)`` sees them.
     """
     images, labels = list(images), list(labels)
     masks = [None] * len(images) if masks is None else list(masks)
-    if not images or not (len(images) == len(labels) == len(masks)):
-        raise ValueError(f"need as many labels and masks as images (at least one), got {len(images)} images, "
-                         f"{len(labels)} labels, {len(masks)} masks")
-    planes = [p for im, lb, mk in zip(images, labels, masks)
-              for p in _planes_of(ImagePlanes(im, in_channels, channel_axis), lb, mk, num_classes)]
+    spacing = [None] * len(images) if spacing is None else [check_views(3, s) for s in spacing]
+    if not images or not (len(images) == len(labels) == len(masks) == len(spacing)):
+        raise ValueError(f"need as many labels, masks and voxel sizes as images (at least one), got {len(images)} "
+                         f"images, {len(labels)} labels, {len(masks)} masks, {len(spacing)} voxel sizes")
+    planes = [p for im, lb, mk, sp in zip(images, labels, masks, spacing)
+              for p in _planes_of(ImagePlanes(im, in_channels, channel_axis), lb, mk, num_classes, sp)]
     if not planes:
         raise ValueError("no reviewed pixels to learn from: mark at least part of an image as reviewed")
     return planes
@@ -127,7 +134,7 @@ def check_validation(validation, *, in_channels: int, num_classes: int, channel_
         raise ValueError(f"validation: {e}") from None
 
 
-def _planes_of(image: ImagePlanes, labels, mask, num_classes: int | None) -> list[TrainingPlane]:
+def _planes_of(image: ImagePlanes, labels, mask, num_classes: int | None, spacing=None) -> list[TrainingPlane]:
     stacked = image.plane_axis is not None
     expected = ((image.n_planes,) if stacked else ()) + image.shape
     if stacked and np.ndim(labels) == 2:
@@ -141,11 +148,29 @@ def _planes_of(image: ImagePlanes, labels, mask, num_classes: int | None) -> lis
         raise ValueError(f"mask of shape {bits.shape} does not match the labels' {labels.shape}")
     if not stacked:
         return [TrainingPlane(image, 0, labels, bits > 0)] if bits.any() else []
-    planes = []
+    planes, depth = [], side_depth(image.n_planes, spacing)
     for axis in (0, 1, 2):
         reviewed = np.moveaxis(reviewed_on(bits, axis), axis, 0)  # (planes, rows, cols) of this view
-        if reviewed.any():
-            cut, lb = image.along(axis), np.moveaxis(labels, axis, 0)
-            planes += [TrainingPlane(cut, i, lb[i], reviewed[i], axis=axis) for i in range(len(reviewed))
-                       if reviewed[i].any()]
+        if not reviewed.any():
+            continue
+        cut, lb = image.along(axis), np.moveaxis(labels, axis, 0)
+        found = [i for i in range(len(reviewed)) if reviewed[i].any()]
+        if axis and depth != image.n_planes:
+            planes += [_resampled(cut, i, lb[i], reviewed[i], axis, depth) for i in found]
+        else:
+            planes += [TrainingPlane(cut, i, lb[i], reviewed[i], axis=axis) for i in found]
     return planes
+
+
+def _resampled(cut: ImagePlanes, index: int, labels: np.ndarray, reviewed: np.ndarray, axis: int, depth: int
+               ) -> TrainingPlane:
+    """Plane ``index`` of a side view (rows along Z) resampled to ``depth`` rows: its image linearly (the plane of
+    ``three_views``' resampled volume; normalised with the whole volume's parameters), labels (Z, cols) and
+    reviewed mask by nearest neighbour."""
+    if cut.channel_axis is not None:
+        raise ValueError("voxel sizes resample the side views of single-channel volumes only (as views=3)")
+    raw = cut.block(index, slice(None), slice(None))[0].astype(np.float32)
+    shape = (depth, raw.shape[1])
+    plane = ImagePlanes(resize(raw, shape, order=1, preserve_range=True, anti_aliasing=False), 1)
+    plane.whole = cut.whole
+    return TrainingPlane(plane, 0, zoom_labels(labels, shape), zoom_labels(reviewed, shape), axis=axis)
