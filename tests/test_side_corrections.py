@@ -117,7 +117,7 @@ def test_side_planes_of_an_anisotropic_volume_are_resampled_as_three_views_see_t
     assert (plane.labels == labels[:, 1, :]).mean() > 0.9  # nearest neighbour of the thinned labels
     (stored,) = training_planes([thin], [thin_labels], [mask])  # no voxel size: as stored
     assert stored.labels.shape == (24, 48)
-    with pytest.raises(ValueError, match="voxel sizes"):
+    with pytest.raises(ValueError, match=r"one voxel size \(or None\) per image"):
         training_planes([thin], [thin_labels], [mask], spacing=[(2.0, 1.0, 1.0), None])
     with pytest.raises(ValueError, match="three positive voxel sizes"):
         training_planes([thin], [thin_labels], [mask], spacing=[(0.0, 1.0, 1.0)])

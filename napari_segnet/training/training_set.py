@@ -112,10 +112,12 @@ def training_planes(images: Sequence, labels: Sequence, masks: Sequence | None =
     """
     images, labels = list(images), list(labels)
     masks = [None] * len(images) if masks is None else list(masks)
+    if not images or not (len(images) == len(labels) == len(masks)):
+        raise ValueError(f"need as many labels and masks as images (at least one), got {len(images)} images, "
+                         f"{len(labels)} labels, {len(masks)} masks")
     spacing = [None] * len(images) if spacing is None else [check_views(3, s) for s in spacing]
-    if not images or not (len(images) == len(labels) == len(masks) == len(spacing)):
-        raise ValueError(f"need as many labels, masks and voxel sizes as images (at least one), got {len(images)} "
-                         f"images, {len(labels)} labels, {len(masks)} masks, {len(spacing)} voxel sizes")
+    if len(spacing) != len(images):
+        raise ValueError(f"need one voxel size (or None) per image, got {len(spacing)} for {len(images)} images")
     planes = [p for im, lb, mk, sp in zip(images, labels, masks, spacing)
               for p in _planes_of(ImagePlanes(im, in_channels, channel_axis), lb, mk, num_classes, sp)]
     if not planes:
