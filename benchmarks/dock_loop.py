@@ -241,7 +241,7 @@ def run(case: Case, rounds: int, seed: int, region: str, live: bool = False, vie
         if region == "next":
             dock.next_button.native.click()
             app.processEvents()
-            _, _, rows_, cols_ = dock.live_mode.suggested
+            _, _, _, rows_, cols_ = dock.live_mode.suggested
             box = (rows_, cols_)
         else:
             _, box = worst_tile([np.asarray(labels.data)], [case.working_truth[i]],

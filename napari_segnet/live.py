@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from .inference.suggest import uncertainty
+from .inference.views import check_views
 from .io.metadata import Version
 from .numerics.images import ImagePlanes
 from .numerics.normalization import Normalization
@@ -93,13 +94,19 @@ class _Plane:
     normalised: np.ndarray  # (C, Y, X) float32, normalised with the whole image's parameters
     labels: np.ndarray      # (Y, X) the corrected labels as the user painted them
     reviewed: np.ndarray    # (Y, X) bool
+    volume: np.ndarray | None = None  # views=3: the whole volume (Z, Y, X) normalised (shared by its planes)
+    axis: int = 0           # the axis of the volume the plane is cut along, and its index there
+    index: int = 0
 
 
 class LiveSession:
     """Live fine-tuning of a copy of ``segmenter``; see the module docstring. Planes are named by any hashable
-    ``key`` (the dock uses (layer name, plane index))."""
+    ``key`` (the dock uses (layer name, axis, plane index)). ``views=3``: planes of a single-channel (Z, Y, X)
+    volume are refreshed from its three views (``Segmenter.predict(views=3, spacing=spacing)`` of the part of the
+    volume around the region, :data:`MARGIN` voxels of context along every axis), as the dock predicted them."""
 
-    def __init__(self, segmenter: Segmenter, settings: LiveSettings | None = None):
+    def __init__(self, segmenter: Segmenter, settings: LiveSettings | None = None, views: int = 1, spacing=None):
+        self.views, self.spacing = views, check_views(views, spacing)
         settings = settings or LiveSettings()
         if settings.loss is None:  # the model's recommendation, recorded with the version the session makes
             settings = replace(settings, loss=segmenter.recommended_settings.loss)
@@ -112,6 +119,7 @@ class LiveSession:
         #: The session's outcome once :meth:`finish` made a version: kept active or not, both guard scores.
         self.outcome: FinetuneFinished | None = None
         self.planes: dict = {}
+        self._volumes: dict[int, tuple] = {}  # id(image) → (image, its normalised volume) for views=3
         self.bursts: list[BurstDone] = []
         self.strokes = 0
         self.view: tuple | None = None  # (key, (rows, cols)) of the visible region, set by the GUI
@@ -122,18 +130,25 @@ class LiveSession:
 
     # ---- strokes (GUI thread) -----------------------------------------------------------------------------
     def add_plane(self, key, image, labels: np.ndarray, reviewed: np.ndarray | None = None, plane: int = 0,
-                  channel_axis: int | None = None) -> None:
-        """Register plane ``plane`` of ``image`` (any layout ``Segmenter.predict`` takes) with its current
-        labels (Y, X) and reviewed mask (Y, X) bool (None: nothing reviewed yet). Normalised once, here."""
-        planes = ImagePlanes(image, self.segmenter.in_channels, channel_axis)
+                  channel_axis: int | None = None, axis: int = 0) -> None:
+        """Register plane ``plane`` of ``image`` (any layout ``Segmenter.predict`` takes) cut along ``axis`` (a
+        stack's 0: (Y, X) planes, 1: (Z, X), 2: (Z, Y)) with its current labels (rows, cols) and reviewed mask
+        (rows, cols) bool (None: nothing reviewed yet). Normalised once, here, as the whole image."""
+        planes = ImagePlanes(image, self.segmenter.in_channels, channel_axis).along(axis)
         offset, scale = self.segmenter.normalization.parameters(planes)
         raw = planes.block(plane, slice(None), slice(None)).astype(np.float32)
         labels = np.array(labels, copy=True)
         if labels.shape != raw.shape[1:]:
             raise ValueError(f"labels of shape {labels.shape} do not match the plane's {raw.shape[1:]}")
         reviewed = np.zeros(labels.shape, bool) if reviewed is None else np.array(reviewed, bool)
+        volume = None
+        if self.views == 3 and planes.whole.plane_axis is not None and planes.channel_axis is None:
+            if id(image) not in self._volumes:  # normalised once per volume (the image is kept: its id stays its)
+                whole = Normalization.apply(np.asarray(image, np.float32)[:, None], offset, scale)[:, 0]
+                self._volumes[id(image)] = (image, whole)
+            volume = self._volumes[id(image)][1]
         with self._data_lock:
-            self.planes[key] = _Plane(Normalization.apply(raw, offset, scale), labels, reviewed)
+            self.planes[key] = _Plane(Normalization.apply(raw, offset, scale), labels, reviewed, volume, axis, plane)
 
     def paint(self, key, stroke: np.ndarray, labels: np.ndarray) -> None:
         """Record a stroke: ``stroke`` (Y, X) bool marks the pixels it changed, ``labels`` (Y, X) holds their
@@ -235,11 +250,24 @@ class LiveSession:
         rows, cols = (slice(*s.indices(n)[:2]) for s, n in zip(region, (h, w)))
         outer = (slice(max(rows.start - MARGIN, 0), min(rows.stop + MARGIN, h)),
                  slice(max(cols.start - MARGIN, 0), min(cols.stop + MARGIN, w)))
-        with self._model_lock:
-            labels = self.model.predict(plane.normalised[(slice(None), *outer)], channel_axis=0)
         inner = (slice(rows.start - outer[0].start, rows.stop - outer[0].start),
                  slice(cols.start - outer[1].start, cols.stop - outer[1].start))
+        if plane.volume is not None:
+            return Refreshed(key, (rows, cols), self._three_views(plane, outer)[inner])
+        with self._model_lock:
+            labels = self.model.predict(plane.normalised[(slice(None), *outer)], channel_axis=0)
         return Refreshed(key, (rows, cols), labels[inner])
+
+    def _three_views(self, plane: _Plane, outer: tuple[slice, slice]) -> np.ndarray:
+        """Labels (h, w) of ``plane`` at ``outer`` (rows, cols) from the three views of the part of its volume
+        around it: ``outer`` across the plane, :data:`MARGIN` planes either side of it."""
+        n = plane.volume.shape[plane.axis]
+        across = slice(max(plane.index - MARGIN, 0), min(plane.index + MARGIN + 1, n))
+        box = list(outer)
+        box.insert(plane.axis, across)
+        with self._model_lock:
+            labels = self.model.predict(plane.volume[tuple(box)], views=3, spacing=self.spacing)
+        return np.take(labels, plane.index - across.start, axis=plane.axis)
 
     def uncertainty(self, key) -> np.ndarray:
         """1 − max p (Y, X) of the copy on plane ``key`` (for Next while live)."""

@@ -19,7 +19,7 @@ from .io.checkpoint import CheckpointError, load_checkpoint, read_metadata
 from .io.fileio import atomic_write
 from .io.metadata import now
 from .segmenter import Segmenter
-from .training.regions import Region
+from .training.regions import Region, as_view_bits
 
 LOG = "log.json"
 
@@ -143,9 +143,9 @@ class Project:
         self.log("image added", name=name, shape=list(np.shape(image)))
 
     def save_correction(self, name: str, labels, mask=None, regions: list | None = None) -> None:
-        """Store the corrected labels (Y, X) and the reviewed mask (None: all reviewed) of image ``name``, and the
-        reviewed regions it was made from (``regions``: :class:`~napari_segnet.training.regions.Region` boxes, kept in
-        ``masks/<name>.regions.json``)."""
+        """Store the corrected labels (Y, X) and the reviewed mask (None: all reviewed; bool, or view bits of a
+        stack: :mod:`napari_segnet.training.regions`) of image ``name``, and the reviewed regions it was made from
+        (``regions``: :class:`~napari_segnet.training.regions.Region` boxes, kept in ``masks/<name>.regions.json``)."""
         if name not in self.names:
             raise ValueError(f"no image named {name!r} in the project; add it first (images: {self.names})")
         labels = check_labels(labels, "labels")
@@ -154,25 +154,27 @@ class Project:
         if labels.shape != shape and labels.shape not in {shape[:i] + shape[i + 1:] for i in range(len(shape))}:
             raise ValueError(f"labels of shape {labels.shape} do not fit image {name!r} of shape {shape}: give "
                              "its (Y, X) or (Z|T, Y, X) shape")
-        mask = np.ones(labels.shape, bool) if mask is None else np.asarray(mask, bool)
+        mask = np.ones(labels.shape, np.uint8) if mask is None else as_view_bits(mask)
         if mask.shape != labels.shape:
             raise ValueError(f"mask of shape {mask.shape} does not match labels of shape {labels.shape}")
         self._write_tif("labels", name, labels)
-        self._write_tif("masks", name, mask.astype(np.uint8))
+        self._write_tif("masks", name, mask)
         if regions is not None:
             text = json.dumps([dataclasses.asdict(r) for r in regions])
             path = self._regions_path(name)
             self._guard(lambda: atomic_write(path, lambda tmp: Path(tmp).write_text(text)), path)
-        self.log("correction saved", name=name, reviewed_pixels=int(mask.sum()))
+        self.log("correction saved", name=name, reviewed_pixels=int(np.count_nonzero(mask)))
 
     def image(self, name: str) -> np.ndarray:
         return tifffile.imread(self._path("images", name))
 
     def correction(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
-        """(labels, mask) saved for image ``name``, or None if it has no correction yet."""
+        """(labels, mask) saved for image ``name``, or None if it has no correction yet; the mask is bool for a 2-D
+        image, view bits (uint8) for a stack (a mask saved before views: its (Y, X) planes)."""
         if not self._path("labels", name).exists():
             return None
-        return tifffile.imread(self._path("labels", name)), tifffile.imread(self._path("masks", name)) > 0
+        labels, mask = tifffile.imread(self._path("labels", name)), tifffile.imread(self._path("masks", name))
+        return labels, (mask > 0 if mask.ndim == 2 else as_view_bits(mask))
 
     def regions(self, name: str) -> list[Region]:
         """The reviewed regions saved with image ``name``'s correction ([] if none were saved)."""
@@ -180,7 +182,7 @@ class Project:
         if not path.exists():
             return []
         try:
-            return [Region(**{k: int(r[k]) for k in ("plane", "y0", "x0", "y1", "x1")})
+            return [Region(**{k: int(r[k]) for k in ("plane", "y0", "x0", "y1", "x1")}, axis=int(r.get("axis", 0)))
                     for r in json.loads(path.read_text())]
         except (ValueError, TypeError, KeyError) as e:
             self._warn(f"{path} is damaged ({e}); the reviewed mask is still used, its boxes are not shown")

@@ -45,8 +45,7 @@ class Segmenter:
     """
 
     def __init__(self, net: SegmentationNet, metadata: ModelMetadata):
-        self.net = net
-        self.metadata = metadata
+        self.net, self.metadata = net, metadata
         self._states: dict[int, dict[str, torch.Tensor]] = {}  # inactive versions only
         self._folded: tuple[tuple, SegmentationNet] | None = None
 
@@ -202,15 +201,17 @@ class Segmenter:
     # ---- fine-tuning --------------------------------------------------------------------------------------
     def finetune(self, images: Sequence, labels: Sequence, masks: Sequence | None = None, *,
                  validation: tuple[Sequence, Sequence] | None = None, accept_worse: bool = False, device=None,
-                 channel_axis: int | None = None, diameter: float | None = None,
+                 channel_axis: int | None = None, diameter: float | None = None, spacing: Sequence | None = None,
                  **settings) -> Iterator[TrainProgress | FinetuneFinished]:
         """Check the inputs, then return a generator that fine-tunes: it yields :class:`TrainProgress` per step,
         then one :class:`FinetuneFinished`.
 
         images: 2-D images or stacks (see :meth:`predict` for axes); labels: (Y, X) class ids per image, or
-        (Z|T, Y, X) for a stack; masks: bool of the labels' shape, True where the user reviewed the labels
-        (None: every pixel). ``settings``: those of :class:`napari_segnet.training.settings.TrainSettings` (loss, w0,
-        sigma, steps, lr, …); each one not given is the model's :attr:`recommended_settings`.
+        (Z|T, Y, X) for a stack; masks: bool of the labels' shape, True where the user reviewed the labels, or a
+        stack's view bits (:func:`~napari_segnet.training.training_set.training_planes`; None: every pixel);
+        ``spacing``: a voxel size (z, y, x) or None per image (side views resampled as ``views=3`` sees them).
+        ``settings``: those of :class:`napari_segnet.training.settings.TrainSettings` (loss, w0, sigma, steps, lr,
+        …); each one not given is the model's :attr:`recommended_settings`.
 
         The model changes only when the run completes; closing the generator (Stop) or a diverging loss
         (``TrainingAborted``) leaves it exactly as it was. A completed run becomes a new version, made active
@@ -229,7 +230,7 @@ class Segmenter:
         if validation is not None and len(validation) == 2 and size is None and diameter is not None:
             validation = zoom_training_set(*validation, None, diameter, *zoom)[:2]
         planes = training_planes(images, labels, masks, in_channels=self.in_channels,
-                                 num_classes=self.num_classes, channel_axis=channel_axis)
+                                 num_classes=self.num_classes, channel_axis=channel_axis, spacing=spacing)
         planes = crop_to_reviewed(planes, self._context(config))
         if validation is not None:
             check_validation(validation, in_channels=self.in_channels, num_classes=self.num_classes,
@@ -286,11 +287,11 @@ class Segmenter:
         return guard_scores(n) if held_out else scores_from_confusion(n)
 
     def held_out_scores(self, images: Sequence, labels: Sequence, masks: Sequence, device=None,
-                        channel_axis: int | None = None) -> dict | None:
+                        channel_axis: int | None = None, spacing: Sequence | None = None) -> dict | None:
         """The guard's scores of the active version on the held-out pixels of reviewed ``masks`` (arguments as
         :meth:`finetune`; :mod:`napari_segnet.training.guard`); None when too few pixels are held out to judge."""
         planes = training_planes(images, labels, masks, in_channels=self.in_channels, num_classes=self.num_classes,
-                                 channel_axis=channel_axis)
+                                 channel_axis=channel_axis, spacing=spacing)
         config = TrainSettings()
         _, held = split_held_out(crop_to_reviewed(planes, self._context(config)))
         if not held:

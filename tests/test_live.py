@@ -144,3 +144,26 @@ def test_next_tiles_go_from_most_to_least_uncertain_and_skip_reviewed_ones():
         suggest_tiles(u, tile=0)
     with pytest.raises(ValueError, match="does not match the map's"):
         suggest_tiles(u, np.zeros((8, 8), bool))
+
+
+def test_with_three_views_a_volumes_planes_are_refreshed_from_its_three_views():
+    from conftest import FAST as TRAIN
+    from conftest import run
+    from test_views import blob_volume
+
+    seg = tiny_segmenter(num_classes=2)
+    volume, labels = blob_volume()  # 24 slices, fewer than twice the margin: the whole volume is the context
+    run(seg.finetune([volume[12]], [labels[12]], validation=([volume[12]], [labels[12]]),
+                     **{**TRAIN, "lr": 1e-2, "steps": 40}))  # sees blobs
+    whole = seg.predict(volume, views=3, spacing=(2.0, 1.0, 1.0))
+    live = LiveSession(seg, FAST, views=3, spacing=(2.0, 1.0, 1.0))
+    live.add_plane(("vol", 0, 4), volume, whole[4], plane=4)
+    live.add_plane(("vol", 1, 7), volume, whole[:, 7, :], plane=7, axis=1)  # a (Z, X) plane
+    assert live.planes[("vol", 0, 4)].volume is live.planes[("vol", 1, 7)].volume  # normalised once
+    region = live.refresh(("vol", 0, 4), (slice(0, 40), slice(0, 40)))
+    assert (region.labels == whole[4]).mean() > 0.999
+    assert (region.labels != seg.predict(volume)[4]).sum() > 0  # not the slice-wise prediction
+    side = live.refresh(("vol", 1, 7), (slice(2, 9), slice(5, 30)))
+    assert side.labels.shape == (7, 25) and (side.labels == whole[2:9, 7, 5:30]).mean() > 0.999
+    with pytest.raises(ValueError, match="views must be 1"):
+        LiveSession(seg, FAST, views=2)

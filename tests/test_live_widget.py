@@ -177,7 +177,7 @@ def test_live_mode_learns_with_the_other_images_corrections_and_keeps_each_its_o
     widget.image_layer.value = viewer.layers["other"]
     widget.predict()
     widget.live_toggle.value = True
-    assert set(widget.live_mode.session.planes) == {("cells", 0), ("other", 0)}  # the earlier correction joins
+    assert set(widget.live_mode.session.planes) == {("cells", 0, 0), ("other", 0, 0)}  # the earlier correction joins
     paint(viewer.layers["other prediction"], (20, 20))
     qtbot.waitUntil(lambda: len(widget.live_mode.session.bursts) >= 1, timeout=60_000)
     widget.live_toggle.value = False

@@ -39,7 +39,7 @@ LAYERS = [
     {"inference", "training"},  # training uses inference.devices; inference never imports training
     {"bioimageio"},
     {"segmenter"},
-    {"project", "live", "distributed"},
+    {"project", "live", "distributed", "distributed_views", "big_image"},
     {"session"},  # a viewer's work: model, versions, training set, project (uses project and segmenter)
     {"commands", "_widgets", "_sample_data", "display"},
     {"cli", "__main__", "__init__"},

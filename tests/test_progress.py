@@ -62,9 +62,13 @@ def test_live_corrections_merge_into_an_images_training_labels():
     labels[0, 0, 0], reviewed[0, 0, 0] = 2, True  # an earlier correction on plane 0
     plane = np.zeros((3, 4), bool)
     plane[1, :2] = True
-    merged, mask = merge_corrections((2, 3, 4), np.uint8, labels, reviewed, {1: (np.full((3, 4), 1), plane)})
-    assert merged[0, 0, 0] == 2 and mask[0, 0, 0] and merged[1].tolist()[1] == [1, 1, 0, 0]
+    merged, mask = merge_corrections((2, 3, 4), np.uint8, labels, reviewed, {(0, 1): (np.full((3, 4), 1), plane)})
+    assert merged[0, 0, 0] == 2 and mask[0, 0, 0] == 1 and merged[1].tolist()[1] == [1, 1, 0, 0]
     assert mask.sum() == 3 and merged.sum() == 4 and not reviewed[1].any()  # the inputs are left as they were
-    fresh, fresh_mask = merge_corrections((3, 4), np.uint16, None, None, {0: (np.full((3, 4), 5), plane)})
+    side = np.zeros((2, 4), bool)
+    side[1, 3] = True  # a (Z, X) plane (axis 1) at y = 2: voxel (1, 2, 3), reviewed in that view (bit 2)
+    _, views = merge_corrections((2, 3, 4), np.uint8, labels, mask, {(1, 2): (np.full((2, 4), 1), side)})
+    assert views[1, 2, 3] == 2 and views.sum() == 3 + 2
+    fresh, fresh_mask = merge_corrections((3, 4), np.uint16, None, None, {(0, 0): (np.full((3, 4), 5), plane)})
     assert fresh.dtype == np.uint16 and fresh.sum() == 10 and (fresh_mask == plane).all()
 

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import textwrap
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 from napari.layers import Image
 from napari.utils.notifications import show_info
 
+from ..big_image import full_resolution, is_big, reviewed_crops
 from ..segmenter import FinetuneFinished
 from ..session import Session
 from ..training.loop import TrainProgress
 from ..training.recommend import DISTILL_WEIGHT
-from ..training.regions import view_region
+from ..training.regions import plane_shape, view_region
 from ..training.settings import TrainSettings
 from .layers import prediction_name
-from .review import add_regions, reviewed_layer, reviewed_mask, reviewed_name
+from .review import add_regions, layer_regions, reviewed_bits, reviewed_layer, reviewed_name, sliced_axis
 from .runner import Job, guarded, notify
 from .sections import REVIEW
 
@@ -58,7 +59,7 @@ class FinetuneTab:
         if dock.review.value == REVIEW[1]:
             reviewed = np.ones(labels.shape, bool)
         else:
-            reviewed = reviewed_mask(dock.viewer, image, labels.shape)
+            reviewed = reviewed_bits(dock.viewer, image, labels.shape)
         if not reviewed.any():
             raise ValueError(f"no region of '{image.name}' is marked as reviewed yet: paint your corrections (each "
                              f"stroke marks the 128-pixel square around it), press 'Mark what I see as reviewed', "
@@ -67,6 +68,34 @@ class FinetuneTab:
             raise ValueError(f"'{layer.name}' holds class {labels.max()}, but the model has classes 0…"
                              f"{dock.model().num_classes - 1}; paint only with those label values")
         return np.asarray(image.data), labels, reviewed
+
+    def voxel_sizes(self, entries: dict) -> list:
+        """The voxel size (z, y, x) of each training-set entry that is a one-channel volume open in the viewer (its
+        layer's ``scale``: side-view corrections train as 3 views predict), else None."""
+        layers = self.dock.viewer.layers
+        return [tuple(layers[n].scale[-3:]) if n in layers and isinstance(layers[n], Image) and not layers[n].rgb
+                and np.ndim(entry[0]) == 3 else None for n, entry in entries.items()]
+
+    def big_corrections(self, image: Image) -> list[tuple]:
+        """(name, image crop, labels crop, reviewed crop) for each group of reviewed regions of a big image (read
+        crop by crop: :func:`napari_segnet.big_image.reviewed_crops`)."""
+        dock, layers = self.dock, self.dock.viewer.layers
+        layer = self.prediction_layer(image)
+        if dock.review.value == REVIEW[1]:
+            raise ValueError(f"'{image.name}' is too big to learn from as a whole: choose 'learn from: regions I "
+                             "reviewed' and mark the regions you corrected")
+        name = reviewed_name(image)
+        regions = layer_regions(layers[name]) if name in layers else []
+        if not regions:
+            raise ValueError(f"no region of '{image.name}' is marked as reviewed yet: paint your corrections (each "
+                             f"stroke marks the 128-pixel square around it) or press 'Mark what I see as reviewed'")
+        crops = reviewed_crops(full_resolution(image.data, image.multiscale), layer.data, regions,
+                               dock.model().in_channels, dock.predict_tab.channel_axis())
+        top = max(int(c[2].max()) for c in crops)
+        if top >= dock.model().num_classes:
+            raise ValueError(f"'{layer.name}' holds class {top}, but the model has classes 0…"
+                             f"{dock.model().num_classes - 1}; paint only with those label values")
+        return [(f"{image.name} {n}", *rest) for n, *rest in crops]
 
     def settings(self) -> TrainSettings:
         """The fine-tune settings of the Fine-tune section over the active model's recommendation (which gives those
@@ -84,12 +113,15 @@ class FinetuneTab:
         dock = self.dock
         image = dock.current_image()
         dock.live_mode.accept_shown_tile(image)  # the tile Next shows was looked at: it counts as reviewed
-        data, labels, reviewed = self.corrections(image)
-        dock.session.training_set[image.name] = (data, labels, reviewed)
-        dock.project_tab.save_correction(image, data, labels, reviewed)
-        images, labels, masks = (list(t) for t in zip(*dock.session.learnable().values()))
+        big = is_big(image.data, image.multiscale)
+        for name, data, labels, reviewed in self.big_corrections(image) if big else [(None, *self.corrections(image))]:
+            dock.session.training_set[name or image.name] = (data, labels, reviewed)
+            dock.project_tab.save_correction(image, data, labels, reviewed, name)
+        learnable = dock.session.learnable()
+        images, labels, masks = (list(t) for t in zip(*learnable.values()))
         gen = dock.model().finetune(images, labels, masks, channel_axis=dock.predict_tab.channel_axis(),
-                                    diameter=dock.predict_tab.diameter(), **asdict(self.settings()))
+                                    diameter=dock.predict_tab.diameter(), spacing=self.voxel_sizes(learnable),
+                                    **asdict(self.settings()))
         dock.loss_plot.clear()
         dock.train_button.enabled, dock.stop_button.enabled = False, True
         self.show_guard(None)
@@ -104,10 +136,13 @@ class FinetuneTab:
         viewer = self.dock.viewer
         image = self.dock.current_image()
         layer = self.prediction_layer(image)
-        z = int(viewer.dims.current_step[0]) if layer.data.ndim == 3 else 0
-        cam = viewer.camera
-        region = view_region(cam.center, viewer.window._qt_viewer.canvas.size, cam.zoom, layer.scale,
-                             layer.translate, layer.data.shape[-2:], z)
+        axis = sliced_axis(viewer, layer)
+        shown = [a for a in range(layer.data.ndim) if layer.data.ndim == 2 or a != axis]  # (rows, cols) axes
+        plane = int(viewer.dims.current_step[axis]) if layer.data.ndim == 3 else 0
+        cam = viewer.scene.camera
+        region = view_region(cam.center, viewer.window._qt_viewer.canvas.size, cam.zoom, layer.scale[shown],
+                             layer.translate[shown], plane_shape(layer.data.shape, axis), plane)
+        region = None if region is None else replace(region, axis=axis)
         if region is None:
             raise ValueError(f"'{image.name}' is out of view: move it into view first")
         add_regions(reviewed_layer(viewer, image, layer.data.ndim), [region])

@@ -7,6 +7,7 @@ from napari.layers import Image, Labels
 from napari.utils.colormaps import DirectLabelColormap
 
 from ..io.metadata import is_background_name
+from ..project import Project
 from .review import reviewed_layer, reviewed_mask, watch_strokes
 
 PAINTED = "segnet_painted"  # layer.metadata key: bool mask of pixels the user painted
@@ -17,23 +18,32 @@ def prediction_name(image: Image) -> str:
     return f"{image.name} prediction"
 
 
-def mark_painted(painted: np.ndarray, atoms) -> None:
-    """Set ``painted`` True where a napari paint/fill event's history atoms changed pixels."""
+def mark_painted(painted, atoms) -> None:
+    """Set ``painted`` (a NumPy or zarr bool array) True where a napari paint/fill event's history atoms changed
+    pixels (each atom's bounding box is read, marked and written back: a zarr array hands out copies)."""
     for atom in atoms:
         if hasattr(atom, "slice_key"):  # a masked atom: a bounding box and the changed pixels in it
-            region = painted[atom.slice_key]
-            if atom.mask is None:
-                region[...] = True
-            else:
-                region[atom.mask] = True
-        else:  # (indices, old values, new value)
-            painted[atom[0]] = True
+            region = np.asarray(painted[atom.slice_key]).copy()
+            region[... if atom.mask is None else atom.mask] = True
+            painted[atom.slice_key] = region
+        elif len(atom[0][0]):  # (indices, old values, new value)
+            lo = [int(np.min(i)) for i in atom[0]]
+            box = tuple(slice(a, int(np.max(i)) + 1) for a, i in zip(lo, atom[0]))
+            region = np.asarray(painted[box]).copy()
+            region[tuple(np.asarray(i) - a for i, a in zip(atom[0], lo))] = True
+            painted[box] = region
 
 
-def track_paint(layer: Labels) -> np.ndarray:
-    """The layer's painted-pixel mask, creating it and connecting to its paint events the first time."""
+def track_paint(layer: Labels):
+    """The layer's painted-pixel mask, creating it and connecting to its paint events the first time: a NumPy
+    bool array, or for a zarr-backed layer (a big image) the bool zarr array beside its store."""
     if PAINTED not in layer.metadata:
-        layer.metadata[PAINTED] = np.zeros(layer.data.shape, bool)
+        if isinstance(layer.data, np.ndarray):
+            layer.metadata[PAINTED] = np.zeros(layer.data.shape, bool)
+        else:
+            from ..big_image import painted_store
+
+            layer.metadata[PAINTED] = painted_store(layer.data)
         layer.events.paint.connect(lambda event: mark_painted(layer.metadata[PAINTED], event.value))
     return layer.metadata[PAINTED]
 
@@ -92,6 +102,31 @@ def show_prediction(viewer, image: Image, labels: np.ndarray, class_names: list[
         reviewed_layer(viewer, image, data.ndim)
     colour_classes(layer, class_names)
     layer.features = {"index": list(range(len(class_names))), "class": class_names}
+    return layer
+
+
+def big_prediction_layer(viewer, image: Image, data, seg, project=None) -> Labels:
+    """The zarr-backed prediction layer of a big image (its full-resolution ``data``): reused while it fits,
+    else made on a store in the project folder's ``predictions/`` (reopened with what was painted into it), or
+    in a temporary folder without a project."""
+    from ..big_image import labels_store
+
+    name = prediction_name(image)
+    spatial = data.shape[:-1] if image.rgb else data.shape
+    if name in viewer.layers and isinstance(viewer.layers[name], Labels) \
+            and not isinstance(viewer.layers[name].data, np.ndarray) and viewer.layers[name].data.shape == spatial:
+        return viewer.layers[name]
+    if name in viewer.layers:
+        raise ValueError(f"'{name}' is an in-memory layer of another shape: rename or remove it, then predict")
+    folder = None if project is None else project.folder / "predictions"
+    store = labels_store(spatial, seg.num_classes, folder, Project.safe_name(image.name) if project else "labels")
+    layer = viewer.add_labels(store, name=name, scale=image.scale[-len(spatial):],
+                              translate=image.translate[-len(spatial):], opacity=0.5)
+    track_paint(layer)
+    watch_strokes(viewer, image, layer)
+    reviewed_layer(viewer, image, len(spatial))
+    colour_classes(layer, seg.class_names)
+    layer.features = {"index": list(range(seg.num_classes)), "class": seg.class_names}
     return layer
 
 

@@ -10,13 +10,22 @@ from magicgui.widgets import CheckBox, Container, FloatSpinBox, Label, PushButto
 from napari.utils.notifications import show_info
 from qtpy.QtCore import QEvent, QObject
 
+from ..big_image import is_big
 from ..inference.suggest import suggest_tiles, uncertainty
 from ..live import BurstDone, LiveSession, LiveSettings, Refreshed, Waiting
 from ..training.loop import TrainProgress
-from ..training.regions import Region, view_of, view_region
+from ..training.regions import (
+    Region,
+    plane_index,
+    plane_shape,
+    reviewed_on,
+    reviewed_planes,
+    view_of,
+    view_region,
+)
 from ..training.training_set import merge_corrections
 from .layers import mark_painted, merge_keeping_reviewed, prediction_name, track_paint
-from .review import add_regions, reviewed_layer, reviewed_mask
+from .review import add_regions, reviewed_bits, reviewed_layer, reviewed_mask, sliced_axis
 from .runner import USER_ERRORS, notify
 
 #: Seconds the worker sleeps when there is nothing to do (how soon a new stroke starts a burst).
@@ -94,14 +103,19 @@ class LiveMode:
             raise ValueError("wait for the running prediction or fine-tune to finish, or press Stop")
         image = dock.current_image()
         name = prediction_name(image)
+        if is_big(image.data, image.multiscale):
+            raise ValueError(f"live mode learns on images held in memory; '{image.name}' is predicted block by "
+                             "block: correct it and press Fine-tune")
         if name not in self.viewer.layers:
             raise ValueError(f"predict '{image.name}' first, then turn live mode on and paint on '{name}'")
         self.image, self.layer = image, self.viewer.layers[name]
         settings = LiveSettings(burst_steps=self.ui.burst_steps.value, lr=self.ui.live_lr.value,
                                 refresh_s=self.ui.refresh_s.value, loss=dock.loss.value)
-        self.session = LiveSession(dock.model(), settings)
+        volume = dock.views.value and not image.rgb and image.data.ndim == 3  # as Predict: from 3 views
+        self.session = LiveSession(dock.model(), settings, views=3 if volume else 1,
+                                   spacing=tuple(image.scale[-3:]) if volume else None)
         self._add_training_set(image.name)
-        self._add_plane(self._slice())
+        self._add_plane(*self._slice())
         track_paint(self.layer)
         self.layer.events.paint.connect(self._painted)
         self.viewer.scene.camera.events.center.connect(self._update_view)
@@ -118,23 +132,23 @@ class LiveMode:
         for name, (data, labels, reviewed) in self.dock.session.learnable().items():
             if name == current:
                 continue
-            planes = range(labels.shape[0]) if labels.ndim == 3 else [None]
-            for z in planes:
-                index = () if z is None else (z,)
-                if reviewed[index].any():
-                    self.session.add_plane((name, z or 0), data, labels[index], reviewed[index], plane=z or 0,
-                                           channel_axis=self.dock.predict_tab.channel_axis())
+            for axis, z in reviewed_planes(reviewed):
+                index = plane_index(labels.ndim, axis, z)
+                self.session.add_plane((name, axis, z), data, labels[index], reviewed_on(reviewed, axis)[index],
+                                       plane=z, axis=axis, channel_axis=self.dock.predict_tab.channel_axis())
 
-    def _slice(self) -> int:
-        """The plane live mode starts on: the current slice of a stack, 0 for a 2-D image."""
-        return int(self.viewer.dims.current_step[0]) if self.layer.data.ndim == 3 else 0
+    def _slice(self) -> tuple[int, int]:
+        """(axis, plane) of the plane in view: the current slice of a stack along the axis the viewer slices
+        (dims transposed: a (Z, X) or (Z, Y) plane), (0, 0) for a 2-D image."""
+        axis = sliced_axis(self.viewer, self.layer)
+        return axis, int(self.viewer.dims.current_step[axis]) if self.layer.data.ndim == 3 else 0
 
-    def _add_plane(self, z: int) -> None:
-        stack = self.layer.data.ndim == 3
-        regions = reviewed_mask(self.viewer, self.image, self.layer.data.shape)
-        labels, reviewed = (self.layer.data[z], regions[z]) if stack else (self.layer.data, regions)
-        self.session.add_plane((self.image.name, z), np.asarray(self.image.data), np.asarray(labels), reviewed,
-                               plane=z, channel_axis=self.dock.predict_tab.channel_axis())
+    def _add_plane(self, axis: int, z: int) -> None:
+        regions = reviewed_bits(self.viewer, self.image, self.layer.data.shape)
+        index = plane_index(self.layer.data.ndim, axis, z)
+        self.session.add_plane((self.image.name, axis, z), np.asarray(self.image.data),
+                               np.asarray(self.layer.data[index]), reviewed_on(regions, axis)[index], plane=z,
+                               axis=axis, channel_axis=self.dock.predict_tab.channel_axis())
 
     def _start_worker(self) -> None:
         from napari.qt.threading import create_worker
@@ -180,7 +194,7 @@ class LiveMode:
         dock, name = self.dock, self.image.name
         data = np.asarray(self.image.data)
         _, labels, reviewed = dock.training_set.get(name, (data, None, None))
-        planes = {z: (plane.labels, plane.reviewed) for (key, z), plane in session.planes.items()
+        planes = {(axis, z): (plane.labels, plane.reviewed) for (key, axis, z), plane in session.planes.items()
                   if key == name}  # a plane of another image of the training set: it has its own entry
         labels, reviewed = merge_corrections(self.layer.data.shape, self.layer.data.dtype, labels, reviewed, planes)
         if reviewed.any():
@@ -196,12 +210,14 @@ class LiveMode:
         """A stroke on the prediction layer: its pixels and new labels go to the session (napari may emit the
         event before it writes the data, so the labels come from the stroke's history atoms)."""
         stroke, values = _stroke(self.layer.data.shape, self.layer.data.dtype, event.value)
-        planes = np.nonzero(stroke.reshape(len(stroke), -1).any(axis=1))[0] if stroke.ndim == 3 else [0]
+        axis = sliced_axis(self.viewer, self.layer)  # a stroke lies in the planes the viewer shows
+        others = tuple(a for a in range(stroke.ndim) if a != axis)
+        planes = np.nonzero(stroke.any(axis=others))[0] if stroke.ndim == 3 else [0]
         for z in planes:
-            key = (self.image.name, int(z))
+            key = (self.image.name, axis, int(z))
             if key not in self.session.planes:
-                self._add_plane(int(z))
-            index = (int(z),) if stroke.ndim == 3 else ()
+                self._add_plane(axis, int(z))
+            index = plane_index(stroke.ndim, axis, int(z))
             self.session.paint(key, stroke[index], values[index])
 
     def _update_view(self, *_) -> None:
@@ -209,9 +225,11 @@ class LiveMode:
         if self.session is None:
             return
         cam = self.viewer.scene.camera
-        region = view_region(cam.center, self.viewer.canvas.size, cam.zoom, self.layer.scale, self.layer.translate,
-                             self.layer.data.shape[-2:])
-        self.session.view = None if region is None else ((self.image.name, self._slice()), region.slices)
+        axis, z = self._slice()
+        shown = [a for a in range(self.layer.ndim) if self.layer.ndim == 2 or a != axis]
+        region = view_region(cam.center, self.viewer.canvas.size, cam.zoom, self.layer.scale[shown],
+                             self.layer.translate[shown], plane_shape(self.layer.data.shape, axis))
+        self.session.view = None if region is None else ((self.image.name, axis, z), region.slices)
 
     def _received(self, item) -> None:
         if self.session is None:  # live mode has ended: a late update must not overwrite its last word
@@ -227,8 +245,8 @@ class LiveMode:
 
     def _show(self, refreshed: Refreshed) -> None:
         """Write a refreshed region into the prediction layer, keeping every painted pixel and reviewed region."""
-        z = refreshed.key[1]
-        index = ((z,) if self.layer.data.ndim == 3 else ()) + tuple(refreshed.region)
+        _, axis, z = refreshed.key
+        index = plane_index(self.layer.data.ndim, axis, z, refreshed.region)
         self.layer.data[index] = merge_keeping_reviewed(self.viewer, self.image, self.layer, refreshed.labels, index)
         self.layer.refresh()
 
@@ -256,22 +274,27 @@ class LiveMode:
 
     def _next(self) -> None:
         image = self.dock.current_image()
-        z = int(self.viewer.dims.current_step[0]) if _is_stack(image) else None
-        u = self._uncertainty(image, z)
+        if is_big(image.data, image.multiscale):
+            raise ValueError(f"Next ranks the tiles of images held in memory; '{image.name}' is predicted block by "
+                             "block: move to a region and correct it there")
+        axis = sliced_axis(self.viewer, image) if _is_stack(image) else 0  # the plane in view, in any view
+        z = int(self.viewer.dims.current_step[axis]) if _is_stack(image) else None
+        u = self._uncertainty(image, z, axis)
         name = prediction_name(image)
         reviewed = None
-        if name in self.viewer.layers and self.viewer.layers[name].data.shape[-2:] == u.shape:
-            layer, index = self.viewer.layers[name], (() if z is None else (z,))
+        if name in self.viewer.layers and plane_shape(self.viewer.layers[name].data.shape, axis) == u.shape:
+            layer = self.viewer.layers[name]
+            index = () if z is None else plane_index(layer.data.ndim, axis, z)
             reviewed = track_paint(layer)[index] | reviewed_mask(self.viewer, image, layer.data.shape, index)
-        visited = self.visited.setdefault((image.name, z), set())
+        visited = self.visited.setdefault((image.name, axis, z), set())
         tiles = suggest_tiles(u, reviewed, TILE, skip=visited)
         if not tiles:
             visited.clear()
             raise ValueError("every region of this image was visited or reviewed; pressing Next again starts over")
         rows, cols = tiles[0]
         visited.add((rows.start, cols.start))
-        self._outline(image, rows, cols)
-        self.suggested = (image.name, z or 0, rows, cols)
+        self._outline(image, rows, cols, axis, z)
+        self.suggested = (image.name, axis, z or 0, rows, cols)
 
     def accept_shown_tile(self, image) -> None:
         """The tile Next shows on ``image`` becomes a reviewed region (the person looked at it and fixed what was
@@ -279,35 +302,43 @@ class LiveMode:
         shown = getattr(self, "suggested", None)
         if shown is None or shown[0] != image.name or prediction_name(image) not in self.viewer.layers:
             return
-        _, z, rows, cols = shown
+        _, axis, z, rows, cols = shown
         ndim = self.viewer.layers[prediction_name(image)].data.ndim
         add_regions(reviewed_layer(self.viewer, image, ndim), [Region(z, rows.start, cols.start, rows.stop,
-                                                                      cols.stop)])
+                                                                      cols.stop, axis)])
 
-    def _uncertainty(self, image, z: int | None) -> np.ndarray:
-        """1 − max p (Y, X) of the current model on the image (or slice ``z``): the live model while live, else
-        the '<image> uncertainty' layer when it fits, else predicted now."""
-        key = (image.name, z or 0)
+    def _uncertainty(self, image, z: int | None, axis: int = 0) -> np.ndarray:
+        """1 − max p (rows, cols) of the current model on the image (or its plane ``z`` cut along ``axis``): the
+        live model while live, else the '<image> uncertainty' layer when it fits, else predicted now."""
+        key = (image.name, axis, z or 0)
         if self.session is not None and key in self.session.planes:
             return self.session.uncertainty(key)
         layer_name = f"{image.name} uncertainty"
-        data = np.asarray(image.data[z] if z is not None else image.data)
+        data = np.asarray(image.data if z is None else np.take(image.data, z, axis=axis))
         spatial = data.shape[:2] if image.rgb else data.shape[-2:]
-        if layer_name in self.viewer.layers and self.viewer.layers[layer_name].data.shape == spatial:
+        if axis == 0 and layer_name in self.viewer.layers and self.viewer.layers[layer_name].data.shape == spatial:
             return np.asarray(self.viewer.layers[layer_name].data)
         return uncertainty(self.dock.model().predict_proba(data, channel_axis=self.dock.predict_tab.channel_axis()))
 
-    def _outline(self, image, rows: slice, cols: slice) -> None:
-        """Outline the tile in the 'next region' layer and centre the view on it, zoomed to fill ~60 % of it."""
+    def _outline(self, image, rows: slice, cols: slice, axis: int = 0, z: int | None = None) -> None:
+        """Outline the tile in the 'next region' layer and centre the view on it, zoomed to fill ~60 % of it (a
+        tile of a (Z, X) or (Z, Y) plane: a 3-D outline in that plane)."""
         rect = np.array([[rows.start, cols.start], [rows.stop, cols.stop]], float)
-        scale, translate = np.asarray(image.scale[-2:]), np.asarray(image.translate[-2:])
+        spatial = image.ndim if axis else 2  # side views: the outline lies in the plane, in 3-D
+        shown = [a for a in range(spatial) if spatial == 2 or a != axis]
+        scale, translate = np.asarray(image.scale[-spatial:]), np.asarray(image.translate[-spatial:])
+        (r0, c0), (r1, c1) = rect
+        corners = np.array([[r0, c0], [r1, c0], [r1, c1], [r0, c1]])  # napari completes 2 only in the (Y, X) plane
+        data = rect if spatial == 2 else np.insert(corners, axis, z, axis=1)
+        if NEXT_LAYER in self.viewer.layers and self.viewer.layers[NEXT_LAYER].ndim != spatial:
+            self.viewer.layers.remove(NEXT_LAYER)
         if NEXT_LAYER in self.viewer.layers:
-            self.viewer.layers[NEXT_LAYER].data = [rect]
+            self.viewer.layers[NEXT_LAYER].data = [data]
             self.viewer.layers[NEXT_LAYER].shape_type = ["rectangle"]
         else:
-            self.viewer.add_shapes([rect], shape_type="rectangle", name=NEXT_LAYER, edge_color="yellow",
+            self.viewer.add_shapes([data], shape_type="rectangle", name=NEXT_LAYER, edge_color="yellow",
                                    face_color="transparent", edge_width=3, scale=scale, translate=translate)
-        center, zoom = view_of(rows, cols, self.viewer.canvas.size, scale, translate)
+        center, zoom = view_of(rows, cols, self.viewer.canvas.size, scale[shown], translate[shown])
         self.viewer.scene.camera.center = (*self.viewer.scene.camera.center[:-2], *center)
         self.viewer.scene.camera.zoom = zoom
         prediction = prediction_name(image)

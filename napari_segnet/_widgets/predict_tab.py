@@ -6,10 +6,13 @@ import numpy as np
 from napari.layers import Image
 from napari.utils.notifications import show_info
 
+from ..big_image import BLOCK, full_resolution, is_big, predict_blocks
 from ..inference.scale import estimate_diameter
 from ..inference.suggest import uncertainty
 from ..numerics.instances import label_instances
-from .layers import show_instances, show_prediction
+from ..training.regions import view_region
+from .layers import big_prediction_layer, show_instances, show_prediction, track_paint
+from .review import layer_regions, reviewed_name
 from .runner import Job, guarded, warn
 
 
@@ -60,6 +63,9 @@ class PredictTab:
                  f"(a new layer) and predict that, or make a new model with this image chosen (Model tab): it will "
                  f"read the three colours.", ("Convert to grayscale", lambda *_: self.to_grayscale(image)))
             return
+        if is_big(image.data, image.multiscale):
+            self.predict_big(image, seg)
+            return
         region = self.region(image)
         if dock.views.value and (region or image.rgb or image.data.ndim != 3):
             raise ValueError("'predict from 3 views' needs a whole one-channel (Z, Y, X) stack: untick 'current "
@@ -73,6 +79,39 @@ class PredictTab:
         dock.run_job(Job(steps, f"Predicting {image.name}", lambda u: None,
                          lambda result: self.show(image, region, result.labels, result.proba),
                          lambda: setattr(dock.predict_button, "enabled", True)))
+
+    def predict_big(self, image: Image, seg) -> None:
+        """A multiscale, OME-Zarr or dask image: predicted at full resolution into a zarr-backed prediction layer
+        (in the project folder's ``predictions/``, else a temporary folder), block by block, the visible region
+        first; painted pixels are kept; the image is never read whole (:mod:`napari_segnet.big_image`)."""
+        dock = self.dock
+        asked = [n for n, on in (("predict from 3 views", dock.views.value), ("test-time flips", dock.tta.value),
+                                 ("show uncertainty", dock.uncertainty.value), ("object size", self.diameter()),
+                                 ("current slice only", dock.slice_only.value)) if on]
+        if asked:
+            raise ValueError(f"'{image.name}' is predicted block by block into a file, labels only: untick "
+                             f"{', '.join(repr(a) for a in asked)}")
+        data = full_resolution(image.data, image.multiscale)
+        layer = big_prediction_layer(dock.viewer, image, data, seg, dock.session.project)
+        first = self.visible(image, layer)
+        name = reviewed_name(image)
+        reviewed = layer_regions(dock.viewer.layers[name]) if name in dock.viewer.layers else []
+        steps = predict_blocks(seg, data, layer.data, first=first, painted=track_paint(layer), reviewed=reviewed,
+                               tile_shape=BLOCK, block=BLOCK, channel_axis=self.channel_axis())  # a block: 1 tile
+        dock.model_tab.update_legend(layer)
+        dock.viewer.layers.selection.active = layer
+        dock.predict_button.enabled = False
+        dock.run_job(Job(steps, f"Predicting {image.name}", lambda u: layer.refresh(), lambda _: layer.refresh(),
+                         lambda: setattr(dock.predict_button, "enabled", True)))
+
+    def visible(self, image: Image, layer) -> tuple | None:
+        """(plane, (r0, r1), (c0, c1)) of ``layer`` in view (the current slice of a stack), or None."""
+        viewer = self.dock.viewer
+        cam, ndim = viewer.scene.camera, layer.data.ndim
+        plane = int(viewer.dims.current_step[0]) if ndim == 3 else 0
+        region = view_region(cam.center, viewer.canvas.size, cam.zoom, layer.scale[-2:], layer.translate[-2:],
+                             layer.data.shape[-2:], plane)
+        return None if region is None else (plane, (region.y0, region.y1), (region.x0, region.x1))
 
     def to_grayscale(self, image: Image) -> Image:
         """A grayscale copy of a colour image as a new layer ('<name> gray'), chosen and predicted."""

@@ -46,13 +46,15 @@ class ProjectTab:
         show_info(f"project {project.folder}: {n} image{'' if n == 1 else 's'}, "
                   f"{'model version ' + str(model.active_version) if model else 'no model yet'}")
 
-    def save_correction(self, image: Image, data: np.ndarray, labels: np.ndarray, reviewed: np.ndarray) -> None:
+    def save_correction(self, image: Image, data: np.ndarray, labels: np.ndarray, reviewed: np.ndarray,
+                        name: str | None = None) -> None:
         """Keep a correction in the session and its folder (the project, or the automatic one); a failed save is
-        said, and the correction stays in the session."""
+        said, and the correction stays in the session. ``name``: an entry of its own (a crop of a big image: its
+        reviewed mask is its region), else the image's, with the boxes of its reviewed layer."""
         layers = self.dock.viewer.layers
-        layer = layers[reviewed_name(image)] if reviewed_name(image) in layers else None
+        layer = layers[reviewed_name(image)] if reviewed_name(image) in layers and name is None else None
         try:
-            self.dock.session.save_correction(image.name, data, labels, reviewed,
+            self.dock.session.save_correction(name or image.name, data, labels, reviewed,
                                               layer_regions(layer) if layer is not None else [])
         except OSError as e:
             notify(e)

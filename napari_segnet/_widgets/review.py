@@ -8,7 +8,7 @@ import math
 import numpy as np
 from napari.layers import Image, Labels, Shapes
 
-from ..training.regions import Region, regions_mask, stroke_box, tiles_touched
+from ..training.regions import Region, plane_shape, regions_mask, stroke_box, tiles_touched
 
 COLOUR = "lime"
 WATCHED = "segnet_regions"  # prediction layer metadata key: its strokes already add regions
@@ -45,29 +45,47 @@ def add_regions(layer: Shapes, regions: list[Region]) -> int:
 
 def layer_regions(layer: Shapes) -> list[Region]:
     """Each shape of the layer as a region: the pixels whose centres its bounding box covers (a box drawn by hand
-    counts as drawn; any other shape by its bounding box)."""
+    counts as drawn; any other shape by its bounding box). In a stack the shape's plane is the axis along which
+    all its vertices agree (a box drawn on (Z, X) planes has one row y)."""
     regions = []
     for vertices in layer.data:
         v = np.asarray(vertices, float)
-        lo, hi = v[:, -2:].min(axis=0), v[:, -2:].max(axis=0)
-        plane = int(round(v[0, -3])) if v.shape[1] > 2 else 0
+        axis = 0
+        if v.shape[1] == 3:
+            flat = [a for a in range(3) if np.ptp(v[:, a]) == 0]
+            axis = flat[0] if flat else 0
+        rows, cols = (a for a in range(v.shape[1]) if v.shape[1] == 2 or a != axis)
+        lo, hi = v[:, [rows, cols]].min(axis=0), v[:, [rows, cols]].max(axis=0)
+        plane = int(round(v[0, axis])) if v.shape[1] > 2 else 0
         regions.append(Region(plane, math.ceil(lo[0]), math.ceil(lo[1]), math.floor(hi[0]) + 1,
-                              math.floor(hi[1]) + 1))
+                              math.floor(hi[1]) + 1, axis))
     return regions
 
 
 def reviewed_mask(viewer, image: Image, shape: tuple[int, ...], index: tuple = ()) -> np.ndarray:
     """bool of the prediction layer's ``shape``, indexed by ``index`` (as the layer's data is: e.g. (z,) or
-    (z, rows, cols) of a stack, (rows, cols) of an image): True inside the image's reviewed regions (none: all
-    False). Indexing one plane of a stack builds that plane's mask only."""
+    (z, rows, cols) of a stack, (rows, cols) of an image): True inside the image's reviewed regions, in any view
+    (none: all False). Indexing one slice of a stack whose regions all lie in (Y, X) planes builds that plane's
+    mask only."""
+    regions = _regions(viewer, image, shape)
+    if len(shape) == 3 and index and isinstance(index[0], (int, np.integer)) and all(r.axis == 0 for r in regions):
+        return regions_mask(shape[-2:], [r for r in regions if r.plane == index[0]])[index[1:]]
+    return regions_mask(shape, regions)[index] > 0
+
+
+def reviewed_bits(viewer, image: Image, shape: tuple[int, ...]) -> np.ndarray:
+    """The image's reviewed regions as the training set takes them (:func:`~napari_segnet.training.regions.
+    regions_mask`): bool of a 2-D prediction layer's ``shape``, view bits (uint8) of a stack's."""
+    return regions_mask(shape, _regions(viewer, image, shape))
+
+
+def _regions(viewer, image: Image, shape: tuple[int, ...]) -> list[Region]:
+    """The boxes of the image's reviewed layer, each clipped to its plane of an array of ``shape``."""
     name = reviewed_name(image)
     if name not in viewer.layers:
-        return np.zeros(shape, bool)[index]
-    regions = [c for r in layer_regions(viewer.layers[name]) if (c := r.clipped(shape[-2:])) is not None]
-    if len(shape) == 3 and index and isinstance(index[0], (int, np.integer)):
-        plane = regions_mask(shape[-2:], [r for r in regions if r.plane == index[0]])
-        return plane[index[1:]]
-    return regions_mask(shape, regions)[index]
+        return []
+    clipped = (r.clipped(plane_shape(shape, r.axis)) for r in layer_regions(viewer.layers[name]))
+    return [c for c in clipped if c is not None]
 
 
 def watch_strokes(viewer, image: Image, labels: Labels) -> None:
@@ -79,19 +97,33 @@ def watch_strokes(viewer, image: Image, labels: Labels) -> None:
     ndim = labels.data.ndim
 
     def on_paint(event):
-        box = stroke_box(event.value)
+        axis = sliced_axis(viewer, labels)
+        box = stroke_box(event.value, axis)
         if box is not None:
             plane, rows, cols = box
-            add_regions(reviewed_layer(viewer, image, ndim), tiles_touched(rows, cols, labels.data.shape[-2:], plane))
+            add_regions(reviewed_layer(viewer, image, ndim),
+                        tiles_touched(rows, cols, plane_shape(labels.data.shape, axis), plane, axis=axis))
 
     labels.events.paint.connect(on_paint)
 
 
+def sliced_axis(viewer, layer) -> int:
+    """The axis of a stack ``layer`` (Z|T, Y, X) that the viewer slices — 0 as napari opens it, 1 when it shows
+    (Z, X) planes, 2 for (Z, Y) planes (dims transposed); 0 for a 2-D layer or a 3-D rendering."""
+    if layer.ndim != 3 or viewer.dims.ndisplay != 2:
+        return 0
+    offset = viewer.dims.ndim - layer.ndim
+    hidden = [a - offset for a in viewer.dims.not_displayed if a >= offset]
+    return hidden[0] if len(hidden) == 1 else 0
+
+
 def _inside(a: Region, b: Region) -> bool:
-    return a.plane == b.plane and b.y0 <= a.y0 and b.x0 <= a.x0 and a.y1 <= b.y1 and a.x1 <= b.x1
+    return a.axis == b.axis and a.plane == b.plane and b.y0 <= a.y0 and b.x0 <= a.x0 and a.y1 <= b.y1 and a.x1 <= b.x1
 
 
 def _corners(r: Region, ndim: int) -> np.ndarray:
-    """The rectangle's two corners on the pixels' outer edges, with the plane index in front for a stack."""
-    corners = np.array([[r.y0 - 0.5, r.x0 - 0.5], [r.y1 - 0.5, r.x1 - 0.5]])
-    return np.hstack([np.full((2, 1), r.plane), corners]) if ndim == 3 else corners
+    """The rectangle's four corners on the pixels' outer edges, with the plane index inserted at the region's axis
+    for a stack (napari completes two corners only in the displayed plane)."""
+    y0, x0, y1, x1 = r.y0 - 0.5, r.x0 - 0.5, r.y1 - 0.5, r.x1 - 0.5
+    corners = np.array([[y0, x0], [y1, x0], [y1, x1], [y0, x1]])  # napari's own order
+    return np.insert(corners, r.axis, r.plane, axis=1) if ndim == 3 else corners

@@ -54,8 +54,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"several inputs are named {twins[:5]}: their outputs would overwrite each other")
     if args.cluster and args.format == "tif":
         raise UsageError("--cluster writes blocks into a zarr store: add --format zarr or --format ome-zarr")
-    if args.views == 3 and args.cluster:
-        raise UsageError("--views 3 predicts whole volumes in this process: leave out --cluster")
+    if args.views == 3 and args.cluster and args.instances:
+        raise UsageError("--views 3 --cluster writes labels and probabilities, not instances: leave out "
+                         "--instances (or predict without --cluster)")
     if args.spacing is not None and args.views != 3:
         raise UsageError("--spacing is the voxel size of --views 3: add --views 3, or leave it out")
     out = writable_folder(args.out)
@@ -149,6 +150,14 @@ def _predict_file(seg, path: Path, todo: dict[str, Path], args) -> None:
 def _predict_distributed(seg, path: Path, todo: dict[str, Path], args, client) -> None:
     from ..distributed import predict_distributed
 
+    if args.views == 3:  # slabs of whole planes of each view, then slabs of slices averaged (--block unused)
+        from ..distributed_views import predict_views_distributed
+
+        with Bar(0, path.name, "slab", position=1, leave=False) as bar:
+            predict_views_distributed(seg, path, todo.get("labels"), client=client, proba_output=todo.get("proba"),
+                                      fmt=args.format, spacing=args.spacing, tile_shape=args.tile,
+                                      device=args.device, tta=args.tta, progress=bar.update)
+        return
     with Bar(0, path.name, "block", position=1, leave=False) as bar:
         predict_distributed(seg, path, todo.get("labels"), client=client, proba_output=todo.get("proba"),
                             instances_output=todo.get("instances"), fmt=args.format, tile_shape=args.tile,

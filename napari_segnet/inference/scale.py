@@ -119,7 +119,7 @@ def zoom_training_set(images, labels, masks, diameter, model_diameter: float | N
     def zoomed(arrays, dtype):
         return [a if a is None or np.shape(a) != b else zoom_labels(np.asarray(a, dtype), s)
                 for a, b, s in zip(arrays, before, after, strict=False)]
-    return images, zoomed(labels, None), None if masks is None else zoomed(masks, bool), None
+    return images, zoomed(labels, None), None if masks is None else zoomed(masks, None), None  # view bits kept
 
 
 def zoomed_back(steps, shape: tuple[int, ...], labels_out=None) -> Iterator:

@@ -32,6 +32,13 @@ def check_views(views: int, spacing) -> tuple[float, float, float] | None:
     return spacing
 
 
+def side_depth(n_slices: int, spacing) -> int:
+    """Rows of the side views' planes of a volume of ``n_slices`` slices: resampled along Z to the Y/X voxel size
+    (``spacing`` (z, y, x); None: isotropic, ``n_slices``)."""
+    factor = 1.0 if spacing is None else spacing[0] / float(np.sqrt(spacing[1] * spacing[2]))
+    return max(2, round(n_slices * factor)) if factor != 1.0 else n_slices
+
+
 def three_views(predict: Callable[[np.ndarray], Iterator], volume: np.ndarray, spacing=None, want_labels=True,
                 want_proba=False, labels_out=None) -> Iterator[TileProgress | PredictionResult]:
     """The prediction of a (Z, Y, X) ``volume`` from its three views, as a generator of progress and one
@@ -39,8 +46,7 @@ def three_views(predict: Callable[[np.ndarray], Iterator], volume: np.ndarray, s
     stack with probabilities; ``spacing`` (z, y, x) voxel sizes (None: isotropic)."""
     if volume.ndim != 3:
         raise ValueError(f"views=3 needs a single-channel (Z, Y, X) volume, got shape {volume.shape}")
-    factor = 1.0 if spacing is None else spacing[0] / float(np.sqrt(spacing[1] * spacing[2]))
-    depth = max(2, round(volume.shape[0] * factor)) if factor != 1.0 else volume.shape[0]
+    depth = side_depth(volume.shape[0], spacing)
     side = volume if depth == volume.shape[0] else resize(volume.astype(np.float32), (depth, *volume.shape[1:]),
                                                             order=1, preserve_range=True, anti_aliasing=False)
     views = ((volume, (0, 1, 2, 3)), (side.transpose(1, 0, 2), (0, 2, 1, 3)), (side.transpose(2, 0, 1), (0, 2, 3, 1)))

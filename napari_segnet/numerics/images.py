@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 
@@ -39,6 +41,7 @@ class ImagePlanes:
         if min(image.shape) == 0:
             raise ValueError(f"image is empty (shape {tuple(image.shape)})")
         self.in_channels = in_channels
+        self.whole = self  # the planes :meth:`sample` reads: these, or the (Y, X) planes this view was cut from
         self.channel_axis = self._channel_axis(image.shape, in_channels, channel_axis)
         spatial = [a for a in range(image.ndim) if a != self.channel_axis]
         if len(spatial) < 2:
@@ -87,6 +90,25 @@ class ImagePlanes:
             f"the model takes {in_channels} channels but no axis of the image of shape {shape} has that length"
         )
 
+    def along(self, axis: int) -> ImagePlanes:
+        """These planes cut along another spatial axis of a stack (Z|T, Y, X): ``axis`` 0 the (Y, X) planes (itself),
+        1 the (Z, X) planes (one per row y), 2 the (Z, Y) planes (one per column x) — the views a person sees after
+        transposing the dims. Nothing is read or copied: only which axis indexes the planes changes."""
+        if axis not in (0, 1, 2) or isinstance(axis, bool):
+            raise ValueError(f"axis must be 0 (Y, X planes), 1 (Z, X planes) or 2 (Z, Y planes), got {axis!r}")
+        if axis == 0:
+            return self
+        if self.plane_axis is None:
+            raise ValueError("a 2-D image has only its (Y, X) plane: side views need a stack (Z, Y, X)")
+        spatial = (self.plane_axis, self.y_axis, self.x_axis)
+        other = copy.copy(self)
+        other.plane_axis = spatial[axis]
+        other.y_axis, other.x_axis = (a for a in spatial if a != spatial[axis])
+        other.n_planes = self.image.shape[other.plane_axis]
+        other.shape = (self.image.shape[other.y_axis], self.image.shape[other.x_axis])
+        other.whole = self.whole  # sampled (for normalisation) as the (Y, X) planes are, as prediction does
+        return other
+
     def read(self, plane: int, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
         """float32 (C, len(ys), len(xs)) at rows ``ys`` and columns ``xs`` (any indices inside the image).
 
@@ -117,10 +139,17 @@ class ImagePlanes:
         if self.plane_axis is not None:
             box[self.plane_axis] = slice(plane, plane + 1)
         box[self.y_axis], box[self.x_axis] = slice(*rows), slice(*cols)
-        return ImagePlanes(WindowedArray(self.image, tuple(box)), self.in_channels, self.channel_axis)
+        windowed = copy.copy(self)  # the same axes (and orientation, :meth:`along`)
+        windowed.image = WindowedArray(self.image, tuple(box))
+        if self.whole is self:
+            windowed.whole = windowed
+        return windowed
 
     def sample(self, max_pixels: int = 1 << 20) -> np.ndarray:
-        """float32 (C, n) values from a regular grid over all planes, at most about ``max_pixels`` of them."""
+        """float32 (C, n) values from a regular grid over all planes, at most about ``max_pixels`` of them (of
+        the (Y, X) planes for a view cut along another axis: the same values whichever way a stack is cut)."""
+        if self.whole is not self:
+            return self.whole.sample(max_pixels)
         step = max(1, int(np.ceil(np.sqrt(self.n_planes * self.shape[0] * self.shape[1] / max_pixels))))
         planes = range(0, self.n_planes, max(1, self.n_planes // 16))
         grid = slice(None, None, step)
