@@ -46,7 +46,7 @@ def test_a_stroke_on_a_zx_plane_trains_on_zx_planes_and_the_project_keeps_it(mak
     expected = np.zeros(volume.shape, np.uint8)
     expected[:, 2, :] = view_bit(1)
     np.testing.assert_array_equal(mask, expected)
-    assert labels[30, 2, 20] == label and widget.segmenter.versions[-1]["reviewed_pixels"] == 128 * 64
+    assert labels[30, 2, 20] == label and widget.segmenter.versions[-1].reviewed_pixels == 128 * 64
     again = make_napari_viewer()
     restored = SegNetWidget(again)
     again.window.add_dock_widget(restored)
