@@ -110,15 +110,18 @@ def _mean_at(runs: list[list[dict]], key: str, r: int) -> float:
 
 
 def loop_summary() -> str:
-    """The README's table of the loop: per dock_loop record, the held-out headline score at rounds 0, 1, 3 (and
+    """The README's table of the loop: per case (the runs of its dock_loop records pooled), the held-out score at rounds 0, 1, 3 (and
     the last), object F1 at rounds 0 and 3, the range of seconds per round and the guard's record."""
     found = records.read("dock_loop_*.json")
-    head = ["case", "held-out score, round 0 → 1 → 3", "pixel forest, same pixels, round 1 → 3",
+    pooled: dict[tuple, list] = {}  # runs of the same case, region and mode (several records: more seeds)
+    for record in found:
+        pooled.setdefault((record["case"], record["region"], record["mode"]), []).extend(record["runs"])
+    head = ["case", "seeds", "held-out score, round 0 → 1 → 3", "pixel forest, same pixels, round 1 → 3",
             "object F1, round 0 → 3", "s per round", f"guard right: held-out images (ties ±{TIES[0]} / ±{TIES[1]})",
             f"guard right: your own images (±{TIES[0]})"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for record in found:
-        runs = [r["rows"] for r in record["runs"]]
+    for (case, _, mode), pooled_runs in pooled.items():
+        runs = [r["rows"] for r in pooled_runs]
         key, name = ("iou", "nucleus IoU") if "iou" in runs[0][0] else ("mean_iu", "mean IU")
         last = len(runs[0]) - 1
         score = " → ".join(f"{_mean_at(runs, key, r):.3f}" for r in (0, 1, 3))
@@ -134,13 +137,12 @@ def loop_summary() -> str:
         decisions = [row for run in runs for row in run[1:]]
         mine = [row for row in decisions if WORKING in row]
         own = f"{right(mine, TIES[0], WORKING)} of {len(mine)}" if mine else "—"
-        label = LOOP_CASES.get((record["case"], record["mode"]), f"{record['case']}, {record['mode']}")
-        lines.append(f"| {label} | {name} {score} | {forest} | {f1} | {min(secs):.1f}–{max(secs):.1f} | "
+        label = LOOP_CASES.get((case, mode), f"{case}, {mode}")
+        lines.append(f"| {label} | {len(runs)} | {name} {score} | {forest} | {f1} | {min(secs):.1f}–{max(secs):.1f} | "
                      f"{right(decisions, TIES[0])} / {right(decisions, TIES[1])} of {len(decisions)} | {own} |")
     dates = sorted({r["date"][:10] for r in found})
-    seeds = sorted({len(r["runs"]) for r in found})
-    return (f"From the stored records (`benchmarks/results/dock_loop_*.json`): {' / '.join(map(str, seeds))} "
-            f"seeds, {', '.join(dates)}, {_machine(found[0])}.\n\n" + "\n".join(lines) + "\n")
+    return (f"From the stored records (`benchmarks/results/dock_loop_*.json`, the runs of each case pooled), "
+            f"{', '.join(dates)}, {_machine(found[0])}.\n\n" + "\n".join(lines) + "\n")
 
 
 def views_table() -> str:
