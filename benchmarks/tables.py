@@ -110,8 +110,9 @@ def _mean_at(runs: list[list[dict]], key: str, r: int) -> float:
 
 
 def loop_summary() -> str:
-    """The README's table of the loop: per case (the runs of its dock_loop records pooled), the held-out score at rounds 0, 1, 3 (and
-    the last), object F1 at rounds 0 and 3, the range of seconds per round and the guard's record."""
+    """The README's table of the loop: per case (the runs of its dock_loop records pooled), the held-out score at
+    rounds 0, 1, 3 (and the last), the pixel forest's on the same pixels, object F1 at rounds 0 and 3, the range
+    of seconds per round and the guard's record."""
     found = records.read("dock_loop_*.json")
     pooled: dict[tuple, list] = {}  # runs of the same case, region and mode (several records: more seeds)
     for record in found:
