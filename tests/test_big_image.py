@@ -14,6 +14,7 @@ from napari_segnet.big_image import (
     painted_store,
     predict_blocks,
 )
+from napari_segnet.numerics.images import ImagePlanes
 from napari_segnet.progress import run
 from napari_segnet.training.regions import Region
 
@@ -84,3 +85,28 @@ def test_what_counts_as_big_and_bad_inputs(tmp_path):
         predict_blocks(seg, small, out, block=0)
     with pytest.raises(ValueError, match="not \\(32, 32\\)"):
         labels_store((32, 32), 2, out.store.root.parent, "prediction")
+
+
+def test_an_overview_gives_the_normalisation_without_a_strided_read_of_the_image(tmp_path):
+    seg = tiny_segmenter(num_classes=2)
+    pixels = smooth_image((300, 400))
+    image = StridedReads(da.from_array(pixels, chunks=128))
+    overview = pixels[::4, ::4]  # a pyramid level, as napari holds a multiscale image
+    out = labels_store(image.shape, 2, tmp_path, "img")
+    run(predict_blocks(seg, image, out, tile_shape=64, block=128, overview=overview))
+    assert image.strided == 0  # the percentiles came from the overview: no sample of every chunk
+    params = seg.normalization.parameters(ImagePlanes(overview, 1))
+    whole = run(seg.predict_steps(pixels, tile_shape=64, norm_parameters=params)).labels
+    np.testing.assert_array_equal(out[:], whole)  # as the whole image normalised alike
+
+
+class StridedReads(LargestRead):
+    """Counts the strided reads (the normalisation's sample) of a lazily read array."""
+
+    def __init__(self, array):
+        super().__init__(array)
+        self.strided = 0
+
+    def __getitem__(self, index):
+        self.strided += any(isinstance(k, slice) and k.step not in (None, 1) for k in np.atleast_1d(index))
+        return super().__getitem__(index)

@@ -96,8 +96,10 @@ class PredictTab:
         first = self.visible(image, layer)
         name = reviewed_name(image)
         reviewed = layer_regions(dock.viewer.layers[name]) if name in dock.viewer.layers else []
+        overview = image.data[-1] if image.multiscale else None  # the coarsest level: normalisation's sample
         steps = predict_blocks(seg, data, layer.data, first=first, painted=track_paint(layer), reviewed=reviewed,
-                               tile_shape=BLOCK, block=BLOCK, channel_axis=self.channel_axis())  # a block: 1 tile
+                               tile_shape=BLOCK, block=BLOCK, channel_axis=self.channel_axis(),
+                               overview=overview)  # a block: 1 tile
         dock.model_tab.update_legend(layer)
         dock.viewer.layers.selection.active = layer
         dock.predict_button.enabled = False
