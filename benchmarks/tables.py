@@ -159,6 +159,19 @@ def views_table() -> str:
             f"(36, 256, 256), torch {record['torch']}, {record['threads']} threads):\n\n" + "\n".join(lines) + "\n")
 
 
+def big_image_summary() -> str:
+    """docs/user-guide.md's numbers of a big image in the dock (big_image_*.json, the largest size stored)."""
+    r = max(records.read("big_image_*.json"), key=lambda rec: rec["size"])
+    return (f"Measured {r['date'][:10]} (`python -m benchmarks.big_image --size {r['size']} --blocks "
+            f"{r['blocks_written']}`, {_machine(r)}, load {r['machine'].get('load')}): a {r['size']}² image "
+            f"({r['levels']} pyramid levels); napari with the dock {r['napari_rss_mb']} MB; predicting, "
+            f"{r['predict_peak_over_napari_mb']} MB at most above that; the first block shown after "
+            f"{r['seconds_to_first_block']} s, the {r['visible_blocks']} blocks of the visible region after "
+            f"{r['seconds_to_visible_region']} s, {r['seconds_per_block']} s a block; a fine-tune of "
+            f"{r['finetune_steps']} steps with its refresh {r['finetune_seconds']} s, "
+            f"{r['finetune_peak_over_napari_mb']} MB above napari.\n")
+
+
 def _domain_rows(keep: Callable[[dict], bool], with_size: bool) -> list[str]:
     """Markdown rows of domain_shift.json's rows that ``keep`` accepts; the shipped default as is in bold."""
     record = records.read("domain_shift.json")[0]
@@ -206,7 +219,8 @@ def model_scores() -> str:
 
 
 RENDERERS: dict[str, Callable[[], str]] = {
-    "loop": loop_tables, "loop-summary": loop_summary, "views": views_table, "domain-shift": domain_shift_table,
+    "loop": loop_tables, "loop-summary": loop_summary, "views": views_table,
+    "big-image": big_image_summary, "domain-shift": domain_shift_table,
     "domain-shift-summary": domain_shift_summary, "model-scores": model_scores,
 }
 
