@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from . import records
+from .forest_peer import ForestPeer
 from .guard_judgement import TIES, guard_right
 from .simulated_user import worst_tile, wrong_patches
 
@@ -134,26 +135,6 @@ def headline(case: Case, s: dict) -> float:
     return s["iou"] if case.held_instances is not None else s["mean_iu"]
 
 
-def normalised(seg, image: np.ndarray, case: Case) -> np.ndarray:
-    """float32 (C, Y, X): ``image`` as the model's normalisation gives it to the network."""
-    from napari_segnet.numerics.images import ImagePlanes
-    from napari_segnet.numerics.normalization import Normalization
-
-    planes = ImagePlanes(image, seg.in_channels, None if case.channel_axis == "auto" else int(case.channel_axis))
-    return Normalization.apply(planes.block(0, slice(None), slice(None)), *seg.normalization.parameters(planes))
-
-
-def forest_peer(case: Case, seg, given: list) -> dict:
-    """The held-out scores of the product's pixel forest (ilastik's method) fitted on exactly the pixels the person
-    gave through the dock so far: ``given`` = (working image index, labels layer data, reviewed mask) per image."""
-    from napari_segnet.training.pixel_forest import PixelForest, pixel_features
-
-    features = [pixel_features(normalised(seg, case.working[i], case)) for i, _, _ in given]
-    forest = PixelForest(features, [lb for _, lb, _ in given], [r for _, _, r in given], seg.num_classes)
-    return scores(case, [forest.probabilities(pixel_features(normalised(seg, im, case))).argmax(-1)
-                         for im in case.held])
-
-
 def held_out_through_dock(app, dock, viewer, case: Case) -> list:
     preds = []
     for i in range(len(case.held)):
@@ -164,32 +145,38 @@ def held_out_through_dock(app, dock, viewer, case: Case) -> list:
     return preds
 
 
-def version_scores(case: Case, seg, version: int) -> dict:
-    """Held-out scores of ``version`` (to judge the guard; the person never sees this)."""
+def _axis(case: Case) -> int | None:
+    return None if case.channel_axis == "auto" else int(case.channel_axis)
+
+
+def _at_version(seg, version: int):
+    """A copy of the model with ``version`` active (to judge the guard; the person never sees this)."""
     import copy
 
     other = copy.deepcopy(seg)
     other.rollback(version)
-    axis = None if case.channel_axis == "auto" else int(case.channel_axis)
-    return scores(case, [other.predict(im, channel_axis=axis) for im in case.held])
+    return other
+
+
+def version_scores(case: Case, seg, version: int) -> dict:
+    """Held-out scores of ``version``."""
+    other = _at_version(seg, version)
+    return scores(case, [other.predict(im, channel_axis=_axis(case)) for im in case.held])
 
 
 def working_delta(case: Case, seg, new: int, old: int, reviewed: list) -> float:
     """Mean IU of version ``new`` minus version ``old`` on the person's own working images, on the pixels outside
     every reviewed region (``reviewed``: a bool mask per working image): the rest of the user's data, which no
-    version trained on and whose truth the guard never saw (to judge the guard; the person never sees this)."""
-    import copy
-
+    version trained on and whose truth the guard never saw."""
     from napari_segnet.numerics.metrics import segmentation_scores
 
-    axis = None if case.channel_axis == "auto" else int(case.channel_axis)
-    n, out = 2 if case.classes is None else len(case.classes.split(",")), []
     truth = np.concatenate([t[~r] for t, r in zip(case.working_truth, reviewed)])
+    out = []
     for version in (new, old):
-        other = copy.deepcopy(seg)
-        other.rollback(version)
-        pred = np.concatenate([other.predict(im, channel_axis=axis)[~r] for im, r in zip(case.working, reviewed)])
-        out.append(segmentation_scores(pred, truth, n)["mean_iu"])
+        other = _at_version(seg, version)
+        pred = np.concatenate([other.predict(im, channel_axis=_axis(case))[~r]
+                               for im, r in zip(case.working, reviewed)])
+        out.append(segmentation_scores(pred, truth, seg.num_classes)["mean_iu"])
     return float(out[0] - out[1])
 
 
@@ -213,6 +200,7 @@ def run(case: Case, rounds: int, seed: int, region: str, live: bool = False, vie
     from napari_segnet._widgets.review import reviewed_mask
 
     torch.manual_seed(seed)
+    peer = None if case.classes is None else ForestPeer(case.working, len(case.classes.split(",")), _axis(case))
     own = viewer is None
     viewer = napari.Viewer(show=False) if own else viewer
     app = napari.qt.get_qapp()
@@ -277,11 +265,11 @@ def run(case: Case, rounds: int, seed: int, region: str, live: bool = False, vie
                      "guard": seg.versions[-1].details.get("guard"),
                      "guard_scores": [(seg.versions[-1].details.get("parent_scores") or {}).get("mean_iu"),
                                       (seg.versions[-1].scores or {}).get("mean_iu")]})
-        if case.classes is not None:  # a new model: the forest on the same pixels is the peer to beat
-            given = [(j, np.asarray(viewer.layers[f"work {j} prediction"].data),
-                      reviewed_mask(viewer, viewer.layers[f"work {j}"], case.working_truth[j].shape))
-                     for j in range(min(r, len(case.working)))]
-            rows[-1]["forest"] = forest_peer(case, seg, given)
+        if peer is not None:  # a new model: the forest on the same pixels the person gave is the peer to beat
+            given = [np.asarray(viewer.layers[f"work {j} prediction"].data) if f"work {j} prediction" in viewer.layers
+                     else np.zeros(t.shape, np.uint8) for j, t in enumerate(case.working_truth)]  # unreviewed: unused
+            _, held = peer.fit_predict(given, reviewed, case.held)
+            rows[-1]["forest"] = scores(case, held)
         print(case.name, seed, rows[-1], flush=True)
     if own:
         viewer.close()

@@ -40,6 +40,7 @@ from napari_segnet.segmenter import Segmenter
 
 from . import multiclass
 from .forest_peer import ForestPeer
+from .plots import round_plot
 from .simulated_user import correct_tile, next_tile, worst_tile
 
 TILE = 128
@@ -136,24 +137,11 @@ def run_rounds(data: str, rounds: int) -> list[tuple]:
 
 def plot(rows: list[tuple], path: str) -> None:
     """PNG of held-out IoU per round of :func:`run_rounds`'s rows, U-Net against the forest."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     r = np.array(rows)
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    ax.plot(r[:, 0], r[:, 3], "o-", label="U-Net + border-weighted CE (held-out)")
-    ax.plot(r[:, 0], r[:, 5], "s--", label="pixel forest, ilastik's method (held-out)")
-    ax.plot(r[:, 0], r[:, 2], "o:", alpha=0.5, label="U-Net (working slices)")
-    ax.set_xticks(r[:, 0])
-    ax.set_xlabel("round (one 128² tile corrected per round)")
-    ax.set_ylabel("nucleus IoU")
-    ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
+    round_plot([(r[:, 0], r[:, 3], "o-", "U-Net + border-weighted CE (held-out)"),
+                (r[:, 0], r[:, 5], "s--", "pixel forest, ilastik's method (held-out)"),
+                (r[:, 0], r[:, 2], "o:", "U-Net (working slices)", {"alpha": 0.5})],
+               r[:, 0], "round (one 128² tile corrected per round)", "nucleus IoU", path)
 
 
 def parser() -> argparse.ArgumentParser:

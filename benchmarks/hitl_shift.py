@@ -34,6 +34,7 @@ from napari_segnet.numerics.metrics import ObjectScores, object_scores, segmenta
 from napari_segnet.segmenter import Segmenter
 
 from .forest_peer import ForestPeer
+from .plots import round_plot
 from .simulated_user import correct_tile, worst_tile
 
 TILE = 64
@@ -147,23 +148,10 @@ def run_shift(rounds: int, settings: dict, tta: bool = False, diameter: float | 
 
 def plot(rows: list[tuple], path: str) -> None:
     """PNG of held-out object F1 and pixel IoU per round, U-Net against the forest."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     r = [row[0] for row in rows]
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    ax.plot(r, [row[3] for row in rows], "o-", label="U-Net (shipped default) object F1@0.5")
-    ax.plot(r, [row[2] for row in rows], "o:", label="U-Net pixel IoU")
     rf = [(row[0], float(row[7]), float(row[6])) for row in rows if row[6] != "—"]
-    ax.plot([x[0] for x in rf], [x[1] for x in rf], "s--", label="random forest object F1@0.5")
-    ax.plot([x[0] for x in rf], [x[2] for x in rf], "s:", label="random forest pixel IoU")
-    ax.set_xticks(r)
-    ax.set_xlabel(f"round (one {TILE}² tile corrected per round; 0 = zero-shot)")
-    ax.set_ylabel("held-out score (domain shift)")
-    ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
+    round_plot([(r, [row[3] for row in rows], "o-", "U-Net (shipped default) object F1@0.5"),
+                (r, [row[2] for row in rows], "o:", "U-Net pixel IoU"),
+                ([x[0] for x in rf], [x[1] for x in rf], "s--", "random forest object F1@0.5"),
+                ([x[0] for x in rf], [x[2] for x in rf], "s:", "random forest pixel IoU")],
+               r, f"round (one {TILE}² tile corrected per round; 0 = zero-shot)", "held-out score (domain shift)", path)
