@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from napari_segnet.training.pixel_forest import PixelForest, pixel_features
+from napari_segnet.numerics.pixel_features import pixel_features
+from napari_segnet.training.pixel_forest import PixelForest
 
 
 def features(image: np.ndarray, channel_axis: int | None = None) -> np.ndarray:

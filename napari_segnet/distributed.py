@@ -34,6 +34,7 @@ from .inference.tile_plan import DEFAULT_MAX_CONTEXT, explicit_plan
 from .inference.tiling import Region, tile_step
 from .io.imagefiles import atomic_directory, create_zarr, read_image, stem
 from .numerics.images import ImagePlanes, WindowedArray
+from .numerics.pixel_features import MARGIN as FEATURE_MARGIN
 
 _CACHE: dict[str, object] = {}  # checkpoint digest → Segmenter, one per worker process
 _LOCK = threading.Lock()
@@ -363,6 +364,9 @@ def block_input(seg, image, block: Region, steps: tuple[int, int], channel_axis,
     planes = ImagePlanes(image, seg.in_channels, channel_axis)
     spans = [explicit_plan(seg.net, n, min(step, n), max_context).input_span(bounds)
              for n, step, bounds in zip(planes.shape, steps, (block.rows, block.cols))]
+    if seg.forest is not None:  # and what the forest's features read (forest_blend.py)
+        spans = [(min(lo, max(b0 - FEATURE_MARGIN, 0)), max(hi, min(b1 + FEATURE_MARGIN, n)))
+                 for (lo, hi), (b0, b1), n in zip(spans, (block.rows, block.cols), planes.shape)]
     return planes.windowed(block.planes[0], *spans).image
 
 

@@ -23,14 +23,16 @@ from .inference.views import check_views
 from .io.metadata import Version
 from .numerics.images import ImagePlanes
 from .numerics.normalization import Normalization
+from .numerics.pixel_features import MARGIN as FEATURE_MARGIN
 from .segmenter import Segmenter
 from .training.finetune_outcome import FinetuneFinished, commit_version, plain_scores
 from .training.loop import TrainingAborted, TrainProgress
 from .training.regions import tiles_touched
 from .training.settings import TrainSettings
 
-#: Pixels of context kept around the reviewed pixels (training crops) and the visible region (refreshes).
-MARGIN = 48
+#: Pixels of context kept around the reviewed pixels (training crops) and the visible region (refreshes): at least
+#: what a pixel forest's features read (a version may blend one in), so a refresh equals a whole-image prediction.
+MARGIN = max(48, FEATURE_MARGIN)
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,8 @@ class LiveSettings:
     median stroke → refresh latency under 5 s on 512² in benchmarks/live.py, see README); whole planes are
     re-predicted at most every ``refresh_s`` seconds; ``idle_bursts`` more bursts run after the last stroke.
     ``loss`` None: the model's recommended one (:attr:`Segmenter.recommended_settings`; :class:`LiveSession` fills
-    it in); its other settings too, but never the forest (a burst is too short to train one)."""
+    it in); its other settings too, but never the forest (a burst is too short to train one: its version keeps the
+    forest of the version the session started from, if any)."""
 
     burst_steps: int = 10
     lr: float = 3e-4
@@ -58,7 +61,8 @@ class LiveSettings:
     def train_settings(self, seed: int) -> dict:
         """Keyword arguments of ``Segmenter.finetune`` for one burst."""
         return {"steps": self.burst_steps, "lr": self.lr, "batch_size": self.batch_size, "distill": 0.0,
-                "patch_size": self.patch_size, "seed": seed, **({} if self.loss is None else {"loss": self.loss})}
+                "forest_blend": False, "patch_size": self.patch_size, "seed": seed,
+                **({} if self.loss is None else {"loss": self.loss})}
 
 
 @dataclass(frozen=True)
@@ -114,8 +118,8 @@ class LiveSession:
         self.base_version = segmenter.active_version
         # the copy takes inputs normalised with each whole image's parameters (planes are cropped for speed)
         self.model = Segmenter(copy.deepcopy(segmenter.net), replace(
-            segmenter.metadata, normalization=Normalization("none")))
-        self.base = Segmenter(copy.deepcopy(segmenter.net), self.model.metadata)  # judges the session at its end
+            segmenter.metadata, normalization=Normalization("none")), segmenter.forest)  # bursts keep its forest
+        self.base = Segmenter(copy.deepcopy(segmenter.net), self.model.metadata, segmenter.forest)  # judges at end
         #: The session's outcome once :meth:`finish` made a version: kept active or not, both guard scores.
         self.outcome: FinetuneFinished | None = None
         self.planes: dict = {}

@@ -7,17 +7,19 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from ._validation import check_labels_out
 from .inference.devices import pick_device
+from .inference.forest_blend import ForestBlend, split_state
 from .inference.scale import recorded_diameter, spatial_shape, zoom_factor, zoom_image, zoom_training_set, zoomed_back
 from .inference.tile_plan import DEFAULT_MAX_CONTEXT
 from .inference.tiling import PredictionResult, Region, TileProgress, predict_tiled
 from .inference.views import check_views, three_views
-from .io.checkpoint import load_network, save_checkpoint
+from .io.checkpoint import CheckpointError, load_network, save_checkpoint
 from .io.metadata import ModelMetadata, Version
 from .models import SegmentationNet, build_model, model_options
 from .models.base import cpu_state, fold_batchnorm
@@ -35,17 +37,21 @@ from .training.recommend import NEW_MODEL, TrainRecommendation
 from .training.settings import TrainSettings
 from .training.training_set import check_validation, crop_to_reviewed, split_held_out, training_planes
 
+if TYPE_CHECKING:
+    from .training.blend import BlendChoice
+
 
 class Segmenter:
     """A segmentation network plus what it needs to be used on real images.
 
     ``metadata`` is a frozen :class:`~napari_segnet.io.metadata.ModelMetadata` (architecture, options, classes,
-    normalisation, versions, active version). The active version's weights are the network's; those of every
-    other version made or loaded in this session are kept on the CPU for :meth:`rollback`.
+    normalisation, versions, active version). The active version's weights are the network's, and ``forest`` its
+    pixel forest if it keeps one (:mod:`~napari_segnet.inference.forest_blend`: every prediction mixes it in);
+    those of every other version made or loaded in this session are kept on the CPU for :meth:`rollback`.
     """
 
-    def __init__(self, net: SegmentationNet, metadata: ModelMetadata):
-        self.net, self.metadata = net, metadata
+    def __init__(self, net: SegmentationNet, metadata: ModelMetadata, forest: ForestBlend | None = None):
+        self.net, self.metadata, self.forest = net, metadata, forest
         self._states: dict[int, dict[str, torch.Tensor]] = {}  # inactive versions only
         self._folded: tuple[tuple, SegmentationNet] | None = None
 
@@ -105,7 +111,11 @@ class Segmenter:
 
             with package_checkpoint(path) as checkpoint:
                 return cls.load(checkpoint)
-        return cls(*load_network(path))  # the file's tensors checked against its metadata before building
+        net, metadata, extra = load_network(path)  # the file's tensors checked against its metadata first
+        try:
+            return cls(net, metadata, split_state(extra)[1])
+        except ValueError as e:
+            raise CheckpointError(f"{Path(path).name} has a damaged pixel forest ({e})") from e
 
     def save(self, path: str | os.PathLike, version: int | None = None) -> Path:
         """Write the weights of ``version`` (default: the active one) and the metadata to ``path`` (a
@@ -167,9 +177,10 @@ class Segmenter:
 
     # ---- versions -----------------------------------------------------------------------------------------
     def weights(self, version: int | None = None) -> dict[str, torch.Tensor]:
-        """CPU weights of ``version``; the active one (default) as the network holds them now."""
+        """CPU weights of ``version`` (its pixel forest's tensors too, if it keeps one); the active one (default) as
+        the network holds them now."""
         if version is None or version == self.active_version:
-            return cpu_state(self.net)
+            return {**cpu_state(self.net), **(self.forest.to_tensors() if self.forest else {})}
         if version not in self._states:
             raise ValueError(f"the weights of version {version} are not available; available versions: "
                              f"{self.available_versions}")
@@ -192,9 +203,10 @@ class Segmenter:
         network holds now are kept as those of the version that was active."""
         if version == self.active_version:
             return
-        state = self.weights(version)
-        self._states[self.active_version] = cpu_state(self.net)
-        self.net.load_state_dict(state)
+        network, forest = split_state(self.weights(version))
+        self._states[self.active_version] = self.weights()
+        self.net.load_state_dict(network)
+        self.forest = forest
         del self._states[version]
         self.metadata = self.metadata.activate(version)
 
@@ -247,16 +259,19 @@ class Segmenter:
                    **({} if size is None else {"object_diameter": size})}
 
         def round_() -> Iterator[TrainProgress | FinetuneFinished]:  # the slow part, in the caller's worker
-            taught, record = items, None
-            if config.distill:
-                from .training.distillation import distill  # scikit-learn only when asked for
+            taught, record, fitted = items, None, None
+            if config.distill or config.forest_blend:  # one forest for both, fitted within the time budget
+                from .training.distillation import distill, fit_reviewed_forest  # scikit-learn only when asked for
 
+                fitted = fit_reviewed_forest(items, self.num_classes, config.seed or 0)
+            if config.distill:
                 network = self._reviewed_scores(items, device)
-                taught, record = distill(items, config, self.num_classes, network["mean_iu"])
+                taught, record = distill(items, config, self.num_classes, network["mean_iu"], fitted)
             resolved = config.resolved(reviewed, record is not None and record.distilled)  # recorded as recommended
             steps = finetune_net(self.net, taught, resolved.after_spending(time.perf_counter() - start), device)
+            blend = (lambda: self._choose_blend(fitted.forest, judged, device)) if config.forest_blend else None
             yield from record_run(self, steps, resolved, guard, judge, accept_worse, run_record,
-                                  {**details, **({} if record is None else {"distillation": record.to_dict()})})
+                                  {**details, **({} if record is None else {"distillation": record.to_dict()})}, blend)
         return round_()
 
     def _guard(self, validation, judged: list[TrainingImage], device, channel_axis) -> tuple[str, Callable]:
@@ -268,12 +283,27 @@ class Segmenter:
             return "held-out reviewed pixels", lambda: self._reviewed_scores(judged, device, held_out=True)
         return "none", lambda: None
 
+    def _choose_blend(self, forest, judged, device) -> tuple[ForestBlend | None, BlendChoice | None]:
+        """The pixel ``forest`` (a ``PixelForest`` or None) the active (new) version keeps and with what weight,
+        chosen on the held-out planes ``judged`` (:mod:`napari_segnet.training.blend`)."""
+        from .training.blend import choose_blend  # scikit-learn only when asked for
+
+        dev = pick_device(device)
+
+        def network_proba(it: TrainingImage) -> np.ndarray:
+            planes = ImagePlanes(it.image, self.in_channels, channel_axis=0)  # already normalised
+            return run(predict_tiled(self._inference_net(dev), planes, lambda t: t, dev, want_labels=False,
+                                     want_proba=True)).proba
+
+        return choose_blend(forest, judged, self.num_classes, network_proba)
+
     def _context(self, config: TrainSettings) -> int:
         """Pixels of image kept around the reviewed ones when a round crops to them: half a training patch (so
-        patches see real context, not mirrored), and the pixel forest's reach when the round distils."""
+        patches see real context, not mirrored), and the pixel forest's reach when the round distils or blends."""
         from .training.distillation import REACH
 
-        return max(patch_sizes(self.net, config.patch_size)[0] // 2 + 8, REACH if config.distill else 0)
+        forest = config.distill or config.forest_blend
+        return max(patch_sizes(self.net, config.patch_size)[0] // 2 + 8, REACH if forest else 0)
 
     def _reviewed_scores(self, items: Sequence[TrainingImage], device=None, held_out: bool = False) -> dict:
         """FCN metrics of the active model on the reviewed pixels of prepared training planes (``held_out``: the
@@ -282,7 +312,7 @@ class Segmenter:
         for it in items:
             planes = ImagePlanes(it.image, self.in_channels, channel_axis=0)  # already normalised
             outcome = run(predict_tiled(self._inference_net(pick_device(device)), planes, lambda t: t,
-                                        pick_device(device)))
+                                        pick_device(device), forest=self.forest))
             n = n + confusion_matrix(outcome.labels[it.reviewed], it.labels[it.reviewed], self.num_classes)
         return guard_scores(n) if held_out else scores_from_confusion(n)
 
@@ -349,13 +379,15 @@ class Segmenter:
                       want_labels: bool = True, want_proba: bool = False, labels_out=None, batch_size: int = 1,
                       max_context: int = DEFAULT_MAX_CONTEXT, norm_parameters: tuple | None = None,
                       region: Region | None = None, diameter: float | None = None, tta: bool = False,
-                      views: int = 1, spacing=None) -> Iterator[TileProgress | PredictionResult]:
+                      views: int = 1, spacing=None, network_only: bool = False
+                      ) -> Iterator[TileProgress | PredictionResult]:
         """Check the inputs, then return the prediction as a generator (for thread workers): it yields
         :class:`TileProgress` and finally a :class:`PredictionResult` (labels or None, proba or None).
         Closing it stops between tiles; outputs are then incomplete. ``norm_parameters``: (offset, scale) of
         the whole image when computed elsewhere; ``region``: predict only that part (``tiling.Region``; the
         outputs have its shape), exactly as in a whole-image pass — the blocks of ``napari_segnet.distributed``.
-        ``diameter``, ``tta``, ``views``, ``spacing``: see :meth:`predict` (``diameter`` not with ``region``)."""
+        ``diameter``, ``tta``, ``views``, ``spacing``: see :meth:`predict` (``diameter`` not with ``region``).
+        ``network_only``: leave the version's pixel forest out (what a bioimage.io package predicts)."""
         if labels_out is not None:
             check_labels_out(labels_out, self.num_classes)
         spacing = check_views(views, spacing)
@@ -367,7 +399,8 @@ class Segmenter:
             params = self.normalization.parameters(ImagePlanes(volume, 1, None))
             return three_views(lambda planes: self.predict_steps(
                 planes, tile_shape, device, want_labels=False, want_proba=True, batch_size=batch_size,
-                max_context=max_context, norm_parameters=params, tta=tta), volume, spacing, want_labels, want_proba,
+                max_context=max_context, norm_parameters=params, tta=tta, network_only=network_only), volume, spacing,
+                want_labels, want_proba,
                 labels_out)
         factor = zoom_factor(diameter, self.object_diameter)
         if factor != 1.0:
@@ -377,7 +410,7 @@ class Segmenter:
             zoomed = zoom_image(image, factor, self.in_channels, channel_axis)
             inner = self.predict_steps(zoomed, tile_shape, device, channel_axis, want_labels=want_labels,
                                        want_proba=want_proba, batch_size=batch_size, max_context=max_context,
-                                       tta=tta)
+                                       tta=tta, network_only=network_only)
             return zoomed_back(inner, shape, labels_out)
         planes = ImagePlanes(image, self.in_channels, channel_axis)
         offset, scale = norm_parameters if norm_parameters is not None else self.normalization.parameters(planes)
@@ -385,7 +418,7 @@ class Segmenter:
         return predict_tiled(self._inference_net(dev), planes, lambda t: Normalization.apply(t, offset, scale), dev,
                              tile_shape=tile_shape, want_labels=want_labels, want_proba=want_proba,
                              labels_out=labels_out, batch_size=batch_size, max_context=max_context, region=region,
-                             tta=tta)
+                             tta=tta, forest=None if network_only else self.forest)
 
     def _inference_net(self, device: torch.device) -> SegmentationNet:
         """The active weights with BatchNorm folded into the convolutions, channels_last, on ``device``;

@@ -12,7 +12,8 @@ from napari_segnet.training import distillation
 from napari_segnet.training.distillation import Distillation
 from napari_segnet.training.finetune_outcome import forest_note
 from napari_segnet.training.patches import TrainingImage
-from napari_segnet.training.pixel_forest import PixelForest, pixel_features
+from napari_segnet.numerics.pixel_features import pixel_features
+from napari_segnet.training.pixel_forest import PixelForest
 from napari_segnet.training.settings import TrainSettings
 
 

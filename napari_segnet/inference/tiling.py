@@ -16,6 +16,7 @@ from ..models import SegmentationNet
 from ..numerics.images import ImagePlanes, WindowedArray, reflect_index
 from ..progress import Outcome, Progress
 from .devices import autocast_dtype
+from .forest_blend import ForestBlend
 from .tile_pipeline import pipelined
 from .tile_plan import DEFAULT_MAX_CONTEXT, AxisPlan, auto_plan, explicit_plan
 from .tta import averaged_probabilities
@@ -157,7 +158,8 @@ def plan_tiles(net: SegmentationNet, tile_shape, image_shape: tuple[int, int], d
 def predict_tiled(net: SegmentationNet, planes: ImagePlanes, normalize: Callable[[np.ndarray], np.ndarray],
                   device: torch.device, *, tile_shape=None, want_labels: bool = True, want_proba: bool = False,
                   labels_out=None, batch_size: int = 1, max_context: int = DEFAULT_MAX_CONTEXT,
-                  region: Region | None = None, tta: bool = False) -> Iterator[TileProgress | PredictionResult]:
+                  region: Region | None = None, tta: bool = False, forest: ForestBlend | None = None
+                  ) -> Iterator[TileProgress | PredictionResult]:
     """Tiled prediction of every plane of ``planes``, the one entry point: checks the arguments, then returns
     a generator that yields :class:`TileProgress` after each batch of tiles and finally a
     :class:`PredictionResult`.
@@ -168,7 +170,8 @@ def predict_tiled(net: SegmentationNet, planes: ImagePlanes, normalize: Callable
     (NumPy, memory-mapped, zarr), else a new array; probabilities float32 (C, *spatial) when ``want_proba``.
     With a :class:`Region`, only that part is predicted (exactly as in a whole-image pass) and the outputs have
     the region's shape. ``tta``: every tile's probabilities averaged over its 8 flips and rotations
-    (:mod:`napari_segnet.inference.tta`; 8 forward passes).
+    (:mod:`napari_segnet.inference.tta`; 8 forward passes). ``forest``: a version's pixel forest, mixed into
+    every tile's probabilities (:mod:`napari_segnet.inference.forest_blend`).
     """
     plans = plan_tiles(net, tile_shape, planes.shape, device, max_context)
     stacked = planes.plane_axis is not None
@@ -186,7 +189,7 @@ def predict_tiled(net: SegmentationNet, planes: ImagePlanes, normalize: Callable
     if device.type == "cuda" and batch_size == 1:
         area = plans[0].tile_in * plans[1].tile_in
         batch_size = int(np.clip(tile_budget(net, device) // area, 1, MAX_CUDA_BATCH))
-    predictor = TiledPredictor(net, device, normalize, batch_size, tta)
+    predictor = TiledPredictor(net, device, normalize, batch_size, tta, forest)
     proba_view = None if proba is None else (np.moveaxis(proba, 0, 1) if stacked else proba[None])
     labels_view = None if labels is None else _Planes(labels, stacked)
 
@@ -231,13 +234,14 @@ class TiledPredictor:
 
     Writes class ids into ``labels`` (n_planes, Y, X) and/or class probabilities into ``proba``
     (n_planes, C, Y, X): preallocated arrays (NumPy, memory-mapped or zarr) that the caller owns. Tiles are
-    read (and normalised) and written on two threads while the network runs (:func:`pipelined`).
+    read (and normalised) and written on two threads while the network runs (:func:`pipelined`); a ``forest``
+    is mixed into each tile's kept probabilities as they are written.
     """
 
     def __init__(self, net: SegmentationNet, device: torch.device, normalize: Callable[[np.ndarray], np.ndarray],
-                 batch_size: int = 1, tta: bool = False):
+                 batch_size: int = 1, tta: bool = False, forest: ForestBlend | None = None):
         self.net, self.device, self.normalize = net, device, normalize
-        self.batch_size, self.tta = batch_size, tta
+        self.batch_size, self.tta, self.forest = batch_size, tta, forest
 
     def run(self, planes: ImagePlanes, py: AxisPlan, px: AxisPlan, labels=None, proba=None,
             region: Region | None = None) -> Iterator[TileProgress]:
@@ -249,7 +253,7 @@ class TiledPredictor:
         tiles = [(p, i, j) for p in range(*region.planes) for i, j in grid]
         batches = [tiles[k : k + self.batch_size] for k in range(0, len(tiles), self.batch_size)]
         blend = bool(py.overlap or px.overlap)
-        want_proba = blend or proba is not None
+        want_proba = blend or proba is not None or self.forest is not None
         sums: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
         bands = _RowBands(planes, py, px, region)
@@ -261,15 +265,16 @@ class TiledPredictor:
             for (p, i, j), tile in zip(batch, out):
                 (ty, iy), (tx, ix) = py.kept(i, region.rows), px.kept(j, region.cols)
                 q = p - region.planes[0]
+                kept = self._mixed(planes, p, tile[..., ty, tx], region, iy, ix)
                 if not blend:
-                    self._store(labels, proba, q, tile[..., ty, tx], iy, ix, probs=want_proba)
+                    self._store(labels, proba, q, kept, iy, ix, probs=want_proba)
                     continue
                 if q not in sums:
                     sums[q] = (np.zeros((tile.shape[0], *region.shape[1:]), np.float32),
                                np.zeros(region.shape[1:], np.float32))
                 acc, weight = sums[q]
                 w = tile_weights(py, i, region.rows)[:, None] * tile_weights(px, j, region.cols)[None, :]
-                acc[:, iy, ix] += tile[:, ty, tx] * w
+                acc[:, iy, ix] += kept * w
                 weight[iy, ix] += w
                 if (i, j) == grid[-1]:
                     acc, weight = sums.pop(q)
@@ -279,6 +284,17 @@ class TiledPredictor:
         for k in pipelined(batches, read, lambda x: self._forward(x, want_proba), write):
             done += len(batches[k - 1])
             yield TileProgress(done, len(tiles))
+
+    def _mixed(self, planes: ImagePlanes, p: int, kept: np.ndarray, region: Region, iy: slice, ix: slice
+               ) -> np.ndarray:
+        """A tile's kept probabilities (C, h, w) at ``iy``, ``ix`` of ``region`` with the forest mixed in."""
+        if self.forest is None:
+            return kept
+        rows = (region.rows[0] + iy.start, region.rows[0] + iy.stop)
+        cols = (region.cols[0] + ix.start, region.cols[0] + ix.stop)
+        forest = self.forest.forest_probabilities(lambda ys, xs: self.normalize(planes.read(p, ys, xs)),
+                                                  planes.shape, rows, cols)
+        return self.forest.mix(kept, forest)
 
     def _read(self, planes: ImagePlanes, p: int, py: AxisPlan, px: AxisPlan, i: int, j: int) -> np.ndarray:
         """Normalised float32 (C, tile_in_y, tile_in_x), mirrored where the tile leaves the image."""

@@ -88,11 +88,17 @@ def read_metadata(path: str | os.PathLike) -> ModelMetadata:
         raise CheckpointError(f"{path.name} has damaged metadata ({type(e).__name__}: {e})") from e
 
 
-def load_network(path: str | os.PathLike) -> tuple[torch.nn.Module, ModelMetadata]:
-    """(network with the file's weights, metadata) of a checkpoint. The network the metadata describes is first
-    built on torch's ``meta`` device (shapes, no memory) and compared with the tensors the file's header lists:
-    a small file whose metadata describes a huge network (a U-Net of 68 G parameters) is refused before
-    anything is allocated. ``CheckpointError`` for a file that does not fit its own description."""
+#: Tensors whose names start with this are a version's pixel forest, not the network's
+#: (:mod:`napari_segnet.inference.forest_blend` reads them).
+FOREST_PREFIX = "pixel_forest."
+
+
+def load_network(path: str | os.PathLike) -> tuple[torch.nn.Module, ModelMetadata, dict[str, torch.Tensor]]:
+    """(network with the file's weights, metadata, the other tensors: a pixel forest's) of a checkpoint. The
+    network the metadata describes is first built on torch's ``meta`` device (shapes, no memory) and compared with
+    the tensors the file's header lists: a small file whose metadata describes a huge network (a U-Net of 68 G
+    parameters) is refused before anything is allocated. ``CheckpointError`` for a file that does not fit its own
+    description."""
     from ..models import build_model
 
     metadata, name = read_metadata(path), Path(path).name
@@ -106,7 +112,7 @@ def load_network(path: str | os.PathLike) -> tuple[torch.nn.Module, ModelMetadat
             raise CheckpointError(f"{name} describes a model this version cannot build: {e}") from e
 
     expected = {k: tuple(v.shape) for k, v in build("meta").state_dict().items()}
-    held = tensor_shapes(path)
+    held = {k: v for k, v in tensor_shapes(path).items() if not k.startswith(FOREST_PREFIX)}
     wrong = sorted(k for k in expected if held.get(k) != expected[k])
     extra = sorted(set(held) - set(expected))
     if wrong or extra:
@@ -114,9 +120,9 @@ def load_network(path: str | os.PathLike) -> tuple[torch.nn.Module, ModelMetadat
             f"{name} does not fit a {metadata.architecture} network: its metadata describes "
             f"{sum(math.prod(s) for s in expected.values()):,} numbers, its tensors hold "
             f"{sum(math.prod(s) for s in held.values()):,}; missing or misshapen {wrong[:3]}, unexpected {extra[:3]}")
-    net = build()
-    net.load_state_dict(load_checkpoint(path)[0])
-    return net, metadata
+    net, state = build(), load_checkpoint(path)[0]
+    net.load_state_dict({k: v for k, v in state.items() if k in expected})
+    return net, metadata, {k: v for k, v in state.items() if k not in expected}
 
 
 def tensor_shapes(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:

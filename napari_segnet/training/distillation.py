@@ -13,8 +13,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..numerics.metrics import confusion_matrix, scores_from_confusion
+from ..numerics.pixel_features import pixel_features
 from .patches import TrainingImage
-from .pixel_forest import PixelForest, pixel_features
+from .pixel_forest import PixelForest
 from .settings import TrainSettings
 
 #: An unreviewed pixel gets the forest's label when its top class probability is at least this: with 3 classes,
@@ -64,31 +65,54 @@ class Distillation:
                    record.get("network_mean_iu"))
 
 
-def distill(items: list[TrainingImage], settings: TrainSettings, num_classes: int, network_mean_iu: float
-            ) -> tuple[list[TrainingImage], Distillation]:
+@dataclass(frozen=True, eq=False)
+class ReviewedForest:
+    """A round's pixel forest, fitted once for distillation and the blend (:mod:`~napari_segnet.training.blend`):
+    the planes it saw with their windows (``used``), each window's features, labels and reviewed pixels, and the
+    forest fitted on all of them (None, and ``why``, when it cannot be: no window fits, or one class only)."""
+
+    used: list
+    features: list
+    labels: list
+    reviewed: list
+    forest: PixelForest | None
+    why: str | None = None
+
+
+def fit_reviewed_forest(items: list[TrainingImage], num_classes: int, seed: int = 0) -> ReviewedForest:
+    """The pixel forest of the reviewed pixels of ``items`` (within :func:`windows`)."""
+    used = [(it, w) for it, w in zip(items, windows(items)) if w]
+    if not used:
+        return ReviewedForest([], [], [], [], None, "the planes are too large for the pixel forest")
+    features, labels, reviewed = forest_inputs(used)
+    if len(np.unique(np.concatenate([lb[r] for lb, r in zip(labels, reviewed)]))) < 2:
+        return ReviewedForest(used, features, labels, reviewed, None,
+                              "the reviewed pixels show one class: nothing to tell apart")
+    return ReviewedForest(used, features, labels, reviewed, PixelForest(features, labels, reviewed, num_classes, seed))
+
+
+def distill(items: list[TrainingImage], settings: TrainSettings, num_classes: int, network_mean_iu: float,
+            fitted: ReviewedForest | None = None) -> tuple[list[TrainingImage], Distillation]:
     """The training planes to learn from, and what was decided (for the version's record).
 
     A forest that has seen one class only would label every pixel with it: no forest labels then. While the
     forest is ahead — its cross-validated mean IU on the reviewed pixels (:func:`forest_cv_mean_iu`)
     above ``network_mean_iu``, the network's on the same pixels before this round — copies of ``items`` whose
     confident unreviewed pixels carry the forest's labels with ``settings.distill`` times their loss weight;
-    reviewed pixels, their labels and weights unchanged. Otherwise ``items`` as they are.
+    reviewed pixels, their labels and weights unchanged. Otherwise ``items`` as they are. ``fitted``: the round's
+    forest of these ``items`` (:func:`fit_reviewed_forest`; fitted here when None).
     """
-    windows = _windows(items)
-    used = [(it, w) for it, w in zip(items, windows) if w]
-    if not used:
-        return items, Distillation(False, "the planes are too large for the pixel forest")
-    features, labels, reviewed = _forest_inputs(used)
-    if len(np.unique(np.concatenate([lb[r] for lb, r in zip(labels, reviewed)]))) < 2:
-        return items, Distillation(False, "the reviewed pixels show one class: nothing to tell apart")
     seed = settings.seed or 0
+    fitted = fitted or fit_reviewed_forest(items, num_classes, seed)
+    if fitted.forest is None:
+        return items, Distillation(False, fitted.why)
+    used, features, labels, reviewed = fitted.used, fitted.features, fitted.labels, fitted.reviewed
     forest_iu = _cv_mean_iu(features, labels, reviewed, num_classes, seed)
     record = Distillation(False, forest_cv_mean_iu=round(forest_iu, 4),
                           network_mean_iu=round(float(network_mean_iu), 4))
     if not forest_iu > network_mean_iu and not np.isnan(network_mean_iu):
         return items, record
-    forest = PixelForest(features, labels, reviewed, num_classes, seed)
-    taught = {id(it): _taught(it, w, forest.probabilities(f), settings) for (it, w), f in zip(used, features)}
+    taught = {id(it): _taught(it, w, fitted.forest.probabilities(f), settings) for (it, w), f in zip(used, features)}
     return [taught.get(id(it), it) for it in items], replace(record, distilled=True)
 
 
@@ -96,11 +120,11 @@ def forest_cv_mean_iu(items: list[TrainingImage], num_classes: int, seed: int = 
     """Two-fold cross-validated mean IU of the pixel forest on the reviewed pixels of ``items``: the pixels are
     split by a checkerboard of CV_BLOCK² squares; each half is predicted by a forest fitted on the other.
     NaN when a half is empty or no plane is small enough."""
-    used = [(it, w) for it, w in zip(items, _windows(items)) if w]
-    return _cv_mean_iu(*_forest_inputs(used), num_classes, seed) if used else float("nan")
+    used = [(it, w) for it, w in zip(items, windows(items)) if w]
+    return _cv_mean_iu(*forest_inputs(used), num_classes, seed) if used else float("nan")
 
 
-def _forest_inputs(used: list[tuple[TrainingImage, tuple[slice, slice]]]) -> tuple[list, list, list]:
+def forest_inputs(used: list[tuple[TrainingImage, tuple[slice, slice]]]) -> tuple[list, list, list]:
     """(features (y, x, F), labels, reviewed) of each plane's window."""
     return ([pixel_features(it.image[:, w[0], w[1]]) for it, w in used], [it.labels[w] for it, w in used],
             [it.reviewed[w] for it, w in used])
@@ -121,7 +145,7 @@ def _cv_mean_iu(features: list[np.ndarray], labels: list[np.ndarray], reviewed: 
     return float(scores_from_confusion(n)["mean_iu"])
 
 
-def _windows(items: list[TrainingImage]) -> list[tuple[slice, slice] | None]:
+def windows(items: list[TrainingImage]) -> list[tuple[slice, slice] | None]:
     """Per plane, the slices of its reviewed pixels' bounding box grown by REACH; None once MAX_FOREST_PIXELS
     are used up."""
     windows, budget = [], MAX_FOREST_PIXELS

@@ -59,11 +59,13 @@ def plain_scores(scores: dict) -> dict:
 
 
 def record_run(model, steps: Iterator, config: TrainSettings, guard: str, judge: Callable[[], dict | None],
-               accept_worse: bool, run: dict, details: dict) -> Iterator:
+               accept_worse: bool, run: dict, details: dict, blend: Callable[[], tuple] | None = None) -> Iterator:
     """Run ``steps`` (a fine-tune of ``model``, a :class:`~napari_segnet.segmenter.Segmenter`), passing its
     progress on; record the new version (``run``: its ``images`` and ``reviewed_pixels``; ``details``: the rest);
     make it active if ``judge()`` (the guard set's scores of the active model, None without a guard set) says it
-    is not worse than its parent (or ``accept_worse``); last, yield its :class:`FinetuneFinished`."""
+    is not worse than its parent (or ``accept_worse``); last, yield its :class:`FinetuneFinished`. ``blend()``:
+    (forest, choice) for the new version, its network active (:mod:`~napari_segnet.training.blend`); None: the
+    new version keeps its parent's forest, if any."""
     parent = model.active_version
     before = judge()
     result: TrainResult | None = None
@@ -77,22 +79,32 @@ def record_run(model, steps: Iterator, config: TrainSettings, guard: str, judge:
                      seconds=round(result.seconds, 2), details={"guard": guard, **ddp.world_record(), **details},
                      **run)
     note = forest_note(Distillation.from_dict(details["distillation"]) if "distillation" in details else None)
-    yield commit_version(model, record, result.state_dict, lambda: (before, judge()), guard, accept_worse, note)
+    kept = {} if blend or model.forest is None else model.forest.to_tensors()  # the parent's forest, kept
+    weights = {**result.state_dict, **kept}
+    yield commit_version(model, record, weights, lambda: (before, judge()), guard, accept_worse, note, blend)
 
 
 def commit_version(model, record: Version, weights: dict, judge: Callable[[], tuple[dict | None, dict | None]],
-                   guard: str, accept_worse: bool = False, note: str = "") -> FinetuneFinished:
+                   guard: str, accept_worse: bool = False, note: str = "", blend: Callable[[], tuple] | None = None
+                   ) -> FinetuneFinished:
     """Commit a new version of ``model`` (a :class:`~napari_segnet.segmenter.Segmenter`) — the one way a fine-tune,
     a live session or the CLI adds one: add ``record`` (numbered ``model.metadata.next_version()``, its
     ``parent`` the version it was trained from) with ``weights`` (its state dict), make it active, then
     ``judge()`` → (the parent's scores, the new version's scores) on the guard set (``guard`` names it; None,
     None: no guard set, then "none"); store both scores in the record; keep it active unless the guard rejects it
     (:func:`~napari_segnet.training.guard.accepts`, overridden by ``accept_worse``), else make the parent active
-    again. Returns its :class:`FinetuneFinished`, whose message is the guard's verdict followed by ``note``."""
+    again. ``blend()``, called once the new version is active: (its pixel forest or None, the
+    :class:`~napari_segnet.training.blend.BlendChoice` or None). Returns its :class:`FinetuneFinished`, whose
+    message is the guard's verdict followed by ``note``."""
     number = record.version
     model.metadata = model.metadata.with_version(record)
     model.add_weights(number, weights)
     model.rollback(number)
+    if blend is not None:
+        model.forest, choice = blend()
+        if choice is not None:
+            model.annotate(number, forest_blend=choice.to_dict())
+            note = choice.note() + note
     before, after = judge()
     if after is not None:
         model.annotate(number, parent_scores=plain_scores(before))

@@ -2,7 +2,8 @@
 
 It learns from a few reviewed pixels in about a second, which is what a new network lacks in its first rounds.
 :mod:`napari_segnet.training.distillation` uses its confident predictions on the unreviewed pixels as extra
-(down-weighted) targets for the network; the network stays the model the user fine-tunes, saves and exports.
+(down-weighted) targets for the network, and :mod:`napari_segnet.training.blend` may keep it in a version,
+blended with the network (:mod:`napari_segnet.inference.forest_blend`).
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-#: scikit-image's feature set as ilastik uses it: smoothed intensity, edges and texture at σ = 1, 2, 4, 8, 16.
-FEATURES = {"intensity": True, "edges": True, "texture": True, "sigma_min": 1, "sigma_max": 16}
+from ..numerics.tree_ensemble import TreeEnsemble
+
 #: A forest small enough to fit in about a second on two cores: 50 trees of depth ≤ 10, each on a bootstrap sample
 #: of 5 % of the pixels but at least TREE_SAMPLES (or all of them).
 FOREST = {"n_estimators": 50, "max_depth": 10, "n_jobs": -1}
@@ -21,21 +22,11 @@ TREE_SAMPLES = 1000
 MAX_TRAINING_PIXELS = 100_000
 
 
-def pixel_features(image: np.ndarray) -> np.ndarray:
-    """float32 (Y, X, F) features of a normalised plane ``image`` (C, Y, X)."""
-    from skimage.feature import multiscale_basic_features  # only when a forest is asked for
-
-    if image.ndim != 3:
-        raise ValueError(f"expected a (C, Y, X) plane, got shape {image.shape}")
-    plane = image[0] if image.shape[0] == 1 else image
-    channel_axis = None if image.shape[0] == 1 else 0
-    return multiscale_basic_features(plane, channel_axis=channel_axis, **FEATURES).astype(np.float32)
-
-
 class PixelForest:
     """A random forest fitted on the reviewed pixels of one or more planes.
 
-    features: (Y, X, F) per plane (:func:`pixel_features`); labels: (Y, X) class ids; reviewed: (Y, X) bool.
+    features: (Y, X, F) per plane (:func:`~napari_segnet.numerics.pixel_features.pixel_features`); labels: (Y, X)
+    class ids; reviewed: (Y, X) bool.
     """
 
     def __init__(self, features: Sequence[np.ndarray], labels: Sequence[np.ndarray],
@@ -60,3 +51,7 @@ class PixelForest:
         proba = np.zeros((len(flat), self.num_classes), np.float32)
         proba[:, self.forest.classes_] = self.forest.predict_proba(flat)
         return proba.reshape(*features.shape[:-1], self.num_classes)
+
+    def ensemble(self) -> TreeEnsemble:
+        """The fitted trees as arrays (a version keeps them in its state dict; no pickle)."""
+        return TreeEnsemble.from_sklearn(self.forest, self.num_classes)

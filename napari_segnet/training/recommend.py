@@ -57,9 +57,12 @@ class TrainRecommendation:
 #: default) of 100 per reviewed 64² tile — 50 in a round that learns the forest's labels too, whose errors longer
 #: runs learn as well (tissue: 0.909 instead of 0.924 after 3 rounds at 100). At most 15 s of training
 #: (``auto_max_seconds``), so that a round with the forest, the guard and the re-prediction stays ≤ 20 s on 2
-#: cores: 400 steps took 19 s on an AVX2-only EPYC (47 ms a step), 14 s on an AVX-512 one.
+#: cores: 400 steps took 19 s on an AVX2-only EPYC (47 ms a step), 14 s on an AVX-512 one. Each version may keep
+#: the round's pixel forest blended into its predictions (``forest_blend``, training/blend.py): on the real
+#: 3-class benchmark the network alone fell behind the forest after 5 rounds (README, "New models").
 NEW_MODEL = TrainRecommendation("new model", TrainSettings(
-    loss="balanced_ce", lr=1e-3, batch_size=4, patch_size=64, distill=DISTILL_WEIGHT, auto_per_patch=100.0,
+    loss="balanced_ce", lr=1e-3, batch_size=4, patch_size=64, distill=DISTILL_WEIGHT, forest_blend=True,
+    auto_per_patch=100.0,
     auto_per_patch_distilled=50.0, auto_min_steps=100, auto_max_seconds=15.0))
 
 #: A model trained already (the shipped default, a loaded checkpoint without a recommendation): the defaults.

@@ -41,6 +41,7 @@ class TrainSettings:
     augment: bool = True
     seed: int | None = None
     distill: float = 0.0  # loss weight of a pixel forest's labels on unreviewed pixels (0: off; distillation.py)
+    forest_blend: bool = False  # the version may keep a pixel forest blended into its predictions (blend.py)
     auto_per_patch: float = AUTO_STEPS  # steps="auto": steps per patch_size² of reviewed pixels …
     auto_min_steps: int = AUTO_MIN_STEPS  # … and at least this many
     auto_per_patch_distilled: float | None = None  # … in a round that learns forest labels too (None: the same)

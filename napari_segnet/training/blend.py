@@ -1,0 +1,67 @@
+"""Whether a new version keeps a pixel forest beside its network, and with what weight.
+
+A new model learns the user's classes from a few reviewed tiles; a pixel forest on the same pixels (ilastik's
+method) is often as good from the first round, and the two make different errors. After a round has trained the
+network, a forest is fitted on the same training pixels and each weight of :data:`WEIGHTS` is scored on the
+guard's held-out reviewed squares (:mod:`napari_segnet.training.guard`), which neither learnt from: the version
+keeps the forest with the best weight (the smaller on a tie; 0: the network alone). The guard then compares it,
+blended, with the active version, blended as it was chosen. The weight is picked on those same squares, which
+favours the new version by a little; with 5 weights to pick from and the guard's tolerance, measured in the
+dock-level benchmark (README).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..inference.forest_blend import ForestBlend
+from ..numerics.metrics import confusion_matrix
+from ..numerics.pixel_features import pixel_features
+from .guard import guard_scores
+from .patches import TrainingImage
+from .pixel_forest import PixelForest
+
+#: The forest weights a round chooses from.
+WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+@dataclass(frozen=True)
+class BlendChoice:
+    """The weight a round chose and the held-out mean IU of every weight tried (``details["forest_blend"]``)."""
+
+    weight: float
+    mean_iu: dict[float, float]
+
+    def to_dict(self) -> dict:
+        return {"weight": self.weight, "mean_iu": {str(w): round(v, 4) for w, v in self.mean_iu.items()}}
+
+    def note(self) -> str:
+        """What the fine-tune's message adds."""
+        network, best = self.mean_iu[0.0], self.mean_iu[self.weight]
+        if self.weight == 0.0:
+            return f"; the network alone predicts (a pixel forest beside it scored no better: {self.mean_iu[1.0]:.3f})"
+        return (f"; it predicts with a pixel forest blended in at weight {self.weight:g} (held-out mean IU "
+                f"{best:.3f}, the network alone {network:.3f})")
+
+
+def choose_blend(forest: PixelForest | None, judged: Sequence[TrainingImage], num_classes: int,
+                 network_proba: Callable[[TrainingImage], np.ndarray]) -> tuple[ForestBlend | None, BlendChoice | None]:
+    """(the forest to keep or None, the choice; None without a forest or held-out planes) for a version whose
+    round fitted ``forest`` on its training pixels (:func:`~napari_segnet.training.distillation.fit_reviewed_forest`)
+    and is judged on ``judged`` (their reviewed pixels: the held-out squares); ``network_proba(item)`` gives the new
+    network's probabilities (K, Y, X) on a judged plane."""
+    if forest is None or not judged:
+        return None, None
+    counts = {w: np.zeros((num_classes, num_classes), np.int64) for w in WEIGHTS}
+    for it in judged:
+        net = network_proba(it)[:, it.reviewed]
+        trees = np.moveaxis(forest.probabilities(pixel_features(it.image)), -1, 0)[:, it.reviewed]
+        for w in WEIGHTS:
+            counts[w] += confusion_matrix(((1 - w) * net + w * trees).argmax(0), it.labels[it.reviewed], num_classes)
+    scores = {w: guard_scores(n)["mean_iu"] for w, n in counts.items()}
+    best = max(WEIGHTS, key=lambda w: (scores[w], -w))
+    choice = BlendChoice(best, scores)
+    return (ForestBlend(forest.ensemble(), best) if best > 0 else None), choice
