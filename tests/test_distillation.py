@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from napari_segnet.data.synthetic import tissue_image
+from napari_segnet.numerics.pixel_features import pixel_features
 from napari_segnet.segmenter import Segmenter
 from napari_segnet.training import distillation
 from napari_segnet.training.distillation import Distillation
 from napari_segnet.training.finetune_outcome import forest_note
 from napari_segnet.training.patches import TrainingImage
-from napari_segnet.numerics.pixel_features import pixel_features
 from napari_segnet.training.pixel_forest import PixelForest
 from napari_segnet.training.settings import TrainSettings
 

@@ -63,8 +63,8 @@ def test_live_mode_takes_the_loss_from_the_model_unless_given():
     assert LiveSession(new).settings.loss == "balanced_ce" and LiveSession(trained).settings.loss == "border_ce"
     assert LiveSession(new, LiveSettings(loss="dice")).settings.loss == "dice"
     burst = LiveSession(new).settings.train_settings(seed=3)
-    assert burst == {"steps": 10, "lr": 3e-4, "batch_size": 4, "patch_size": 96, "distill": 0.0, "forest_blend": False, "seed": 3,
-                     "loss": "balanced_ce"}  # its own burst values, never the forest
+    assert burst == {"steps": 10, "lr": 3e-4, "batch_size": 4, "patch_size": 96, "distill": 0.0,
+                     "forest_blend": False, "seed": 3, "loss": "balanced_ce"}  # its own burst values, never the forest
 
 
 def python_settings(image, labels, **given) -> dict:
