@@ -281,6 +281,7 @@ def main() -> None:
     parser.add_argument("--case", choices=("nuclei", "scratch"), default="nuclei")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed … first-seed + seeds − 1")
     parser.add_argument("--region", choices=("next", "worst"), default="next")
     parser.add_argument("--live", action="store_true", help="live mode instead of Fine-tune")
     parser.add_argument("--out", default=None)
@@ -292,7 +293,7 @@ def main() -> None:
 
         return tables.main([])
     case = {"nuclei": nuclei_case, "scratch": scratch_case}[args.case]()
-    runs = [run(case, args.rounds, seed, args.region, args.live) for seed in range(args.seeds)]
+    runs = [run(case, args.rounds, seed, args.region, args.live) for seed in range(args.first_seed, args.first_seed + args.seeds)]
     mode = "live" if args.live else "finetune"
     record = {"benchmark": "dock_loop", "case": args.case, "region": args.region, "mode": mode, "rounds": args.rounds,
               "runs": runs}

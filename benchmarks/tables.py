@@ -69,10 +69,11 @@ def loop_table(record: dict) -> str:
             cells += [f"{np.mean(secs):.1f} ({max(secs):.1f})", f"{sum(row['accepted'] for row in rows)} of "
                       f"{len(rows)}", f"{right(rows, TIES[0])} / {right(rows, TIES[1])} of {len(rows)}"]
         lines.append("| " + " | ".join(cells) + " |")
-    load = record["machine"].get("load")
-    return (f"**{record['case']}**, {record['mode']}, region: {record['region']} — {len(runs)} seeds, "
-            f"{record['date'][:10]}, {_machine(record)}" + ("" if load is None else f", load {load} at the end")
-            + "\n\n" + "\n".join(lines) + "\n\n" + _loop_totals(runs, keys[0]) + "\n")
+    load, seeds = record["machine"].get("load"), [r["seed"] for r in record["runs"]]
+    note = f"\n\n{record['note']}" if record.get("note") else ""
+    return (f"**{record['case']}**, {record['mode']}, region: {record['region']} — {len(runs)} seeds "
+            f"({min(seeds)}–{max(seeds)}), {record['date'][:10]}, {_machine(record)}"
+            + ("" if load is None else f", load {load} at the end") + note + "\n\n" + "\n".join(lines) + "\n\n" + _loop_totals(runs, keys[0]) + "\n")
 
 
 def right(rows: list[dict], tie: float, key: str = "delta_new_minus_old") -> int:

@@ -122,9 +122,11 @@ def export_bioimageio(segmenter, path: str | os.PathLike, image=None, *, name: s
 
     The package holds the weights twice (``pytorch_state_dict`` with the architecture's source, and
     TorchScript), a test input from ``image`` (see :func:`sample_input`) with the probabilities
-    (classes, H, W) that ``segmenter.predict_proba`` gives for it, preprocessing equal to the model's
-    normalisation, a cover (image | prediction), documentation, the architecture paper's citation, and our own
-    checkpoint (what :meth:`Segmenter.load` reads back). ``authors`` default to the user's login name.
+    (classes, H, W) that the network gives for it (a version's pixel forest is not part of bioimage.io's formats:
+    the package's weights predict without it, its README says so, and the checkpoint inside keeps it),
+    preprocessing equal to the model's normalisation, a cover (image | prediction), documentation, the
+    architecture paper's citation, and our own checkpoint (what :meth:`Segmenter.load` reads back). ``authors``
+    default to the user's login name.
     ``max_context``: mirrored context per side for nets with a larger receptive field (as in ``predict``;
     smaller runs faster, larger is closer to a pass over the whole image).
     Raises ``ValueError`` for an image too small for the net, ``OSError`` naming the path if it cannot be written.
@@ -135,7 +137,8 @@ def export_bioimageio(segmenter, path: str | os.PathLike, image=None, *, name: s
     raw = sample_input(segmenter, image, size)
     multi = segmenter.in_channels > 1
     proba = run(segmenter.predict_steps(raw if multi else raw[0], raw.shape[1:], channel_axis=0 if multi else None,
-                                        want_labels=False, want_proba=True, max_context=max_context)).proba
+                                        want_labels=False, want_proba=True, max_context=max_context,
+                                        network_only=True)).proba
     files = _weights(segmenter, raw, pad, crop)
     files.update({"test_input.npy": _npy(raw[None]), "test_output.npy": _npy(proba[None]),
                   "cover.png": _cover(raw, proba.argmax(axis=0)), "README.md": documentation(segmenter).encode(),
@@ -238,6 +241,15 @@ def channel_names(names: Sequence[str]) -> list[str]:
     return out
 
 
+def _forest_line(segmenter) -> str:
+    """The README's line on a pixel forest the active version blends in (none: empty)."""
+    if segmenter.forest is None:
+        return ""
+    return (f"\n- napari-segnet predicts this version with a pixel forest blended in at weight "
+            f"{segmenter.forest.weight:g}; this package's weights are the network alone (bioimage.io has no format "
+            "for the forest). Loading the package in napari-segnet restores both.")
+
+
 def documentation(segmenter) -> str:
     """The package's README.md: what the model does, its classes, normalisation, history and how to run it."""
     meta = segmenter.metadata
@@ -253,7 +265,7 @@ trained and fine-tuned on user corrections with [napari-segnet](https://pypi.org
 - output: probabilities of {meta.num_classes} classes: {', '.join(meta.class_names)}; the label image is
   their argmax (0 = {meta.class_names[0]})
 - the model predicts the whole input at once with mirrored context around it, as napari-segnet's tiled
-  prediction does for one tile; stacks: one plane at a time.
+  prediction does for one tile; stacks: one plane at a time.{_forest_line(segmenter)}
 
 ## History
 {history}

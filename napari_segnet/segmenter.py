@@ -7,7 +7,6 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -21,14 +20,17 @@ from .inference.tiling import PredictionResult, Region, TileProgress, predict_ti
 from .inference.views import check_views, three_views
 from .io.checkpoint import CheckpointError, load_network, save_checkpoint
 from .io.metadata import ModelMetadata, Version
+from .model_versions import VersionedWeights
 from .models import SegmentationNet, build_model, model_options
-from .models.base import cpu_state, fold_batchnorm
+from .models.base import fold_batchnorm
 from .models.pretrained import load_encoder_into, new_model_options, pick_start, start_details
 from .numerics.images import ImagePlanes
 from .numerics.instances import label_instances
 from .numerics.metrics import confusion_matrix, scores_from_confusion
 from .numerics.normalization import Normalization
 from .progress import run
+from .training.blend import choose_blend
+from .training.distillation import REACH, distill, fit_reviewed_forest
 from .training.finetune_outcome import FinetuneFinished, record_run
 from .training.guard import guard_scores
 from .training.loop import TrainProgress, finetune_net, patch_sizes, usable_items
@@ -37,11 +39,8 @@ from .training.recommend import NEW_MODEL, TrainRecommendation
 from .training.settings import TrainSettings
 from .training.training_set import check_validation, crop_to_reviewed, split_held_out, training_planes
 
-if TYPE_CHECKING:
-    from .training.blend import BlendChoice
 
-
-class Segmenter:
+class Segmenter(VersionedWeights):
     """A segmentation network plus what it needs to be used on real images.
 
     ``metadata`` is a frozen :class:`~napari_segnet.io.metadata.ModelMetadata` (architecture, options, classes,
@@ -155,60 +154,10 @@ class Segmenter:
         return recorded_diameter([v.details for v in self.versions])
 
     @property
-    def active_version(self) -> int:
-        return self.metadata.active_version
-
-    @property
     def recommended_settings(self) -> TrainSettings:
         """How to fine-tune this model, for every setting not given to :meth:`finetune`
         (:mod:`~napari_segnet.training.recommend`)."""
         return TrainRecommendation.from_dict(self.metadata.recommendation).settings
-
-    @property
-    def versions(self) -> tuple[Version, ...]:
-        """The version records (:class:`~napari_segnet.io.metadata.Version`: version, parent, created, note,
-        settings, scores, …, ``details``), oldest first."""
-        return self.metadata.versions
-
-    @property
-    def available_versions(self) -> list[int]:
-        """Versions whose weights this session holds (those :meth:`rollback` can activate)."""
-        return sorted({*self._states, self.active_version})
-
-    # ---- versions -----------------------------------------------------------------------------------------
-    def weights(self, version: int | None = None) -> dict[str, torch.Tensor]:
-        """CPU weights of ``version`` (its pixel forest's tensors too, if it keeps one); the active one (default) as
-        the network holds them now."""
-        if version is None or version == self.active_version:
-            return {**cpu_state(self.net), **(self.forest.to_tensors() if self.forest else {})}
-        if version not in self._states:
-            raise ValueError(f"the weights of version {version} are not available; available versions: "
-                             f"{self.available_versions}")
-        return self._states[version]
-
-    def add_weights(self, version: int, state: dict[str, torch.Tensor]) -> None:
-        """Make the weights of a recorded ``version`` (e.g. read back from a project folder) available."""
-        self.metadata.version(version)
-        self._states[version] = state
-
-    def annotate(self, version: int | None = None, note: str | None = None, **details) -> None:
-        """Set the note of ``version`` (default: the active one) and add ``details`` (JSON-friendly) to it."""
-        number = self.active_version if version is None else version
-        record = self.metadata.version(number)
-        self.metadata = self.metadata.with_changes(number, note=record.note if note is None else note,
-                                                   details={**record.details, **details})
-
-    def rollback(self, version: int) -> None:
-        """Make ``version`` the active model (any version whose weights this session holds); the weights the
-        network holds now are kept as those of the version that was active."""
-        if version == self.active_version:
-            return
-        network, forest = split_state(self.weights(version))
-        self._states[self.active_version] = self.weights()
-        self.net.load_state_dict(network)
-        self.forest = forest
-        del self._states[version]
-        self.metadata = self.metadata.activate(version)
 
     # ---- fine-tuning --------------------------------------------------------------------------------------
     def finetune(self, images: Sequence, labels: Sequence, masks: Sequence | None = None, *,
@@ -259,17 +208,11 @@ class Segmenter:
                    **({} if size is None else {"object_diameter": size})}
 
         def round_() -> Iterator[TrainProgress | FinetuneFinished]:  # the slow part, in the caller's worker
-            taught, record, fitted = items, None, None
-            if config.distill or config.forest_blend:  # one forest for both, fitted within the time budget
-                from .training.distillation import distill, fit_reviewed_forest  # scikit-learn only when asked for
-
-                fitted = fit_reviewed_forest(items, self.num_classes, config.seed or 0)
-            if config.distill:
-                network = self._reviewed_scores(items, device)
-                taught, record = distill(items, config, self.num_classes, network["mean_iu"], fitted)
+            taught, record, forest = self._with_forest(items, config, device)
             resolved = config.resolved(reviewed, record is not None and record.distilled)  # recorded as recommended
             steps = finetune_net(self.net, taught, resolved.after_spending(time.perf_counter() - start), device)
-            blend = (lambda: self._choose_blend(fitted.forest, judged, device)) if config.forest_blend else None
+            blend = (lambda: choose_blend(forest, judged, self.num_classes, lambda it: self._predict_prepared(
+                it, device, network_only=True).proba)) if config.forest_blend else None
             yield from record_run(self, steps, resolved, guard, judge, accept_worse, run_record,
                                   {**details, **({} if record is None else {"distillation": record.to_dict()})}, blend)
         return round_()
@@ -283,25 +226,28 @@ class Segmenter:
             return "held-out reviewed pixels", lambda: self._reviewed_scores(judged, device, held_out=True)
         return "none", lambda: None
 
-    def _choose_blend(self, forest, judged, device) -> tuple[ForestBlend | None, BlendChoice | None]:
-        """The pixel ``forest`` (a ``PixelForest`` or None) the active (new) version keeps and with what weight,
-        chosen on the held-out planes ``judged`` (:mod:`napari_segnet.training.blend`)."""
-        from .training.blend import choose_blend  # scikit-learn only when asked for
+    def _with_forest(self, items: list[TrainingImage], config: TrainSettings, device) -> tuple[list, object, object]:
+        """(the planes to learn from, the ``Distillation`` record or None, the round's ``PixelForest`` or None): one
+        forest for distillation and the blend, fitted on the training pixels before the training starts (within the
+        time budget)."""
+        if not (config.distill or config.forest_blend):
+            return items, None, None
+        fitted = fit_reviewed_forest(items, self.num_classes, config.seed or 0)
+        if not config.distill:
+            return items, None, fitted.forest
+        network = self._reviewed_scores(items, device)
+        return *distill(items, config, self.num_classes, network["mean_iu"], fitted), fitted.forest
 
+    def _predict_prepared(self, item: TrainingImage, device=None, network_only: bool = False) -> PredictionResult:
+        """Labels and probabilities (K, Y, X) of the active version for a prepared (already normalised) plane."""
         dev = pick_device(device)
-
-        def network_proba(it: TrainingImage) -> np.ndarray:
-            planes = ImagePlanes(it.image, self.in_channels, channel_axis=0)  # already normalised
-            return run(predict_tiled(self._inference_net(dev), planes, lambda t: t, dev, want_labels=False,
-                                     want_proba=True)).proba
-
-        return choose_blend(forest, judged, self.num_classes, network_proba)
+        planes = ImagePlanes(item.image, self.in_channels, channel_axis=0)
+        return run(predict_tiled(self._inference_net(dev), planes, lambda t: t, dev, want_proba=True,
+                                 forest=None if network_only else self.forest))
 
     def _context(self, config: TrainSettings) -> int:
         """Pixels of image kept around the reviewed ones when a round crops to them: half a training patch (so
         patches see real context, not mirrored), and the pixel forest's reach when the round distils or blends."""
-        from .training.distillation import REACH
-
         forest = config.distill or config.forest_blend
         return max(patch_sizes(self.net, config.patch_size)[0] // 2 + 8, REACH if forest else 0)
 
@@ -310,10 +256,8 @@ class Segmenter:
         guard's scores, means over the classes present in the labels)."""
         n = 0
         for it in items:
-            planes = ImagePlanes(it.image, self.in_channels, channel_axis=0)  # already normalised
-            outcome = run(predict_tiled(self._inference_net(pick_device(device)), planes, lambda t: t,
-                                        pick_device(device), forest=self.forest))
-            n = n + confusion_matrix(outcome.labels[it.reviewed], it.labels[it.reviewed], self.num_classes)
+            labels = self._predict_prepared(it, device).labels
+            n = n + confusion_matrix(labels[it.reviewed], it.labels[it.reviewed], self.num_classes)
         return guard_scores(n) if held_out else scores_from_confusion(n)
 
     def held_out_scores(self, images: Sequence, labels: Sequence, masks: Sequence, device=None,

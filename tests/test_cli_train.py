@@ -39,6 +39,7 @@ def test_train_from_folders_saves_a_new_version(tmp_path, capsys):
     assert version.scores["mean_iu"] > 0.8  # a new model's measured settings learn the two classes in 40 steps
     assert version.settings["loss"] == "balanced_ce" and version.settings["distill"] == 0.25  # NEW_MODEL
     assert version.settings["patch_size"] == 32  # a flag given overrides its part
+    assert version.settings["forest_blend"] is True and seg.forest is None  # no held-out squares to choose on
     assert seg.active_version == 1 and version.settings["steps"] == 40 and version.images == 2
     assert version.details["guard"] == "validation" and "world_size" not in version.details  # one process
     assert seg.net.depth == 2 and seg.num_classes == 2  # the architecture options and classes from the labels
@@ -50,10 +51,10 @@ def test_train_a_project_saves_back_into_it(tmp_path, capsys):
         image, labels = two_class_image(seed=i)
         project.add_image(f"img{i}", image)
         project.save_correction(f"img{i}", labels)
-    status, _, err = main(capsys, "train", "--project", tmp_path / "p", *TINY, "--steps", "5")
+    status, _, err = main(capsys, "train", "--project", tmp_path / "p", *TINY, "--steps", "5", "--no-forest-blend")
     assert status == 0, err
     again = Project(tmp_path / "p")
-    assert again.load_model().active_version == 1
+    assert again.load_model().active_version == 1 and again.load_model().versions[1].settings["forest_blend"] is False
     assert again.events[-1]["event"] == "fine-tuned from the command line" and again.events[-1]["version"] == 1
 
 

@@ -13,6 +13,7 @@ import tifffile
 import torch
 from cli_helpers import one_thread  # noqa: F401
 from conftest import CountingArray, smooth_image, tiny_segmenter
+from scipy import ndimage
 
 from napari_segnet.distributed import block_input, close, connect, plan_blocks, predict_distributed
 from napari_segnet.inference.blockinstances import block_objects, merge_table, relabel
@@ -72,6 +73,28 @@ def sharp(seg):
         seg.net.head.bias.zero_()
         seg.net.head.weight.mul_(50)
     return seg
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_a_version_with_a_pixel_forest_predicts_on_the_cluster_as_in_one_pass(client, tmp_path):
+    from napari_segnet.inference.forest_blend import ForestBlend
+    from napari_segnet.numerics.normalization import Normalization
+    from napari_segnet.numerics.pixel_features import pixel_features
+    from napari_segnet.progress import run
+    from napari_segnet.training.pixel_forest import PixelForest
+
+    seg = sharp(tiny_segmenter(padding="valid", batch_norm=False))
+    image = smooth_image((150, 133))
+    normalised = Normalization.apply(image[None].astype(np.float32), *seg.normalization.parameters(
+        ImagePlanes(image, 1)))
+    truth = np.digitize(ndimage.gaussian_filter(normalised[0], 3), [0.4, 0.6]).astype(np.uint8)
+    forest = PixelForest([pixel_features(normalised)], [truth], [np.ones(truth.shape, bool)], 3)
+    seg.forest = ForestBlend(forest.ensemble(), 0.75)
+    write_array(tmp_path / "in.zarr", image, "zarr", "yx")
+    predict_distributed(seg, tmp_path / "in.zarr", tmp_path / "labels.zarr", client=client, tile_shape=24, block=48)
+    whole = seg.predict(image, tile_shape=24)
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "labels.zarr"), mode="r"), whole)
+    assert (run(seg.predict_steps(image, 24, network_only=True)).labels != whole).mean() > 0.05
 
 
 @pytest.mark.usefixtures("one_thread")

@@ -137,3 +137,21 @@ def test_the_launcher_prefers_pyqt6_when_no_binding_is_chosen():
     if subprocess.run([sys.executable, "-c", "import PyQt5"], env=env).returncode == 0:
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
         assert out.stdout.strip() == "PyQt5", out.stderr
+
+
+def test_the_dock_declares_every_section_widget_it_holds(dock):
+    from types import SimpleNamespace
+
+    from napari_segnet._widgets.pages import adopt
+
+    _, widget, _ = dock
+    declared = SegNetWidget.__annotations__
+    assert len(declared) == 49 and all(hasattr(widget, name) for name in declared)
+    assert not hasattr(widget, "box")  # each section keeps its own box
+
+    class Owner:
+        steps: int
+
+    assert adopt(Owner(), SimpleNamespace(steps=1, box=2)).steps == 1
+    with pytest.raises(TypeError, match="does not declare the section widget 'lr'"):
+        adopt(Owner(), SimpleNamespace(steps=1, lr=2))

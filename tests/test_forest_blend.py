@@ -158,15 +158,37 @@ def test_a_round_chooses_the_weight_on_the_held_out_squares_and_later_rounds_kee
     assert "forest_blend" not in seg.versions[2].details
 
 
-def test_bioimageio_gets_the_network_alone_and_live_sessions_keep_the_forest(forest_seg):
+def test_bioimageio_gets_the_network_alone_and_live_sessions_keep_the_forest(forest_seg, tmp_path):
+    import zipfile
+
     from napari_segnet.live import LiveSession
 
     seg, image, _ = forest_seg
-    network = run(seg.predict_steps(image, network_only=True)).labels
+    path = seg.export_bioimageio(tmp_path / "m.zip", image[:64, :64], max_context=32)
+    with zipfile.ZipFile(path) as z:
+        test_in, test_out = (np.load(z.open(n))[0] for n in ("test_input.npy", "test_output.npy"))
+        readme = z.read("README.md").decode()
+    network = run(seg.predict_steps(test_in[0], test_in.shape[1:], want_labels=False, want_proba=True,
+                                    max_context=32, network_only=True)).proba
+    np.testing.assert_allclose(test_out, network, atol=1e-5)
+    assert np.abs(test_out - seg.predict_proba(test_in[0])).max() > 0.05  # the blend is not what it holds
+    assert "blended in at weight 0.5" in readme and Segmenter.load(path).forest.weight == 0.5
     forest, seg.forest = seg.forest, None
-    np.testing.assert_array_equal(network, seg.predict(image))
+    np.testing.assert_array_equal(run(seg.predict_steps(image, network_only=True)).labels, seg.predict(image))
     seg.forest = forest
     session = LiveSession(seg)
     assert session.model.forest is forest and session.base.forest is forest
     assert session.settings.train_settings(0)["forest_blend"] is False
 
+
+
+def test_a_live_refresh_mixes_the_forest_in_as_the_whole_image_does(forest_seg):
+    from napari_segnet.live import LiveSession
+
+    seg, image, truth = forest_seg
+    whole = seg.predict(image)
+    live = LiveSession(seg)
+    live.add_plane("blobs", image, whole)
+    part = live.refresh("blobs", (slice(40, 100), slice(30, 95)))
+    assert (part.labels == whole[40:100, 30:95]).mean() > 0.999
+    assert (run(seg.predict_steps(image, network_only=True)).labels[40:100, 30:95] != part.labels).mean() > 0.05

@@ -38,7 +38,7 @@ LAYERS = [
     {"io", "data", "sample_data"},
     {"inference", "training"},  # training uses inference.devices; inference never imports training
     {"bioimageio"},
-    {"segmenter"},
+    {"segmenter", "model_versions"},  # model_versions: the version half of Segmenter
     {"project", "live", "distributed", "distributed_views", "big_image"},
     {"session"},  # a viewer's work: model, versions, training set, project (uses project and segmenter)
     {"commands", "_widgets", "_sample_data", "display"},

@@ -2,14 +2,16 @@
 
 The dock composes one small controller per tab (:mod:`.model_tab`, :mod:`.predict_tab`, :mod:`.finetune_tab`,
 :mod:`.evaluate_tab`, :mod:`.project_tab`, and :mod:`.live` for Live mode); the widgets of every section are
-attributes of the dock, and its methods (``predict``, ``finetune``, …) are those of the tab that owns them.
+attributes of the dock, each declared in the class, and its methods (``predict``, ``finetune``, …) are those of
+the tab that owns them.
 """
 
 from __future__ import annotations
 
 import weakref
 
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from magicgui.widgets import CheckBox, ComboBox, FileEdit, FloatSpinBox, Label, LineEdit, PushButton, SpinBox
+from qtpy.QtWidgets import QTableWidget, QVBoxLayout, QWidget
 
 from ..inference.devices import describe, pick_device
 from ..session import Session
@@ -17,6 +19,7 @@ from ..training.loop import warm_up_in_background
 from . import sections
 from .evaluate_tab import EvaluateTab
 from .finetune_tab import FinetuneTab
+from .legend import ClassLegend
 from .live import LiveMode
 from .loss_plot import LossPlot
 from .model_tab import ModelTab
@@ -51,7 +54,59 @@ def _of(tab: str, name: str):
 class SegNetWidget(QWidget):
     """The dock: it shows and drives the viewer's :class:`~napari_segnet.session.Session` (the active model, earlier
     models, the training set — image layer name → (image, corrected labels, reviewed mask), 2-D or stacks — and the
-    project folder). Widgets of every section are attributes (``steps``, ``lr``, …)."""
+    project folder). The widgets of every section are its attributes, declared below (:func:`.pages.adopt` refuses
+    a section widget that is not)."""
+
+    # the widgets of the sections (sections.py), by tab; each section's ``box`` stays the section's own
+    legend: ClassLegend
+    project_dir: FileEdit
+    architecture: ComboBox
+    options: LineEdit
+    class_names: LineEdit
+    start: ComboBox
+    new_button: PushButton
+    models: ComboBox
+    load_file: FileEdit
+    save_file: FileEdit
+    save_button: PushButton
+    versions: ComboBox
+    rollback_button: PushButton
+    device_label: Label
+    export_file: FileEdit
+    authors: LineEdit
+    licence: LineEdit
+    export_button: PushButton
+    image_layer: ComboBox
+    open_file: FileEdit
+    channel_axis: ComboBox
+    slice_only: CheckBox
+    uncertainty: CheckBox
+    tta: CheckBox
+    views: CheckBox
+    instances: CheckBox
+    object_size: FloatSpinBox
+    size_layer: ComboBox
+    estimate_button: PushButton
+    predict_button: PushButton
+    separate: CheckBox
+    forest: CheckBox
+    loss: ComboBox
+    w0: FloatSpinBox
+    sigma: FloatSpinBox
+    steps: SpinBox
+    lr: FloatSpinBox
+    review: ComboBox
+    mark_view_button: PushButton
+    unmark_button: PushButton
+    weights_button: PushButton
+    train_button: PushButton
+    stop_button: PushButton
+    guard_status: Label
+    use_anyway_button: PushButton
+    truth_layer: ComboBox
+    eval_button: PushButton
+    eval_note: Label
+    table: QTableWidget
 
     segmenter = property(lambda self: self.session.segmenter)
     training_set = property(lambda self: self.session.training_set)

@@ -18,8 +18,15 @@ PAGES = (
 
 
 def adopt(owner, section):
-    """Make the widgets of a section attributes of ``owner`` (the dock); returns the section."""
+    """Make the widgets of a section attributes of ``owner`` (the dock), each one declared in ``owner``'s class
+    (an annotation: readers and tools see every widget); the section's ``box`` stays its own. Returns the section;
+    ``TypeError`` for a widget the class does not declare."""
+    declared = type(owner).__annotations__
     for name, widget in vars(section).items():
+        if name == "box":
+            continue
+        if name not in declared:
+            raise TypeError(f"{type(owner).__name__} does not declare the section widget {name!r}")
         setattr(owner, name, widget)
     return section
 

@@ -50,6 +50,9 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int)
     train.add_argument("--distill", type=float, metavar="WEIGHT", help="loss weight (0…1) of a pixel forest's "
                        "labels on unreviewed pixels while it scores better than the network (0: off)")
+    train.add_argument("--forest-blend", action=argparse.BooleanOptionalAction, default=None,
+                       help="let the new version keep a pixel forest blended into its predictions where the held-out "
+                       "reviewed squares say it helps (default: the model's recommendation; new models do)")
     train.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
     train.add_argument("--channel-axis", type=int, help="the images' channel axis, for multichannel models")
     train.add_argument("--accept-worse", action="store_true", help="activate the new version even if the guard "
@@ -108,7 +111,7 @@ def _train(args, device, main: bool) -> int:
     seg = _model(args, labels, project)
     # the options given; every other setting is the model's recommendation (a new model: the new-model settings)
     settings = {k: getattr(args, k) for k in ("steps", "lr", "loss", "w0", "sigma", "batch_size", "patch_size",
-                                               "seed", "distill") if getattr(args, k) is not None}
+                                               "seed", "distill", "forest_blend") if getattr(args, k) is not None}
     try:
         steps = seg.finetune(images, labels, masks, validation=_validation(args), accept_worse=args.accept_worse,
                              device=device, channel_axis=args.channel_axis, **settings)

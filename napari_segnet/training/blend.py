@@ -19,7 +19,7 @@ import numpy as np
 
 from ..inference.forest_blend import ForestBlend
 from ..numerics.metrics import confusion_matrix
-from ..numerics.pixel_features import pixel_features
+from ..numerics.pixel_features import MARGIN, pixel_features
 from .guard import guard_scores
 from .patches import TrainingImage
 from .pixel_forest import PixelForest
@@ -58,10 +58,23 @@ def choose_blend(forest: PixelForest | None, judged: Sequence[TrainingImage], nu
     counts = {w: np.zeros((num_classes, num_classes), np.int64) for w in WEIGHTS}
     for it in judged:
         net = network_proba(it)[:, it.reviewed]
-        trees = np.moveaxis(forest.probabilities(pixel_features(it.image)), -1, 0)[:, it.reviewed]
+        trees = _forest_proba(forest, it)[:, it.reviewed]
         for w in WEIGHTS:
             counts[w] += confusion_matrix(((1 - w) * net + w * trees).argmax(0), it.labels[it.reviewed], num_classes)
     scores = {w: guard_scores(n)["mean_iu"] for w, n in counts.items()}
     best = max(WEIGHTS, key=lambda w: (scores[w], -w))
     choice = BlendChoice(best, scores)
     return (ForestBlend(forest.ensemble(), best) if best > 0 else None), choice
+
+
+def _forest_proba(forest: PixelForest, item: TrainingImage) -> np.ndarray:
+    """float32 (K, Y, X): the forest's probabilities on a judged plane, computed only around its judged pixels
+    (their bounding box and the :data:`MARGIN` its features read; zero elsewhere)."""
+    rows, cols = np.nonzero(item.reviewed.any(1))[0], np.nonzero(item.reviewed.any(0))[0]
+    (h, w), (y0, y1), (x0, x1) = item.reviewed.shape, (rows[0], rows[-1] + 1), (cols[0], cols[-1] + 1)
+    wy, wx = (max(y0 - MARGIN, 0), min(y1 + MARGIN, h)), (max(x0 - MARGIN, 0), min(x1 + MARGIN, w))
+    features = pixel_features(item.image[:, wy[0] : wy[1], wx[0] : wx[1]])
+    out = np.zeros((forest.num_classes, h, w), np.float32)
+    inner = features[y0 - wy[0] : y1 - wy[0], x0 - wx[0] : x1 - wx[0]]
+    out[:, y0:y1, x0:x1] = np.moveaxis(forest.probabilities(inner), -1, 0)
+    return out
