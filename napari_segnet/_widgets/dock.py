@@ -107,6 +107,12 @@ class SegNetWidget(QWidget):
     eval_button: PushButton
     eval_note: Label
     table: QTableWidget
+    live_toggle: CheckBox
+    burst_steps: SpinBox
+    live_lr: FloatSpinBox
+    refresh_s: FloatSpinBox
+    next_button: PushButton
+    live_status: Label
 
     segmenter = property(lambda self: self.session.segmenter)
     training_set = property(lambda self: self.session.training_set)

@@ -25,6 +25,7 @@ from ..training.regions import (
 )
 from ..training.training_set import merge_corrections
 from .layers import mark_painted, merge_keeping_reviewed, prediction_name, track_paint
+from .pages import adopt
 from .review import add_regions, reviewed_bits, reviewed_layer, reviewed_mask, sliced_axis
 from .runner import USER_ERRORS, notify
 
@@ -70,9 +71,7 @@ class LiveMode:
 
     def __init__(self, dock):
         self.dock, self.viewer = dock, dock.viewer
-        self.ui = live_section()
-        for name, widget in vars(self.ui).items():
-            setattr(dock, name, widget)
+        self.ui = adopt(dock, live_section())
         dock.layout().addWidget(self.ui.box.native)
         self.session: LiveSession | None = None
         self.worker = None
