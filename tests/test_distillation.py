@@ -95,7 +95,7 @@ def test_no_forest_labels_once_the_network_is_ahead():
     item = _item(image, truth, reviewed, settings)
     taught, record = distillation.distill([item], settings, 2, network_mean_iu=1.0)
     assert taught == [item] and not record.distilled
-    assert "network is ahead of the pixel forest" in forest_note(record) and forest_note(None) == ""
+    assert "the network was ahead of it" in forest_note(record) and forest_note(None) == ""
     assert "too few reviewed pixels" in forest_note(replace(record, forest_cv_mean_iu=float("nan")))
     assert Distillation.from_dict(record.to_dict()) == record  # as a saved version's metadata reads back
 
@@ -117,7 +117,7 @@ def test_a_fine_tune_with_forest_labels_records_the_decision_and_counts_only_rev
     version = seg.metadata.versions[-1]
     record = version.details["distillation"]
     assert record["distilled"] and record["forest_cv_mean_iu"] > record["network_mean_iu"]  # a new head: ~chance
-    assert (f"also learnt the pixel forest's labels on unreviewed pixels (mean IU on the reviewed pixels: forest "
+    assert (f"also learnt the pixel forest's guesses on unreviewed pixels (mean IU on the reviewed pixels: forest "
             f"{record['forest_cv_mean_iu']:.3f}, network {record['network_mean_iu']:.3f}" in finished.message)
     assert version.reviewed_pixels == 48 * 48  # what the user reviewed, not the forest's pixels
     assert version.settings["distill"] == 0.5

@@ -146,7 +146,7 @@ def test_the_dock_declares_every_section_widget_it_holds(dock):
 
     _, widget, _ = dock
     declared = SegNetWidget.__annotations__
-    assert len(declared) == 55 and all(hasattr(widget, name) for name in declared)
+    assert len(declared) == 56 and all(hasattr(widget, name) for name in declared)
     assert not hasattr(widget, "box")  # each section keeps its own box
 
     class Owner:

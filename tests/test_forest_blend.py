@@ -150,7 +150,7 @@ def test_a_round_chooses_the_weight_on_the_held_out_squares_and_later_rounds_kee
     assert set(scores) == set(WEIGHTS)
     assert record["weight"] == max(WEIGHTS, key=lambda w: (scores[w], -w))
     assert record["weight"] > 0 and scores[record["weight"]] > scores[0.0] + 0.05  # 5 steps: a weak network
-    assert seg.forest.weight == record["weight"] and "pixel forest blended in" in done.message
+    assert seg.forest.weight == record["weight"] and "predicts mixed with a pixel forest at weight" in done.message
     assert done.scores_after["mean_iu"] == pytest.approx(scores[record["weight"]], abs=1e-3)
     run(seg.finetune([image], [truth], [reviewed], steps=2, seed=0, forest_blend=False, distill=0.0,
                      accept_worse=True, auto_max_seconds=None))

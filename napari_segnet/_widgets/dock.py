@@ -90,6 +90,7 @@ class SegNetWidget(QWidget):
     predict_button: PushButton
     separate: CheckBox
     forest: CheckBox
+    blend: CheckBox
     loss: ComboBox
     w0: FloatSpinBox
     sigma: FloatSpinBox

@@ -43,6 +43,7 @@ class FinetuneTab:
         dock.separate.value = rec.loss in ("border_ce", "border_ce_dice")  # sets the loss: the model's one next
         dock.loss.value, dock.w0.value, dock.sigma.value, dock.lr.value = rec.loss, rec.w0, rec.sigma, rec.lr
         dock.steps.value, dock.forest.value = 0 if rec.steps == "auto" else rec.steps, rec.distill > 0
+        dock.blend.value = rec.forest_blend
 
     def prediction_layer(self, image: Image):
         """The prediction layer of ``image`` (``ValueError`` if it was not predicted yet)."""
@@ -99,11 +100,13 @@ class FinetuneTab:
 
     def settings(self) -> TrainSettings:
         """The fine-tune settings of the Fine-tune section over the active model's recommendation (which gives those
-        the section does not show); the forest box switches distillation on at the recommended weight."""
+        the section does not show); the forest box switches distillation on at the recommended weight, the blend box
+        the pixel forest in the version's predictions."""
         dock = self.dock
         rec = dock.model().recommended_settings
         shown = {"loss": dock.loss.value, "w0": dock.w0.value, "sigma": dock.sigma.value, "lr": dock.lr.value,
-                 "steps": dock.steps.value or "auto", "distill": dock.forest.value * (rec.distill or DISTILL_WEIGHT)}
+                 "steps": dock.steps.value or "auto", "distill": dock.forest.value * (rec.distill or DISTILL_WEIGHT),
+                 "forest_blend": dock.blend.value}
         return TrainSettings.of(**{**asdict(rec), **shown})
 
     @guarded

@@ -157,6 +157,10 @@ def finetune_section() -> SimpleNamespace:
                         tooltip="while a random forest on the reviewed pixels scores better than the network, its "
                                 "confident labels on unreviewed pixels train the network too (¼ weight); on "
                                 "for new models"),
+        blend=CheckBox(text="let a quick random forest help predict", value=False,
+                       tooltip="each fine-tune also fits a random forest on the reviewed pixels and mixes it into "
+                               "the new version's predictions where the held-out quarter of your reviewed regions "
+                               "says the mixture is better; on for new models"),
         loss=ComboBox(label="loss", choices=[(LOSS_NAMES.get(n, n), n) for n in LOSSES], value="border_ce"),
         w0=FloatSpinBox(label="border weight (w0)", value=10.0, min=0, max=100, step=1,
                         tooltip="how much more the pixels between touching objects count (U-Net paper: 10)"),

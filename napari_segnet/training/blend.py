@@ -42,8 +42,9 @@ class BlendChoice:
         """What the fine-tune's message adds."""
         network, best = self.mean_iu[0.0], self.mean_iu[self.weight]
         if self.weight == 0.0:
-            return f"; the network alone predicts (a pixel forest beside it scored no better: {self.mean_iu[1.0]:.3f})"
-        return (f"; it predicts with a pixel forest blended in at weight {self.weight:g} (held-out mean IU "
+            return (f"; it predicts with the network alone (mixed with a pixel forest it scored no better on the "
+                    f"held-out squares; the forest alone {self.mean_iu[1.0]:.3f})")
+        return (f"; it predicts mixed with a pixel forest at weight {self.weight:g} (on the held-out squares: mixed "
                 f"{best:.3f}, the network alone {network:.3f})")
 
 

@@ -45,8 +45,8 @@ def forest_note(record: Distillation | None) -> str:
     scores = f"(mean IU on the reviewed pixels: forest {record.forest_cv_mean_iu:.3f}, network " \
              f"{record.network_mean_iu:.3f} before this run)"
     if record.distilled:
-        return f"; it also learnt the pixel forest's labels on unreviewed pixels {scores}"
-    return f"; the network is ahead of the pixel forest, so it learnt from the reviewed pixels only {scores}"
+        return f"; it also learnt the pixel forest's guesses on unreviewed pixels {scores}"
+    return f"; it did not learn the pixel forest's guesses: the network was ahead of it {scores}"
 
 
 def plain_scores(scores: dict) -> dict:
