@@ -293,7 +293,8 @@ def main() -> None:
 
         return tables.main([])
     case = {"nuclei": nuclei_case, "scratch": scratch_case}[args.case]()
-    runs = [run(case, args.rounds, seed, args.region, args.live) for seed in range(args.first_seed, args.first_seed + args.seeds)]
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    runs = [run(case, args.rounds, seed, args.region, args.live) for seed in seeds]
     mode = "live" if args.live else "finetune"
     record = {"benchmark": "dock_loop", "case": args.case, "region": args.region, "mode": mode, "rounds": args.rounds,
               "runs": runs}

@@ -73,7 +73,8 @@ def loop_table(record: dict) -> str:
     note = f"\n\n{record['note']}" if record.get("note") else ""
     return (f"**{record['case']}**, {record['mode']}, region: {record['region']} — {len(runs)} seeds "
             f"({min(seeds)}–{max(seeds)}), {record['date'][:10]}, {_machine(record)}"
-            + ("" if load is None else f", load {load} at the end") + note + "\n\n" + "\n".join(lines) + "\n\n" + _loop_totals(runs, keys[0]) + "\n")
+            + ("" if load is None else f", load {load} at the end") + note + "\n\n" + "\n".join(lines) + "\n\n"
+            + _loop_totals(runs, keys[0]) + "\n")
 
 
 def right(rows: list[dict], tie: float, key: str = "delta_new_minus_old") -> int:
