@@ -5,7 +5,8 @@ so each block's labels are those of a whole-image pass); the blocks that meet th
 nearest its centre first, then the rest outward. Each block reads only its input window (with the tiles' halo),
 writes its labels into the zarr store and is reported, so a viewer can show it at once. Pixels a person painted
 (a ``painted`` mask, zarr or NumPy) keep their labels. Memory follows the block and the tile, never the image; the
-normalisation is measured once on a strided sample of the whole image.
+normalisation is measured once on a strided sample of the whole image (or its coarsest level). Next ranks the
+tiles of the part in view (:func:`uncertainty_in_view`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 
 from .distributed import block_input, plan_blocks
 from .inference.devices import pick_device
+from .inference.suggest import uncertainty
 from .inference.tile_plan import DEFAULT_MAX_CONTEXT, explicit_plan
 from .inference.tiling import Region, tile_step
 from .numerics.images import ImagePlanes
@@ -34,6 +36,9 @@ BLOCK = 512
 CHUNK = 512
 #: Pixels of image kept around each reviewed region of a big image when it joins the training set.
 CONTEXT = 64
+#: Next on a big image ranks the tiles of the part in view, at most this many pixels of it (about 9 s of the
+#: shipped default on 2 cores; zoom in for more).
+MAX_RANKED = 2048 * 2048
 
 
 @dataclass(frozen=True)
@@ -119,15 +124,41 @@ def predict_blocks(seg, image, out, *, first: tuple | None = None, painted=None,
         raise ValueError(f"the painted mask of shape {tuple(painted.shape)} does not fit the image's {spatial}")
     if not isinstance(block, (int, np.integer)) or block < 1:
         raise ValueError(f"block must be a positive number of pixels, got {block!r}")
-    sampled = planes if overview is None else ImagePlanes(overview, seg.in_channels, channel_axis)
-    if sampled.channels != planes.channels:
-        raise ValueError(f"the overview has {sampled.channels} channels, the image {planes.channels}")
-    norm = seg.normalization.parameters(sampled)  # a strided sample of the image (or of its overview)
+    norm = norm_parameters(seg, planes, overview, channel_axis)
     step = tile_step(seg.net, tile_shape, planes.shape, pick_device(device))
     steps = tuple(explicit_plan(seg.net, n, k, max_context).step for n, k in zip(planes.shape, step))
     blocks = visible_first(plan_blocks(planes.n_planes, planes.shape, steps, block), first)
     kept = _Kept(painted, [r for r in reviewed if r.axis == 0], out.ndim == 3)
     return _blocks(seg, image, out, blocks, kept, steps, norm, device, channel_axis, max_context)
+
+
+def norm_parameters(seg, planes: ImagePlanes, overview=None, channel_axis: int | None = None) -> tuple:
+    """The normalisation's (offset, scale) of a big image (``planes``): from a strided sample of it, or of its
+    ``overview`` (see :func:`predict_blocks`)."""
+    sampled = planes if overview is None else ImagePlanes(overview, seg.in_channels, channel_axis)
+    if sampled.channels != planes.channels:
+        raise ValueError(f"the overview has {sampled.channels} channels, the image {planes.channels}")
+    return seg.normalization.parameters(sampled)
+
+
+def uncertainty_in_view(seg, image, shown: tuple, *, overview=None, channel_axis: int | None = None,
+                        tile: int = 128) -> tuple[np.ndarray, tuple[int, int]]:
+    """(1 − max p, float32 (h, w); its origin (row, col)) of the part ``shown`` = (plane, (r0, r1), (c0, c1)) of a
+    big ``image``, grown to whole ``tile``-grid tiles of the image, predicted as the blocks are (the same
+    normalisation, the whole image's tiling): what Next ranks. ``ValueError`` over :data:`MAX_RANKED` pixels."""
+    plane, (r0, r1), (c0, c1) = shown
+    planes = ImagePlanes(image, seg.in_channels, channel_axis)
+    (h, w) = planes.shape
+    r0, c0 = r0 // tile * tile, c0 // tile * tile
+    r1, c1 = min(-(-r1 // tile) * tile, h), min(-(-c1 // tile) * tile, w)
+    if (r1 - r0) * (c1 - c0) > MAX_RANKED:
+        raise ValueError(f"zoom in: Next ranks the tiles of the part in view of an image predicted block by block, "
+                         f"at most {MAX_RANKED:,} pixels ({r1 - r0} × {c1 - c0} are in view)")
+    region = Region((plane, plane + 1), (r0, r1), (c0, c1))
+    result = run(seg.predict_steps(image, BLOCK, channel_axis=channel_axis, want_labels=False, want_proba=True,
+                                   norm_parameters=norm_parameters(seg, planes, overview, channel_axis),
+                                   region=region))
+    return uncertainty(result.proba.reshape(seg.num_classes, r1 - r0, c1 - c0)), (r0, c0)
 
 
 class _Kept:

@@ -54,3 +54,33 @@ def test_options_a_big_image_cannot_take_are_named(make_napari_viewer, monkeypat
     widget.predict()
     widget.live_toggle.value = True
     assert "live mode learns on images held in memory" in errors[-1]
+
+
+def test_next_on_a_big_image_shows_the_most_uncertain_unreviewed_tile_in_view(make_napari_viewer, monkeypatch,
+                                                                               tmp_path, errors):
+    from napari_segnet import big_image
+    from napari_segnet.inference.suggest import uncertainty
+
+    viewer, widget, image, truth = big_dock(make_napari_viewer, monkeypatch, tmp_path)
+    widget.next_button.native.click()
+    assert "predict 'big' first" in errors[-1]
+    viewer.scene.camera.center, viewer.scene.camera.zoom = (500, 450), 2.0
+    widget.predict()
+    plane, (r0, r1), (c0, c1) = widget.predict_tab.visible(viewer.layers["big"], viewer.layers["big prediction"])
+    u = uncertainty(widget.segmenter.predict_proba(image, tile_shape=512)).astype(np.float64)  # as the blocks do
+    starts = [(y, x) for y in range(r0 // 128 * 128, r1, 128) for x in range(c0 // 128 * 128, c1, 128)]
+    ranked = sorted(starts, key=lambda s: -u[s[0] : s[0] + 128, s[1] : s[1] + 128].mean())
+    assert 4 <= len(starts) < 36  # the part in view, not the whole 6 × 6 tiles
+    widget.next_button.native.click()
+    *_, rows, cols = widget.live_mode.suggested
+    assert (rows.start, cols.start) == ranked[0] and rows.stop - rows.start == 128
+    layer = viewer.layers["big prediction"]
+    viewer.scene.camera.center, viewer.scene.camera.zoom = (500, 450), 2.0  # Next centred the view on its tile
+    at = (ranked[1][0] + 64, ranked[1][1] + 64)
+    layer.paint(at, 1 - int(layer.data[at]))  # a stroke reviews the second one's tile
+    widget.next_button.native.click()
+    *_, rows, cols = widget.live_mode.suggested
+    assert (rows.start, cols.start) == ranked[2]  # the first was visited, the second reviewed
+    monkeypatch.setattr(big_image, "MAX_RANKED", 128 * 128)
+    widget.next_button.native.click()
+    assert "zoom in" in errors[-1] and not [e for e in errors[:-2] if "zoom" in e]

@@ -10,7 +10,7 @@ from magicgui.widgets import CheckBox, Container, FloatSpinBox, Label, PushButto
 from napari.utils.notifications import show_info
 from qtpy.QtCore import QEvent, QObject
 
-from ..big_image import is_big
+from ..big_image import full_resolution, is_big, uncertainty_in_view
 from ..inference.suggest import suggest_tiles, uncertainty
 from ..live import BurstDone, LiveSession, LiveSettings, Refreshed, Waiting
 from ..training.loop import TrainProgress
@@ -26,7 +26,7 @@ from ..training.regions import (
 from ..training.training_set import merge_corrections
 from .layers import mark_painted, merge_keeping_reviewed, prediction_name, track_paint
 from .pages import adopt
-from .review import add_regions, reviewed_bits, reviewed_layer, reviewed_mask, sliced_axis
+from .review import add_regions, reviewed_bits, reviewed_in, reviewed_layer, reviewed_mask, sliced_axis
 from .runner import USER_ERRORS, notify
 
 #: Seconds the worker sleeps when there is nothing to do (how soon a new stroke starts a burst).
@@ -274,8 +274,7 @@ class LiveMode:
     def _next(self) -> None:
         image = self.dock.current_image()
         if is_big(image.data, image.multiscale):
-            raise ValueError(f"Next ranks the tiles of images held in memory; '{image.name}' is predicted block by "
-                             "block: move to a region and correct it there")
+            return self._next_big(image)
         axis = sliced_axis(self.viewer, image) if _is_stack(image) else 0  # the plane in view, in any view
         z = int(self.viewer.dims.current_step[axis]) if _is_stack(image) else None
         u = self._uncertainty(image, z, axis)
@@ -294,6 +293,31 @@ class LiveMode:
         visited.add((rows.start, cols.start))
         self._outline(image, rows, cols, axis, z)
         self.suggested = (image.name, axis, z or 0, rows, cols)
+
+    def _next_big(self, image) -> None:
+        """Next on an image predicted block by block: the most uncertain unreviewed tile of the part in view."""
+        name = prediction_name(image)
+        if name not in self.viewer.layers:
+            raise ValueError(f"predict '{image.name}' first: Next ranks the tiles in view by the model's doubt")
+        layer = self.viewer.layers[name]
+        shown = self.dock.predict_tab.visible(image, layer)
+        if shown is None:
+            raise ValueError(f"move the view onto '{image.name}': Next ranks the tiles of the part in view")
+        u, (y0, x0) = uncertainty_in_view(self.dock.model(), full_resolution(image.data, image.multiscale), shown,
+                                          overview=image.data[-1] if image.multiscale else None, tile=TILE,
+                                          channel_axis=self.dock.predict_tab.channel_axis())
+        plane, stacked = shown[0], layer.data.ndim == 3
+        box = (slice(y0, y0 + u.shape[0]), slice(x0, x0 + u.shape[1]))
+        reviewed = np.asarray(track_paint(layer)[((plane,) if stacked else ()) + box], bool) | reviewed_in(
+            self.viewer, image, plane, box)
+        visited = self.visited.setdefault((image.name, 0, plane if stacked else None), set())
+        tiles = suggest_tiles(u, reviewed, TILE, skip={(y - y0, x - x0) for y, x in visited})
+        if not tiles:
+            raise ValueError("every tile in view was visited or reviewed: move the view, or correct what you see")
+        rows, cols = (slice(s.start + o, s.stop + o) for s, o in zip(tiles[0], (y0, x0)))
+        visited.add((rows.start, cols.start))
+        self._outline(image, rows, cols, 0, plane if stacked else None)
+        self.suggested = (image.name, 0, plane, rows, cols)
 
     def accept_shown_tile(self, image) -> None:
         """The tile Next shows on ``image`` becomes a reviewed region (the person looked at it and fixed what was

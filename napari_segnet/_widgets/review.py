@@ -73,6 +73,18 @@ def reviewed_mask(viewer, image: Image, shape: tuple[int, ...], index: tuple = (
     return regions_mask(shape, regions)[index] > 0
 
 
+def reviewed_in(viewer, image: Image, plane: int, box: tuple[slice, slice]) -> np.ndarray:
+    """bool (rows, cols) of ``box`` on (Y, X) plane ``plane`` of the image: True inside its reviewed regions there
+    (a big image's part in view: no array of the whole image is made)."""
+    name, (rows, cols) = reviewed_name(image), box
+    mask = np.zeros((rows.stop - rows.start, cols.stop - cols.start), bool)
+    for r in layer_regions(viewer.layers[name]) if name in viewer.layers else []:
+        if r.axis == 0 and r.plane == plane:
+            mask[max(r.y0 - rows.start, 0) : max(r.y1 - rows.start, 0),
+                 max(r.x0 - cols.start, 0) : max(r.x1 - cols.start, 0)] = True
+    return mask
+
+
 def reviewed_bits(viewer, image: Image, shape: tuple[int, ...]) -> np.ndarray:
     """The image's reviewed regions as the training set takes them (:func:`~napari_segnet.training.regions.
     regions_mask`): bool of a 2-D prediction layer's ``shape``, view bits (uint8) of a stack's."""
