@@ -154,6 +154,12 @@ def run(size: int, folder: Path, blocks: int | None, steps: int) -> dict:
     times = [t - pressed for t, _ in record["blocks"]]
     visible = [t - pressed for t, meets in record["blocks"] if meets]
     labels = viewer.layers["mosaic prediction"]
+    viewer.scene.camera.center, viewer.scene.camera.zoom = (size / 2, size / 2), min(viewer.canvas.size) / 1024
+    shown = dock.predict_tab.visible(layer, labels)
+    with PeakSampler() as ranking:
+        started = time.perf_counter()
+        dock.live_mode._next_big(layer)  # what the Next button calls for a big image
+        ranked = time.perf_counter() - started
     labels.brush_size = 15
     centre = (size // 2, size // 2)
     labels.paint(centre, 1 - int(labels.data[centre]))
@@ -169,7 +175,9 @@ def run(size: int, folder: Path, blocks: int | None, steps: int) -> dict:
             "seconds_to_visible_region": round(max(visible), 2) if visible else None,
             "visible_blocks": len(visible), "seconds_per_block": round(float(np.median(np.diff([0] + times))), 3)
             if times else None, "finetune_seconds": round(tuned, 1), "finetune_steps": steps,
-            "finetune_peak_over_napari_mb": round(tuning.peak - baseline),
+            "finetune_peak_over_napari_mb": round(tuning.peak - baseline), "next_seconds": round(ranked, 2),
+            "next_ranked_pixels": (shown[1][1] - shown[1][0]) * (shown[2][1] - shown[2][0]),
+            "next_peak_over_napari_mb": round(ranking.peak - baseline),
             "versions": dock.segmenter.available_versions}
 
 

@@ -171,7 +171,9 @@ def big_image_summary() -> str:
             f"{r['seconds_to_first_block']} s, the {r['visible_blocks']} blocks of the visible region after "
             f"{r['seconds_to_visible_region']} s, {r['seconds_per_block']} s a block; a fine-tune of "
             f"{r['finetune_steps']} steps with its refresh {r['finetune_seconds']} s, "
-            f"{r['finetune_peak_over_napari_mb']} MB above napari.\n")
+            f"{r['finetune_peak_over_napari_mb']} MB above napari"
+            + ("" if "next_seconds" not in r else f"; Next ranked the {r['next_ranked_pixels']:,} pixels in view in "
+               f"{r['next_seconds']} s ({r['next_peak_over_napari_mb']} MB above napari)") + ".\n")
 
 
 def _domain_rows(keep: Callable[[dict], bool], with_size: bool) -> list[str]:
