@@ -9,6 +9,8 @@ unfolded net, contiguous memory, no autocast; over 512² inputs for images beyon
 Every measurement runs in a fresh subprocess (peak memory is its own); engines are interleaved.
 
 Run: python -m benchmarks.predict [--quick] [--device cuda]     (MONAI columns need ``pip install monai``)
+The rows go into ``benchmarks/results/predict_<device>.json`` (``--out`` elsewhere); docs/benchmarks.md's table
+and the README's headline are generated from it (``python -m benchmarks.tables``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from . import records
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = [  # name, architecture, options, sizes
@@ -136,11 +140,13 @@ def spawn(spec: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def row(label: str, size: int, engine: str, r: dict, matmul: float, ours: dict | None) -> str:
-    ratio = f"{r['seconds'] / ours['seconds']:.2f}" if ours and engine != "napari-segnet" else ""
-    return (f"| {label} | {size}² | {engine} | {r['tiles']} | {1000 * r['seconds']:.0f} | "
-            f"{size * size / r['seconds'] / 1e6:.2f} | {r['gflops']:.1f} | {100 * r['gflops'] / matmul:.0f} % | "
-            f"{r['efficiency']:.2f} | {ratio} | {r['peak_mb']:.0f} |")
+def row(label: str, size: int, engine: str, r: dict, matmul: float, ours: dict | None) -> dict:
+    """One stored row: the measurement ``r`` of ``engine`` and its time ÷ ours (None for ours)."""
+    ratio = round(r["seconds"] / ours["seconds"], 2) if ours and engine != "napari-segnet" else None
+    return {"network": label, "size": size, "engine": engine, "tiles": r["tiles"],
+            "ms": round(1000 * r["seconds"], 1), "mp_per_s": round(size * size / r["seconds"] / 1e6, 2),
+            "gflops": round(r["gflops"], 1), "of_matmul": round(r["gflops"] / matmul, 3),
+            "efficiency": round(r["efficiency"], 2), "time_over_ours": ratio, "peak_mb": round(r["peak_mb"])}
 
 
 def main() -> None:
@@ -149,6 +155,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="only 512² images")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--only", help="only networks whose name contains this")
+    parser.add_argument("--out", type=Path, help="the record (default benchmarks/results/predict_<device>.json)")
     args = parser.parse_args()
     if args.one:
         print(json.dumps(one_run(json.loads(args.one))))
@@ -162,10 +169,8 @@ def main() -> None:
         engines = ("napari-segnet", "naive")
     matmul = matmul_gflops(args.device)
     print(f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, {args.device}; "
-          f"torch matmul: {matmul:.0f} GFLOP/s\n")
-    print("| network | image | engine | tiles (input) | ms / image | MP/s | GFLOP/s | of matmul | compute eff. "
-          "| time ÷ ours | peak RSS added (MB) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          f"torch matmul: {matmul:.0f} GFLOP/s")
+    rows = []
     for label, arch, options, sizes in CASES:
         if args.only and args.only not in label:
             continue
@@ -177,7 +182,11 @@ def main() -> None:
                         "warmup": size <= 512, "repeats": 3 if size <= 512 else 1}
                 r = spawn(spec)
                 ours = r if engine == "napari-segnet" else ours
-                print(row(label, size, engine, r, matmul, ours), flush=True)
+                rows.append(row(label, size, engine, r, matmul, ours))
+                print(rows[-1], flush=True)
+    record = {"benchmark": "predict", "device": args.device, "matmul_gflops": round(matmul), "quick": args.quick,
+              "rows": rows}
+    print(f"wrote {records.write(f'predict_{args.device}', record, args.out)}")
 
 
 if __name__ == "__main__":
