@@ -222,6 +222,15 @@ def model_scores() -> str:
             f"F1 {cells['f1']:.3f}, IoU {cells['iou']:.3f}.\n")
 
 
+def weightmap_table() -> str:
+    """docs/benchmarks.md's border weight map table (weightmap.json)."""
+    r = records.read("weightmap.json")[0]
+    lines = ["| implementation | seconds | max abs difference |", "|---|---|---|"]
+    lines += [f"| {x['implementation']} | {x['seconds']:.3f} | {x['max_abs_difference']:.1e} |" for x in r["rows"]]
+    return (f"Measured {r['date'][:10]} ({_machine(r)}, one thread): {r['shape'][0]}×{r['shape'][1]} labels, "
+            f"{r['objects']} objects.\n\n" + "\n".join(lines) + "\n")
+
+
 def _predict_record() -> dict:
     return records.read("predict_cpu.json")[0]
 
@@ -273,6 +282,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "loop": loop_tables, "loop-summary": loop_summary, "views": views_table,
     "big-image": big_image_summary, "domain-shift": domain_shift_table,
     "domain-shift-summary": domain_shift_summary, "model-scores": model_scores, "predict": predict_table,
+    "weightmap": weightmap_table,
     "predict-summary": predict_summary,
 }
 

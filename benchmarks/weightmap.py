@@ -1,7 +1,8 @@
 """Time the U-Net border weight map on a 512² label image with ~170 objects (target: ≤ 0.1 s on one core).
 
-Prints a Markdown table: this implementation (distance transforms only near each object) next to the naïve
-one (a whole-image distance transform per object), and the largest difference between the two.
+Stores this implementation (distance transforms only near each object) next to the naïve one (a whole-image
+distance transform per object), and the largest difference between the two, in
+``benchmarks/results/weightmap.json`` (docs/benchmarks.md's table is generated from it).
 Run: python -m benchmarks.weightmap
 """
 
@@ -19,6 +20,8 @@ from scipy import ndimage  # noqa: E402
 from skimage.draw import disk  # noqa: E402
 
 from napari_segnet.numerics.weightmap import object_map, unet_weight_map  # noqa: E402
+
+from . import records  # noqa: E402
 
 
 def nuclei_like(shape=(512, 512), n=200, seed=0) -> np.ndarray:
@@ -52,11 +55,13 @@ def main() -> None:
     n_objects = int(object_map(labels).max())
     fast_s, fast = best_of(lambda: unet_weight_map(labels), 10)
     naive_s, ref = best_of(lambda: naive(labels), 1)
-    print(f"512×512 labels, {n_objects} objects, {platform.processor() or platform.machine()}, 1 thread\n")
-    print("| implementation | seconds | max abs difference |")
-    print("|---|---|---|")
-    print(f"| unet_weight_map (windowed) | {fast_s:.3f} | {np.abs(fast - ref).max():.1e} |")
-    print(f"| one full distance transform per object | {naive_s:.3f} | 0 |")
+    rows = [{"implementation": "`unet_weight_map` (windowed)", "seconds": round(fast_s, 4),
+             "max_abs_difference": float(np.abs(fast - ref).max())},
+            {"implementation": "one full distance transform per object", "seconds": round(naive_s, 3),
+             "max_abs_difference": 0.0}]
+    print(f"512×512 labels, {n_objects} objects, {platform.machine()}, 1 thread: {rows}")
+    record = {"benchmark": "weightmap", "shape": [512, 512], "objects": n_objects, "threads": 1, "rows": rows}
+    print(f"wrote {records.write('weightmap', record)}")
 
 
 if __name__ == "__main__":
