@@ -1,9 +1,9 @@
 """Fine-tune round time: the default model on three reviewed 128² tiles (the simulated user's round 3).
 
-Prints ms per step and seconds per round with the default TrainSettings (steps, batch, patch size), and the mean
-IU on the reviewed pixels before and after. The round is timed as a user meets round 3: in a process that has
-fine-tuned before (the dock warms it when it opens); the one-time cost of the process's first optimizer is
-printed apart.
+Stores ms per step and seconds per round with the default TrainSettings (steps, batch, patch size), and the
+guard's mean IU before and after, in ``benchmarks/results/finetune_<device>.json`` (docs/benchmarks.md's numbers
+are generated from it). The round is timed as a user meets round 3: in a process that has fine-tuned before (the
+dock warms it when it opens); the one-time cost of the process's first optimizer is stored apart.
 Run: python -m benchmarks.finetune [--device cuda] [--steps N]
 """
 
@@ -14,6 +14,8 @@ import time
 
 import numpy as np
 import torch
+
+from . import records
 
 
 def three_tiles():
@@ -50,10 +52,13 @@ def main() -> None:
     total = time.perf_counter() - start
     steps = len(stamps)  # the default is steps="auto": as many as the reviewed area asks for
     per_step = np.diff(stamps)
-    print(f"{torch.get_num_threads()} threads, {args.device}: {steps} steps, {1000 * np.median(per_step):.0f} ms/step "
-          f"(median), round {total:.1f} s (incl. weight maps and the before/after guard), mean IU on reviewed "
-          f"pixels {result.scores_before['mean_iu']:.3f} → {result.scores_after['mean_iu']:.3f}; the process's first "
-          f"optimizer cost {first_call:.1f} s once before it")
+    record = {"benchmark": "finetune", "device": args.device, "tiles": len(images), "steps": steps,
+              "ms_per_step": round(1000 * float(np.median(per_step)), 1), "round_seconds": round(total, 2),
+              "guard": result.guard, "mean_iu_before": round(result.scores_before["mean_iu"], 4),
+              "mean_iu_after": round(result.scores_after["mean_iu"], 4),
+              "first_optimizer_seconds": round(first_call, 2)}
+    print(f"{torch.get_num_threads()} threads: {record}")
+    print(f"wrote {records.write(f'finetune_{args.device}', record)}")
 
 
 if __name__ == "__main__":

@@ -192,3 +192,24 @@ def test_a_live_refresh_mixes_the_forest_in_as_the_whole_image_does(forest_seg):
     part = live.refresh("blobs", (slice(40, 100), slice(30, 95)))
     assert (part.labels == whole[40:100, 30:95]).mean() > 0.999
     assert (run(seg.predict_steps(image, network_only=True)).labels[40:100, 30:95] != part.labels).mean() > 0.05
+
+
+def test_the_forest_is_kept_only_for_a_gain_beyond_the_guards_tolerance():
+    from napari_segnet.training.blend import choose_blend
+    from napari_segnet.training.guard import TOLERANCE
+    from napari_segnet.training.patches import TrainingImage
+
+    image, truth = _blobs((128, 128))
+    x = (image[None] / image.max()).astype(np.float32)
+    forest = PixelForest([pixel_features(x)], [truth], [np.ones(truth.shape, bool)], 3)
+    judged = [TrainingImage(x, truth, np.ones(truth.shape, np.float32), np.ones(truth.shape, bool))]
+    perfect = np.eye(3, dtype=np.float32)[truth].transpose(2, 0, 1)  # a network that is never wrong
+    kept, choice = choose_blend(forest, judged, 3, lambda it: perfect)
+    assert kept is None and choice.weight == 0.0 and choice.mean_iu[0.0] == 1.0
+    assert choice.mean_iu[1.0] < 1.0  # the forest is good, not perfect
+    uniform = np.full((3, *truth.shape), 1 / 3, np.float32)
+    uniform[0] += 1e-3  # a network that calls everything background
+    kept, choice = choose_blend(forest, judged, 3, lambda it: uniform)
+    assert choice.weight > 0 and kept.weight == choice.weight
+    assert choice.mean_iu[choice.weight] > choice.mean_iu[0.0] + TOLERANCE
+    assert choose_blend(None, judged, 3, lambda it: uniform) == (None, None)

@@ -3,6 +3,7 @@ no code), evaluated by scikit-learn's compiled trees rebuilt from those arrays."
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -55,8 +56,11 @@ class TreeEnsemble:
         """float32 (..., K): the trees' mean class probabilities for ``features`` (..., F)."""
         flat = np.ascontiguousarray(features.reshape(-1, features.shape[-1]), np.float32)
         total = np.zeros((len(flat), self.num_classes), np.float64)
-        for tree in self._compiled:
-            total += tree.predict(flat).reshape(len(flat), self.num_classes)
+        trees, workers = self._compiled, max(1, torch.get_num_threads())
+        with ThreadPoolExecutor(workers) as pool:  # the compiled descent releases the GIL
+            for start in range(0, len(trees), workers):  # a few trees at a time: each answer is (pixels, K) float64
+                for answer in pool.map(lambda tree: tree.predict(flat), trees[start : start + workers]):
+                    total += answer.reshape(len(flat), self.num_classes)
         return (total / len(self.roots)).astype(np.float32).reshape(*features.shape[:-1], self.num_classes)
 
     @cached_property
