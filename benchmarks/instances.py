@@ -5,7 +5,8 @@ training slices) once, turns class ids into instances with ``label_instances`` u
 them against the sample's true instances (slice by slice) with ``object_scores``. The "training targets" rows
 score the targets themselves (true instances with the U-Net gap cut between touching nuclei): what grow-back
 restores when the network is perfect. A last table splits the 4-class synthetic targets (cells, elongated
-rods, vesicles) with and without the waist criterion. Prints Markdown tables. Run: python -m benchmarks.instances
+rods, vesicles) with and without the waist criterion. Stores the rows in ``benchmarks/results/instances.json``
+(docs/benchmarks.md's tables are generated from it). Run: python -m benchmarks.instances
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ from napari_segnet.numerics import instances
 from napari_segnet.numerics.instances import instance_classes, label_instances, typical_area
 from napari_segnet.numerics.metrics import object_scores
 
-HEADER = ("| class ids | min_size | split (min_distance) | grow-back | objects (pred / true) | F1 @ 0.5 | AP @ 0.5 | "
-          "AP @ 0.75 | mean matched IoU @ 0.5 | ms / slice |\n|---|---|---|---|---|---|---|---|---|---|")
+from . import records
 
 
 def settings(area: float) -> list[tuple[str, dict]]:
@@ -36,7 +36,7 @@ def settings(area: float) -> list[tuple[str, dict]]:
     return rows
 
 
-def row(source: str, size: str, labels: np.ndarray, truth: np.ndarray, options: dict) -> str:
+def row(source: str, size: str, labels: np.ndarray, truth: np.ndarray, options: dict) -> dict:
     t = time.perf_counter()
     pred = label_instances(labels, **options)
     ms = (time.perf_counter() - t) * 1000 / len(labels)
@@ -44,33 +44,35 @@ def row(source: str, size: str, labels: np.ndarray, truth: np.ndarray, options: 
     split = f"yes ({options.get('min_distance', 'auto')})" if options.get("split", True) else "no"
     grow = options.get("grow", 1)
     grown = f"{grow} px, {options.get('grow_into', 'gaps')}" if grow else "none"
-    return (f"| {source} | {size} | {split} | {grown} | {s50.n_pred} / {s50.n_true} | {s50.f1:.3f} | "
-            f"{s50.average_precision:.3f} | {s75.average_precision:.3f} | {s50.mean_matched_iou:.4f} | {ms:.0f} |")
+    return {"class_ids": source, "min_size": size, "split": split, "grow_back": grown, "pred": s50.n_pred,
+            "true": s50.n_true, "f1": round(s50.f1, 4), "ap50": round(s50.average_precision, 4),
+            "ap75": round(s75.average_precision, 4), "matched_iou": round(s50.mean_matched_iou, 4),
+            "ms_per_slice": round(ms, 1)}
 
 
-def table(title: str, slices: list[int], segmenter, image, targets, instances) -> None:
+def table(title: str, slices: list[int], segmenter, image, targets, instances) -> dict:
     t = time.perf_counter()
     predicted = segmenter.predict(image[slices])
     area = typical_area(predicted == 1)
-    print(f"\n{title}: {len(slices)} slices predicted in {time.perf_counter() - t:.1f} s; typical nucleus "
-          f"area A = {area:.0f} px (radius {np.sqrt(area / np.pi):.1f} px)\n\n{HEADER}")
+    section = {"title": title, "slices": len(slices), "predict_seconds": round(time.perf_counter() - t, 1),
+               "typical_area": round(float(area)), "rows": []}
     truth = instances[slices]
     for grow, into in ((0, "gaps"), (1, "gaps"), (2, "gaps"), (1, "background")):
-        print(row("training targets", "0", targets[slices], truth,
-                  {"min_size": 0, "split": False, "grow": grow, "grow_into": into}))
+        section["rows"].append(row("training targets", "0", targets[slices], truth,
+                                   {"min_size": 0, "split": False, "grow": grow, "grow_into": into}))
     for size, options in settings(area):
-        print(row("default model", size, predicted, truth, options))
+        section["rows"].append(row("default model", size, predicted, truth, options))
+    print(section, flush=True)
+    return section
 
 
-def synthetic_table(seeds=(0, 1, 2)) -> None:
+def synthetic_table(seeds=(0, 1, 2)) -> dict:
     """Split or not on the synthetic targets (true gaps): a split of every object cuts the rods."""
     from napari_segnet.data.synthetic import synthetic_image
 
     data = [synthetic_image((256, 256), seed=s)[1:] for s in seeds]
     truth = instances.unique_per_slice(np.stack([ids for _, ids in data]))
-    print(f"\nSynthetic targets, seeds {seeds}: split of every object vs of objects with a waist (solidity < "
-          f"{instances.SPLIT_SOLIDITY})\n\n| split | objects (pred / true) | rods (pred / true) | F1 @ 0.5 | "
-          "mean matched IoU @ 0.5 |\n|---|---|---|---|---|")
+    section = {"seeds": list(seeds), "solidity": instances.SPLIT_SOLIDITY, "rows": []}
     labels = np.stack([lab for lab, _ in data])
     true_rods = sum(c == 2 for c in instance_classes(truth, labels).values())
     for name, split, solidity in (("no", False, None), ("every object", True, 1.01),
@@ -82,8 +84,10 @@ def synthetic_table(seeds=(0, 1, 2)) -> None:
             instances.SPLIT_SOLIDITY = default
         rods = sum(c == 2 for c in instance_classes(pred, labels).values())
         s = object_scores(pred, truth, true_is_semantic=False)[0]
-        print(f"| {name} | {s.n_pred} / {s.n_true} | {rods} / {true_rods} | {s.f1:.3f} | "
-              f"{s.mean_matched_iou:.4f} |")
+        section["rows"].append({"split": name, "pred": s.n_pred, "true": s.n_true, "rods": rods,
+                                "true_rods": int(true_rods), "f1": round(s.f1, 4),
+                                "matched_iou": round(s.mean_matched_iou, 4)})
+    return section
 
 
 def main() -> None:
@@ -94,9 +98,12 @@ def main() -> None:
 
     image, targets = nuclei()
     true_ids, segmenter = nuclei_instances(), Segmenter.default()
-    table("Held-out slices", list(HELD_OUT), segmenter, image, targets, true_ids)
-    table("Training slices (seen by the model)", list(TRAIN), segmenter, image, targets, true_ids)
-    synthetic_table()
+    record = {"benchmark": "instances",
+              "tables": [table("Held-out slices", list(HELD_OUT), segmenter, image, targets, true_ids),
+                         table("Training slices (seen by the model)", list(TRAIN), segmenter, image, targets,
+                               true_ids)],
+              "synthetic": synthetic_table()}
+    print(f"wrote {records.write('instances', record)}")
 
 
 if __name__ == "__main__":

@@ -243,6 +243,28 @@ def finetune_summary() -> str:
             f"opens).\n")
 
 
+def instances_tables() -> str:
+    """docs/benchmarks.md's instance post-processing tables (instances.json)."""
+    r = records.read("instances.json")[0]
+    out = [f"Measured {r['date'][:10]} ({_machine(r)}, load {r['machine'].get('load')})."]
+    for t in r["tables"]:
+        lines = ["| class ids | min_size | split (min_distance) | grow-back | objects (pred / true) | F1 @ 0.5 | "
+                 "AP @ 0.5 | AP @ 0.75 | mean matched IoU @ 0.5 | ms / slice |", "|---" * 10 + "|"]
+        lines += [f"| {x['class_ids']} | {x['min_size']} | {x['split']} | {x['grow_back']} | {x['pred']} / "
+                  f"{x['true']} | {x['f1']:.3f} | {x['ap50']:.3f} | {x['ap75']:.3f} | {x['matched_iou']:.4f} | "
+                  f"{x['ms_per_slice']:.0f} |" for x in t["rows"]]
+        out.append(f"**{t['title']}**: {t['slices']} slices predicted in {t['predict_seconds']} s; typical nucleus "
+                   f"area A = {t['typical_area']} px.\n\n" + "\n".join(lines))
+    s = r["synthetic"]
+    lines = ["| split | objects (pred / true) | rods (pred / true) | F1 @ 0.5 | mean matched IoU @ 0.5 |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {x['split']} | {x['pred']} / {x['true']} | {x['rods']} / {x['true_rods']} | {x['f1']:.3f} | "
+              f"{x['matched_iou']:.4f} |" for x in s["rows"]]
+    out.append(f"**Synthetic targets** (seeds {', '.join(map(str, s['seeds']))}): a split of every object against "
+               f"of objects with a waist (solidity < {s['solidity']}).\n\n" + "\n".join(lines))
+    return "\n\n".join(out) + "\n"
+
+
 def _predict_record() -> dict:
     return records.read("predict_cpu.json")[0]
 
@@ -294,7 +316,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "loop": loop_tables, "loop-summary": loop_summary, "views": views_table,
     "big-image": big_image_summary, "domain-shift": domain_shift_table,
     "domain-shift-summary": domain_shift_summary, "model-scores": model_scores, "predict": predict_table,
-    "weightmap": weightmap_table, "finetune": finetune_summary,
+    "weightmap": weightmap_table, "finetune": finetune_summary, "instances": instances_tables,
     "predict-summary": predict_summary,
 }
 
