@@ -53,7 +53,7 @@ def main() -> None:
     layer = viewer.layers["nuclei prediction"]
     truth = viewer.layers["nuclei ground truth"].data
     widget.next_button.native.click()  # the tile where the model is least sure
-    _, _, rows, cols = widget.live_mode.suggested
+    *_, rows, cols = widget.live_mode.suggested
     layer.brush_size = 3
     wrong, _ = ndimage.label(layer.data[rows, cols] != truth[rows, cols])
     dabs = 0
