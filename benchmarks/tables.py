@@ -222,46 +222,55 @@ def model_scores() -> str:
             f"F1 {cells['f1']:.3f}, IoU {cells['iou']:.3f}.\n")
 
 
+def _markdown(head: list[str], rows: list[list]) -> str:
+    """A Markdown table: a header, its rule and one line per row of cells (already formatted)."""
+    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+                      *("| " + " | ".join(str(c) for c in row) + " |" for row in rows)])
+
+
+def _measured(r: dict, extra: str = "") -> str:
+    """"Measured <date> (<machine>, load <load><extra>)" of a record."""
+    return f"Measured {r['date'][:10]} ({_machine(r)}, load {r['machine'].get('load')}{extra})"
+
+
 def weightmap_table() -> str:
     """docs/benchmarks.md's border weight map table (weightmap.json)."""
     r = records.read("weightmap.json")[0]
-    lines = ["| implementation | seconds | max abs difference |", "|---|---|---|"]
-    lines += [f"| {x['implementation']} | {x['seconds']:.3f} | {x['max_abs_difference']:.1e} |" for x in r["rows"]]
-    return (f"Measured {r['date'][:10]} ({_machine(r)}, one thread): {r['shape'][0]}×{r['shape'][1]} labels, "
-            f"{r['objects']} objects.\n\n" + "\n".join(lines) + "\n")
+    rows = [[x["implementation"], f"{x['seconds']:.3f}", f"{x['max_abs_difference']:.1e}"] for x in r["rows"]]
+    table = _markdown(["implementation", "seconds", "max abs difference"], rows)
+    return (f"{_measured(r, ', one thread')}: {r['shape'][0]}×{r['shape'][1]} labels, {r['objects']} objects.\n\n"
+            + table + "\n")
 
 
 def finetune_summary() -> str:
     """docs/benchmarks.md's fine-tune round (finetune_cpu.json)."""
     r = records.read("finetune_cpu.json")[0]
-    return (f"Measured {r['date'][:10]} ({_machine(r)}, load {r['machine'].get('load')}): {r['steps']} steps "
-            f"(\"auto\" for {r['tiles']} × 128², batch 4), **{r['ms_per_step']:.0f} ms a step, "
-            f"{r['round_seconds']:.1f} s a round** (goal ≤ 5 s) including the weight maps, the guard's held-out "
-            f"quarter before and after "
-            f"(mean IU {r['mean_iu_before']:.3f} → {r['mean_iu_after']:.3f}); the process's first optimizer cost "
-            f"{r['first_optimizer_seconds']:.1f} s once before (the dock pays it in a background thread when it "
-            f"opens).\n")
+    return (f"{_measured(r)}: {r['steps']} steps (\"auto\" for {r['tiles']} × 128², batch 4), "
+            f"**{r['ms_per_step']:.0f} ms a step, {r['round_seconds']:.1f} s a round** (goal ≤ 5 s) including the "
+            f"weight maps, the guard's held-out quarter before and after (mean IU {r['mean_iu_before']:.3f} → "
+            f"{r['mean_iu_after']:.3f}); the process's first optimizer cost {r['first_optimizer_seconds']:.1f} s once "
+            f"before (the dock pays it in a background thread when it opens).\n")
 
 
 def instances_tables() -> str:
     """docs/benchmarks.md's instance post-processing tables (instances.json)."""
     r = records.read("instances.json")[0]
-    out = [f"Measured {r['date'][:10]} ({_machine(r)}, load {r['machine'].get('load')})."]
+    out = [f"{_measured(r)}."]
+    head = ["class ids", "min_size", "split (min_distance)", "grow-back", "objects (pred / true)", "F1 @ 0.5",
+            "AP @ 0.5", "AP @ 0.75", "mean matched IoU @ 0.5", "ms / slice"]
     for t in r["tables"]:
-        lines = ["| class ids | min_size | split (min_distance) | grow-back | objects (pred / true) | F1 @ 0.5 | "
-                 "AP @ 0.5 | AP @ 0.75 | mean matched IoU @ 0.5 | ms / slice |", "|---" * 10 + "|"]
-        lines += [f"| {x['class_ids']} | {x['min_size']} | {x['split']} | {x['grow_back']} | {x['pred']} / "
-                  f"{x['true']} | {x['f1']:.3f} | {x['ap50']:.3f} | {x['ap75']:.3f} | {x['matched_iou']:.4f} | "
-                  f"{x['ms_per_slice']:.0f} |" for x in t["rows"]]
+        rows = [[x["class_ids"], x["min_size"], x["split"], x["grow_back"], f"{x['pred']} / {x['true']}",
+                 f"{x['f1']:.3f}", f"{x['ap50']:.3f}", f"{x['ap75']:.3f}", f"{x['matched_iou']:.4f}",
+                 f"{x['ms_per_slice']:.0f}"] for x in t["rows"]]
         out.append(f"**{t['title']}**: {t['slices']} slices predicted in {t['predict_seconds']} s; typical nucleus "
-                   f"area A = {t['typical_area']} px.\n\n" + "\n".join(lines))
+                   f"area A = {t['typical_area']} px.\n\n" + _markdown(head, rows))
     s = r["synthetic"]
-    lines = ["| split | objects (pred / true) | rods (pred / true) | F1 @ 0.5 | mean matched IoU @ 0.5 |",
-             "|---|---|---|---|---|"]
-    lines += [f"| {x['split']} | {x['pred']} / {x['true']} | {x['rods']} / {x['true_rods']} | {x['f1']:.3f} | "
-              f"{x['matched_iou']:.4f} |" for x in s["rows"]]
+    rows = [[x["split"], f"{x['pred']} / {x['true']}", f"{x['rods']} / {x['true_rods']}", f"{x['f1']:.3f}",
+             f"{x['matched_iou']:.4f}"] for x in s["rows"]]
     out.append(f"**Synthetic targets** (seeds {', '.join(map(str, s['seeds']))}): a split of every object against "
-               f"of objects with a waist (solidity < {s['solidity']}).\n\n" + "\n".join(lines))
+               f"of objects with a waist (solidity < {s['solidity']}).\n\n"
+               + _markdown(["split", "objects (pred / true)", "rods (pred / true)", "F1 @ 0.5",
+                            "mean matched IoU @ 0.5"], rows))
     return "\n\n".join(out) + "\n"
 
 
@@ -272,15 +281,13 @@ def _predict_record() -> dict:
 def predict_table() -> str:
     """docs/benchmarks.md's prediction table (predict_cpu.json): every network, size and engine."""
     r = _predict_record()
-    lines = ["| network | image | engine | tiles (input) | ms / image | MP/s | GFLOP/s | of matmul | compute eff. "
-             "| time ÷ ours | peak RSS added (MB) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for row in r["rows"]:
-        ratio = "" if row["time_over_ours"] is None else f"{row['time_over_ours']:.2f}"
-        lines.append(f"| {row['network']} | {row['size']}² | {row['engine']} | {row['tiles']} | {row['ms']:.0f} | "
-                     f"{row['mp_per_s']:.2f} | {row['gflops']:.1f} | {100 * row['of_matmul']:.0f} % | "
-                     f"{row['efficiency']:.2f} | {ratio} | {row['peak_mb']} |")
-    return (f"Measured {r['date'][:10]} ({_machine(r)}, load {r['machine'].get('load')}; torch fp32 matmul "
-            f"{r['matmul_gflops']} GFLOP/s in this run):\n\n" + "\n".join(lines) + "\n\n" + _predict_goals(r["rows"]))
+    head = ["network", "image", "engine", "tiles (input)", "ms / image", "MP/s", "GFLOP/s", "of matmul",
+            "compute eff.", "time ÷ ours", "peak RSS added (MB)"]
+    rows = [[x["network"], f"{x['size']}²", x["engine"], x["tiles"], f"{x['ms']:.0f}", f"{x['mp_per_s']:.2f}",
+             f"{x['gflops']:.1f}", f"{100 * x['of_matmul']:.0f} %", f"{x['efficiency']:.2f}",
+             "" if x["time_over_ours"] is None else f"{x['time_over_ours']:.2f}", x["peak_mb"]] for x in r["rows"]]
+    matmul = f"; torch fp32 matmul {r['matmul_gflops']} GFLOP/s in this run"
+    return f"{_measured(r, matmul)}:\n\n" + _markdown(head, rows) + "\n\n" + _predict_goals(r["rows"])
 
 
 def _predict_goals(rows: list[dict]) -> str:

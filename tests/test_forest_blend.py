@@ -9,7 +9,8 @@ from conftest import tiny_segmenter
 from scipy import ndimage
 from sklearn.ensemble import RandomForestClassifier
 
-from napari_segnet.inference.forest_blend import PREFIX, ForestBlend, split_state
+from napari_segnet.inference.forest_blend import ForestBlend, split_state
+from napari_segnet.io.checkpoint import FOREST_PREFIX as PREFIX
 from napari_segnet.io.checkpoint import CheckpointError
 from napari_segnet.io.metadata import Version
 from napari_segnet.numerics.images import ImagePlanes

@@ -7,7 +7,8 @@ and every prediction of that version is ``(1 - weight) · network + weight · fo
 argmax. The forest's features of a pixel read :data:`~napari_segnet.numerics.pixel_features.MARGIN` px of real
 image around it (mirrored at the image's edges only), so a tile, a block or a region gets exactly what the whole
 image gets: the dock, the CLI, distributed and live prediction agree. The arrays travel in the version's
-state dict under :data:`PREFIX` (a checkpoint, a project folder, a dask worker's copy).
+state dict under :data:`~napari_segnet.io.checkpoint.FOREST_PREFIX` (a checkpoint, a project folder, a dask
+worker's copy).
 """
 
 from __future__ import annotations
@@ -19,11 +20,8 @@ import numpy as np
 import torch
 
 from ..io.checkpoint import FOREST_PREFIX
-from ..numerics.pixel_features import MARGIN, pixel_features
+from ..numerics.pixel_features import window_features
 from ..numerics.tree_ensemble import TreeEnsemble
-
-#: Names of a forest's tensors in a version's state dict start with this (a checkpoint keeps them apart).
-PREFIX = FOREST_PREFIX
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,19 +36,16 @@ class ForestBlend:
             raise ValueError(f"a forest's weight lies in (0, 1], got {self.weight}")
 
     def to_tensors(self) -> dict[str, torch.Tensor]:
-        """The forest's tensors for a state dict (names start with :data:`PREFIX`)."""
-        return {**self.ensemble.to_tensors(PREFIX), PREFIX + "weight": torch.tensor([self.weight], dtype=torch.float64)}
+        """The forest's tensors for a state dict (names start with ``FOREST_PREFIX``)."""
+        weight = torch.tensor([self.weight], dtype=torch.float64)
+        return {**self.ensemble.to_tensors(FOREST_PREFIX), FOREST_PREFIX + "weight": weight}
 
     def forest_probabilities(self, read: Callable[[np.ndarray, np.ndarray], np.ndarray], shape: tuple[int, int],
                              rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
         """float32 (K, y1 - y0, x1 - x0): the forest's probabilities for image rows [y0, y1) and columns [x0, x1).
         ``read(ys, xs)`` gives the normalised image (C, len(ys), len(xs)) at those indices; ``shape``: the
         image's (Y, X)."""
-        (y0, y1), (x0, x1) = rows, cols
-        wy, wx = (max(y0 - MARGIN, 0), min(y1 + MARGIN, shape[0])), (max(x0 - MARGIN, 0), min(x1 + MARGIN, shape[1]))
-        features = pixel_features(read(np.arange(*wy), np.arange(*wx)))
-        inner = features[y0 - wy[0] : y1 - wy[0], x0 - wx[0] : x1 - wx[0]]
-        return np.moveaxis(self.ensemble.probabilities(inner), -1, 0)
+        return np.moveaxis(self.ensemble.probabilities(window_features(read, shape, rows, cols)), -1, 0)
 
     def mix(self, proba: np.ndarray, forest: np.ndarray) -> np.ndarray:
         """(K, …) the network's ``proba`` and the forest's, weighted."""
@@ -60,10 +55,10 @@ class ForestBlend:
 def split_state(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], ForestBlend | None]:
     """(the network's state dict, the version's forest or None) of a version's state dict; ``ValueError`` for
     forest tensors that do not describe one."""
-    network = {k: v for k, v in state.items() if not k.startswith(PREFIX)}
+    network = {k: v for k, v in state.items() if not k.startswith(FOREST_PREFIX)}
     if len(network) == len(state):
         return network, None
-    if PREFIX + "weight" not in state:
-        raise ValueError(f"the pixel forest's tensors lack {PREFIX}weight")
-    ensemble = TreeEnsemble.from_tensors(state, PREFIX)
-    return network, ForestBlend(ensemble, float(state[PREFIX + "weight"].reshape(-1)[0]))
+    if FOREST_PREFIX + "weight" not in state:
+        raise ValueError(f"the pixel forest's tensors lack {FOREST_PREFIX}weight")
+    ensemble = TreeEnsemble.from_tensors(state, FOREST_PREFIX)
+    return network, ForestBlend(ensemble, float(state[FOREST_PREFIX + "weight"].reshape(-1)[0]))

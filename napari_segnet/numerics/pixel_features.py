@@ -21,3 +21,13 @@ def pixel_features(image: np.ndarray) -> np.ndarray:
     plane = image[0] if image.shape[0] == 1 else image
     channel_axis = None if image.shape[0] == 1 else 0
     return multiscale_basic_features(plane, channel_axis=channel_axis, **FEATURES).astype(np.float32)
+
+
+def window_features(read, shape: tuple[int, int], rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
+    """float32 (y1 - y0, x1 - x0, F): the features of rows [y0, y1) and columns [x0, x1) of a plane of ``shape``
+    (Y, X), exactly as the whole plane gives them: ``read(ys, xs)`` returns the normalised plane (C, len(ys),
+    len(xs)) at those indices, and is asked for the box grown by :data:`MARGIN` (clipped to the plane)."""
+    (y0, y1), (x0, x1) = rows, cols
+    wy, wx = (max(y0 - MARGIN, 0), min(y1 + MARGIN, shape[0])), (max(x0 - MARGIN, 0), min(x1 + MARGIN, shape[1]))
+    features = pixel_features(read(np.arange(*wy), np.arange(*wx)))
+    return features[y0 - wy[0] : y1 - wy[0], x0 - wx[0] : x1 - wx[0]]

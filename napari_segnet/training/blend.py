@@ -21,7 +21,7 @@ import numpy as np
 
 from ..inference.forest_blend import ForestBlend
 from ..numerics.metrics import confusion_matrix
-from ..numerics.pixel_features import MARGIN, pixel_features
+from ..numerics.pixel_features import window_features
 from .guard import TOLERANCE, guard_scores
 from .patches import TrainingImage
 from .pixel_forest import PixelForest
@@ -73,13 +73,12 @@ def choose_blend(forest: PixelForest | None, judged: Sequence[TrainingImage], nu
 
 
 def _forest_proba(forest: PixelForest, item: TrainingImage) -> np.ndarray:
-    """float32 (K, Y, X): the forest's probabilities on a judged plane, computed only around its judged pixels
-    (their bounding box and the :data:`MARGIN` its features read; zero elsewhere)."""
+    """float32 (K, Y, X): the forest's probabilities on a judged plane, computed only in the bounding box of its
+    judged pixels (zero elsewhere)."""
     rows, cols = np.nonzero(item.reviewed.any(1))[0], np.nonzero(item.reviewed.any(0))[0]
-    (h, w), (y0, y1), (x0, x1) = item.reviewed.shape, (rows[0], rows[-1] + 1), (cols[0], cols[-1] + 1)
-    wy, wx = (max(y0 - MARGIN, 0), min(y1 + MARGIN, h)), (max(x0 - MARGIN, 0), min(x1 + MARGIN, w))
-    features = pixel_features(item.image[:, wy[0] : wy[1], wx[0] : wx[1]])
-    out = np.zeros((forest.num_classes, h, w), np.float32)
-    inner = features[y0 - wy[0] : y1 - wy[0], x0 - wx[0] : x1 - wx[0]]
-    out[:, y0:y1, x0:x1] = np.moveaxis(forest.probabilities(inner), -1, 0)
+    (y0, y1), (x0, x1) = (int(rows[0]), int(rows[-1]) + 1), (int(cols[0]), int(cols[-1]) + 1)
+    features = window_features(lambda ys, xs: item.image[:, ys[0] : ys[-1] + 1, xs[0] : xs[-1] + 1],
+                               item.reviewed.shape, (y0, y1), (x0, x1))
+    out = np.zeros((forest.num_classes, *item.reviewed.shape), np.float32)
+    out[:, y0:y1, x0:x1] = np.moveaxis(forest.probabilities(features), -1, 0)
     return out
